@@ -1,0 +1,38 @@
+# Two commands are all a fresh machine needs: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# llama-cpp-python compiles llama.cpp from source (about 5 minutes on 2 cores, cached by pip afterwards).
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: run test lint typecheck bench bundle screenshots clean
+
+$(VENV)/.stamp-runtime: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip >/dev/null
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-runtime
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.stamp-runtime
+	$(VENV)/bin/medcal
+
+test: $(VENV)/.stamp-dev
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q --timeout=900
+
+lint: $(VENV)/.stamp-dev
+	$(VENV)/bin/ruff check medcal_gui tests bench
+	$(VENV)/bin/mypy medcal_gui
+
+bench: $(VENV)/.stamp-dev
+	$(PY) bench/bench_dataset.py
+
+screenshots: $(VENV)/.stamp-runtime
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/medcal gui --screenshot docs/screenshots
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,150 @@
+"""Per-file encoding detection: BOM, then strict UTF-8, then chardet's guess, then latin-1 as last resort.
+
+Nothing is ever replaced silently: every decode is strict, and the method and chardet's confidence are
+reported so a user can see why a file was read the way it was and force another encoding.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from medcal_gui.errors import DataError, InputError
+
+SAMPLE_BYTES = 256 * 1024  # what chardet sees (it is slow on megabytes)
+STREAM_BYTES = 1 << 20
+CHARDET_MIN_CONFIDENCE = 0.5
+
+# Order matters: the UTF-32 LE BOM starts with the UTF-16 LE BOM.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32 LE"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32 BE"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16 LE"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16 BE"),
+)
+# Bytes 0x80-0x9F are printable in cp1252 (smart quotes, dashes, euro) but C1 controls in latin-1.
+_C1 = bytes(range(0x80, 0xA0))
+_LATIN1_FAMILY = {"ascii", "iso-8859-1", "latin-1", "windows-1252", "cp1252", "iso-8859-15"}
+
+
+@dataclass(frozen=True)
+class EncodingInfo:
+    encoding: str  # Python codec used to decode ("utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1", ...)
+    method: str  # "bom" | "utf-8" | "chardet" | "fallback" | "forced"
+    confidence: float | None  # chardet's confidence when it was consulted
+    guess: str | None  # chardet's raw guess
+    note: str  # how it was chosen, in plain words
+
+    @property
+    def label(self) -> str:
+        return {"utf-8-sig": "UTF-8 (BOM)", "utf-16": "UTF-16", "utf-32": "UTF-32"}.get(
+            self.encoding, self.encoding.upper() if self.encoding.startswith("utf") else self.encoding)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _codec_name(name: str) -> str:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise InputError(f"Unknown encoding {name!r}. Use a Python codec name such as utf-8, "
+                         "cp1252, latin-1 or utf-16.") from None
+
+
+def _decodes_strictly(path: Path, encoding: str) -> tuple[bool, int]:
+    """Stream-decode the whole file; return (ok, byte offset of the first bad byte)."""
+    dec = codecs.getincrementaldecoder(encoding)(errors="strict")
+    offset = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(STREAM_BYTES):
+            try:
+                dec.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return False, offset + exc.start
+            offset += len(chunk)
+        try:
+            dec.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            return False, offset + exc.start
+    return True, -1
+
+
+def _chardet(sample: bytes) -> tuple[str | None, float]:
+    import chardet
+
+    res = chardet.detect(sample)
+    return res.get("encoding"), float(res.get("confidence") or 0.0)
+
+
+def check_not_binary(path: Path, head: bytes) -> None:
+    if not head:
+        raise InputError(f"{path}: the file is empty. Choose a file with narratives in it.")
+    if not any(head.startswith(b) for b, _, _ in _BOMS) and b"\x00" in head:
+        raise InputError(f"{path}: this looks like a binary file (it contains NUL bytes), not text. "
+                         "medcal reads .txt, .jsonl and .csv text files.")
+
+
+def detect_encoding(path: Path, forced: str | None = None) -> EncodingInfo:
+    """Decide how to decode `path`. Raises InputError for empty, binary or (forced) undecodable files."""
+    with open(path, "rb") as fh:
+        head = fh.read(SAMPLE_BYTES)
+    check_not_binary(path, head)
+    if forced and forced.lower() != "auto":
+        enc = _codec_name(forced)
+        for bom, bom_enc, _ in _BOMS:
+            if head.startswith(bom) and enc == codecs.lookup(bom_enc).name.replace("-sig", ""):
+                enc = bom_enc  # strip the BOM the user's choice implies
+        ok, pos = _decodes_strictly(path, enc)
+        if not ok:
+            line = line_of_offset(path, pos)
+            raise DataError(f"bytes that are not valid {enc} (byte offset {pos}); the forced encoding "
+                            "does not fit this file. Try --encoding auto.", str(path), line)
+        return EncodingInfo(enc, "forced", None, None, f"forced by the user ({enc})")
+
+    for bom, enc, label in _BOMS:
+        if head.startswith(bom):
+            ok, pos = _decodes_strictly(path, enc)
+            if not ok:
+                raise DataError(f"starts with a {label} byte-order mark but is not valid {label} "
+                                f"(byte offset {pos}).", str(path), line_of_offset(path, pos))
+            return EncodingInfo(enc, "bom", None, None, f"{label} byte-order mark")
+
+    ok, _ = _decodes_strictly(path, "utf-8")
+    if ok:
+        return EncodingInfo("utf-8", "utf-8", None, None, "valid UTF-8 throughout")
+
+    guess, conf = _chardet(head)
+    if guess and conf >= CHARDET_MIN_CONFIDENCE:
+        enc = _codec_name(guess)
+        if guess.lower() in _LATIN1_FAMILY and any(b in head for b in _C1):
+            enc = "cp1252"  # bytes 0x80-0x9F: Windows text (smart quotes), not C1 controls
+        if _decodes_strictly(path, enc)[0]:
+            return EncodingInfo(enc, "chardet", conf, guess,
+                                f"not UTF-8; chardet guessed {guess} with confidence {conf:.2f}")
+    note = (f"not UTF-8; chardet's guess {guess or 'none'} ({conf:.2f}) did not fit, so latin-1 "
+            "(the last resort, which reads any byte) was used: check the text or force an encoding")
+    return EncodingInfo("latin-1", "fallback", conf, guess, note)
+
+
+def line_of_offset(path: Path, offset: int) -> int:
+    """1-based line number of byte `offset` (counting LF, CRLF and lone CR as line ends)."""
+    with open(path, "rb") as fh:
+        data = fh.read(max(offset, 0))
+    return data.count(b"\n") + data.replace(b"\r\n", b"\n").count(b"\r") + 1
+
+
+def iter_lines(path: Path, info: EncodingInfo) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line without its line end); CRLF and CR count as LF. Streams the file."""
+    lineno = 0
+    try:
+        with open(path, encoding=info.encoding, errors="strict", newline=None) as fh:
+            for lineno, line in enumerate(fh, start=1):  # noqa: B007 - lineno used after the loop
+                yield lineno, line[:-1] if line.endswith("\n") else line
+    except UnicodeDecodeError as exc:
+        raise DataError(f"cannot be decoded as {info.encoding}: {exc.reason}.", str(path),
+                        lineno + 1) from exc

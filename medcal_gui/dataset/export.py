@@ -1,0 +1,215 @@
+"""Write the formatted file, or the seed's whole set, streaming record by record.
+
+Every output is staged under a temporary name in the destination folder and renamed into place only when
+all of them are complete and the primary file has passed validation; on any error or cancel the staged
+files are removed, so nothing partial is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from medcal_gui import __version__
+from medcal_gui.dataset.formatting import DEFAULT_OUTPUT, ORIGINAL_OUTPUT, format_original, format_record
+from medcal_gui.dataset.loader import LoadOptions, encoding_warnings, iter_records, open_sources
+from medcal_gui.dataset.readme import render_readme
+from medcal_gui.dataset.validate import ValidationReport, narrative_digest, validate_file
+from medcal_gui.dataset.variants import Variant, load_variants
+from medcal_gui.errors import MedcalError
+from medcal_gui.fsutil import check_free_space, ensure_dir, make_temp, refuse_input_overwrite, sha256_file
+from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+
+LOG_NAME = "calibration_dataset_log.json"
+README_NAME = "README_CALIBRATION_DATASET.md"
+
+
+class _Stage:
+    """Outputs under temporary names, renamed together on commit, removed on abort."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Path, Path, IO[Any]]] = []
+
+    def open(self, final: Path, encoding: str = "utf-8", errors: str = "strict") -> IO[str]:
+        ensure_dir(final.parent)
+        fd, tmp = make_temp(final.parent)
+        fh = os.fdopen(fd, "w", encoding=encoding, errors=errors, newline="\n")
+        self.items.append((tmp, final, fh))
+        return fh
+
+    def drop(self, fh: IO[Any]) -> None:
+        for item in list(self.items):
+            if item[2] is fh:
+                fh.close()
+                Path(item[0]).unlink(missing_ok=True)
+                self.items.remove(item)
+
+    def tmp_of(self, final: Path) -> Path:
+        return next(t for t, f, _ in self.items if f == final)
+
+    def close_all(self) -> None:
+        for _, _, fh in self.items:
+            if not fh.closed:
+                fh.flush()
+                os.fsync(fh.fileno())
+                fh.close()
+
+    def commit(self) -> list[Path]:
+        self.close_all()
+        for tmp, final, _ in self.items:
+            os.replace(tmp, final)
+        return [final for _, final, _ in self.items]
+
+    def abort(self) -> None:
+        for tmp, _, fh in self.items:
+            with contextlib.suppress(OSError):
+                fh.close()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self.items.clear()
+
+
+@dataclass
+class ExportResult:
+    outputs: list[Path]
+    records: int
+    populations: dict[str, int]
+    files: list[dict[str, Any]]
+    validation: ValidationReport
+    variant: str
+    layout: str
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"outputs": [str(p) for p in self.outputs], "records": self.records,
+                "populations": self.populations, "files": self.files, "variant": self.variant,
+                "layout": self.layout, "warnings": self.warnings, "notes": self.notes,
+                "errors": self.validation.errors, "seconds": round(self.seconds, 3),
+                "validation": {k: v for k, v in self.validation.to_json().items() if k != "per_record"}}
+
+
+def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, dest_dir: Path | None = None,
+                   all_variants: bool = False, variant: Variant, layout: str = "seed",
+                   options: LoadOptions | None = None, latin1_copy: bool = False,
+                   progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> ExportResult:
+    """Format `inputs` into `out` (one file) or, with `all_variants`, the seed's set in `dest_dir`."""
+    options = options or LoadOptions()
+    cancel = cancel or CancelToken()
+    meter = RateMeter()
+    sources = open_sources(inputs, options)
+    in_paths = [p for p, _, _ in sources]
+    input_bytes = sum(p.stat().st_size for p in in_paths)
+
+    if all_variants:
+        folder = Path(dest_dir or ".")
+        primary = folder / DEFAULT_OUTPUT
+    else:
+        primary = Path(out) if out else Path(dest_dir or ".") / DEFAULT_OUTPUT
+        folder = primary.parent
+    variants = list(load_variants().values()) if all_variants else []
+    targets = [primary] + [folder / v.output_name for v in variants]
+    if all_variants:
+        targets += [folder / ORIGINAL_OUTPUT, folder / LOG_NAME, folder / README_NAME]
+    if latin1_copy:
+        targets.append(primary.with_name(primary.stem + ".latin1" + primary.suffix))
+    for t in targets:
+        refuse_input_overwrite(t, in_paths)
+    ensure_dir(folder)
+    # Formatting adds roughly 330 bytes a record; budget three times the input per output file.
+    check_free_space(folder, 3 * input_bytes * (len(variants) + 2) + (1 << 20), "the formatted files")
+
+    stage = _Stage()
+    try:
+        fh_primary = stage.open(primary)
+        fh_variants = [(v, stage.open(folder / v.output_name)) for v in variants]
+        fh_original = stage.open(folder / ORIGINAL_OUTPUT) if all_variants else None
+        fh_latin = (stage.open(targets[-1], encoding="latin-1") if latin1_copy else None)
+        latin_note = ""
+        entries = tempfile.TemporaryFile("w+", encoding="utf-8")  # log entries, streamed
+        digests: list[bytes] = []
+        populations: dict[str, int] = {}
+        enc_of = {str(p): info for p, info, _ in sources}
+        n = 0
+        for rec in iter_records(sources, options):
+            n += 1
+            text = format_record(rec.text, variant, layout)
+            fh_primary.write(text)
+            for v, fh in fh_variants:
+                fh.write(format_record(rec.text, v, layout))
+            if fh_original is not None:
+                fh_original.write(format_original(rec))
+            if fh_latin is not None:
+                try:
+                    fh_latin.write(text)
+                except UnicodeEncodeError as exc:
+                    bad = exc.object[exc.start:exc.end]
+                    latin_note = (f"No latin-1 copy: record {rec.id} ({rec.source}, line {rec.line}) has "
+                                  f"{bad!r} (U+{ord(bad[0]):04X}), which latin-1 cannot hold.")
+                    stage.drop(fh_latin)
+                    fh_latin = None
+            digests.append(narrative_digest(rec.text))
+            pop = rec.population
+            populations[pop] = populations.get(pop, 0) + 1
+            json.dump({"id": rec.id, "source": rec.source, "line": rec.line,
+                       "encoding": enc_of[rec.source].encoding, "population": pop, "topic": rec.topic,
+                       "chars": rec.chars, "bytes": len(rec.text.encode("utf-8")),
+                       "tokens_est": rec.tokens_est, "sha256": rec.sha256}, entries, ensure_ascii=False)
+            entries.write("\n")
+            if n % 500 == 0:
+                cancel.check()
+                progress(Progress("format", n, None, unit="records", rate=meter.rate(n), rate_unit="records"))
+        cancel.check()
+        stage.close_all()
+        progress(Progress("validate", 0, n, unit="records"))
+        report = validate_file(stage.tmp_of(primary), sources=digests)
+        report.source = str(primary)
+        if report.errors:
+            raise MedcalError("The formatted output failed validation, so nothing was written: "
+                              + "; ".join(report.errors[:5]))
+        cancel.check()
+        files = [{"path": str(p), "encoding": info.encoding, "encoding_method": info.method,
+                  "chardet_confidence": info.confidence, "note": info.note} for p, info, _ in sources]
+        warnings = encoding_warnings([i for _, i, _ in sources], in_paths) + report.warnings
+        notes = [latin_note] if latin_note else []
+        if all_variants:
+            meta = {"medcal_version": __version__, "created": datetime.now(timezone.utc).isoformat(),
+                    "variant": variant.name, "layout": layout, "record_count": n,
+                    "population_statistics": populations, "source_files": files,
+                    "token_estimate_total": report.tokens_total_est}
+            with stage.open(folder / LOG_NAME) as log:
+                _write_log(log, meta, entries)
+            outs = [(t, stage.tmp_of(t)) for t in targets if t.name not in (README_NAME, LOG_NAME)
+                    and any(f == t for _, f, _ in stage.items)]
+            sizes = {t.name: (tmp.stat().st_size, sha256_file(tmp)) for t, tmp in outs}
+            with stage.open(folder / README_NAME) as md:
+                md.write(render_readme(meta, sizes, report, variant, variants))
+        entries.close()
+        outputs = stage.commit()
+    except BaseException:
+        stage.abort()
+        raise
+    progress(Progress("validate", n, n, unit="records"))
+    return ExportResult(outputs, n, populations, files, report, variant.name, layout, warnings, notes,
+                        time.monotonic() - meter.start)
+
+
+def _write_log(log: IO[str], meta: dict[str, Any], entries: IO[str]) -> None:
+    head = json.dumps(meta, ensure_ascii=False, indent=2)
+    log.write(head[:-2] + ',\n  "records": [\n')
+    entries.seek(0)
+    first = True
+    for line in entries:
+        log.write(("" if first else ",\n") + "    " + line.rstrip("\n"))
+        first = False
+    log.write("\n  ]\n}\n")
+

@@ -1,0 +1,443 @@
+"""The seed's validation checklist as code, and more. Streams a formatted file (or in-memory text) once.
+
+Errors (the file would calibrate wrongly) and warnings (worth a look) are separate lists; `checks` is the
+checklist the GUI shows, each row explaining itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medcal_gui.dataset import phi
+from medcal_gui.dataset.records import END_TURN, START_TURN, estimate_tokens, population_of
+from medcal_gui.errors import InputError
+
+SHORT_CHARS = 80  # a narrative shorter than this is suspicious
+LONG_CHARS = 8000  # about 2,000 tokens: four imatrix chunks of 512 for one record
+MAX_LISTED = 20  # per kind of warning, so a huge file gives a readable report
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str  # pass | fail | warn | info
+    title: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"status": self.status, "title": self.title, "detail": self.detail}
+
+
+@dataclass
+class RecordStat:
+    id: str
+    line: int
+    population: str
+    chars: int
+    tokens_est: int
+
+
+@dataclass
+class ValidationReport:
+    source: str | None = None
+    kind: str = "chat"  # "chat" (formatted) or "narratives" (original format)
+    layout: str | None = None  # seed | gemma | mixed
+    records: int = 0
+    expected_records: int | None = None
+    start_turns: int = 0
+    end_turns: int = 0
+    user_turns: int = 0
+    model_turns: int = 0
+    marker: str | None = None
+    file_size: int | None = None
+    utf8_valid: bool = True
+    latin1_ok: bool = True
+    compared: int = 0  # narratives compared with their source (0: no source given)
+    populations: dict[str, int] = field(default_factory=dict)
+    tokens_total_est: int = 0
+    per_record: list[RecordStat] = field(default_factory=list)
+    phi: list[phi.PhiHit] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def token_stats(self) -> dict[str, float]:
+        toks = [r.tokens_est for r in self.per_record]
+        if not toks:
+            return {"min": 0, "mean": 0, "max": 0, "total": 0}
+        return {"min": min(toks), "mean": round(statistics.fmean(toks), 1), "max": max(toks),
+                "total": self.tokens_total_est}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "kind": self.kind, "layout": self.layout, "records": self.records,
+            "expected_records": self.expected_records, "populations": dict(self.populations),
+            "turns": {"start_of_turn": self.start_turns, "end_of_turn": self.end_turns,
+                      "user": self.user_turns, "model": self.model_turns},
+            "marker": self.marker, "file_size": self.file_size, "utf8_valid": self.utf8_valid,
+            "latin1_ok": self.latin1_ok, "narratives_compared": self.compared, "tokens_est": self.token_stats(),
+            "errors": list(self.errors), "warnings": list(self.warnings),
+            "phi": [h.to_json() for h in self.phi], "checks": [c.to_json() for c in self.checks],
+            "per_record": [vars(r) for r in self.per_record],
+        }
+
+
+class _Limited:
+    """Collects messages of one kind, keeping the first MAX_LISTED and counting the rest."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.extra = 0
+
+    def add(self, msg: str) -> None:
+        if len(self.items) < MAX_LISTED:
+            self.items.append(msg)
+        else:
+            self.extra += 1
+
+    def flush(self, out: list[str], what: str) -> None:
+        out.extend(self.items)
+        if self.extra:
+            out.append(f"... and {self.extra} more {what}.")
+
+
+def narrative_digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+def _bad_chars(text: str) -> str | None:
+    for ch in text:
+        if ch == "\ufffd":
+            return "U+FFFD (a replacement character: text was damaged by a lossy decode)"
+        if ch not in "\n\t" and unicodedata.category(ch) == "Cc":
+            return f"U+{ord(ch):04X} (a control character: usually a wrong encoding)"
+    return None
+
+
+class _NarrativeChecks:
+    """Per-record checks shared by the chat and narrative paths."""
+
+    def __init__(self, report: ValidationReport, sources: Sequence[bytes] | None) -> None:
+        self.r = report
+        self.sources = sources  # digests (narrative_digest) of the source narratives, in order
+        self.seen: dict[bytes, str] = {}
+        self.dups, self.short, self.long, self.damaged = _Limited(), _Limited(), _Limited(), _Limited()
+        self.mismatch = _Limited()
+        self.compared = 0
+        self.phi_total = 0
+
+    def add(self, rid: str, line: int, narrative: str, formatted_tokens: int) -> None:
+        r = self.r
+        idx = r.records
+        r.records += 1
+        pop = population_of(narrative)
+        r.populations[pop] = r.populations.get(pop, 0) + 1
+        r.tokens_total_est += formatted_tokens
+        r.per_record.append(RecordStat(rid, line, pop, len(narrative), formatted_tokens))
+        where = f"record {rid} (line {line})"
+        digest = narrative_digest(narrative)
+        if not narrative.strip():
+            r.errors.append(f"{where} has an empty narrative.")
+        else:
+            if digest in self.seen:
+                self.dups.add(f"{where} duplicates record {self.seen[digest]}.")
+            else:
+                self.seen[digest] = rid
+            if len(narrative) < SHORT_CHARS:
+                self.short.add(f"{where} is very short ({len(narrative)} characters).")
+            if len(narrative) > LONG_CHARS:
+                self.long.add(f"{where} is very long ({len(narrative)} characters, about "
+                              f"{estimate_tokens(narrative)} tokens).")
+        bad = _bad_chars(narrative)
+        if bad:
+            self.damaged.add(f"{where} contains {bad}.")
+        if r.latin1_ok:
+            try:
+                narrative.encode("latin-1")
+            except UnicodeEncodeError:
+                r.latin1_ok = False
+        if self.sources is not None:
+            self.compared += 1
+            if idx >= len(self.sources) or self.sources[idx] != digest:
+                self.mismatch.add(f"{where}: the narrative differs from its source.")
+        hits = phi.scan(narrative, rid, line)
+        self.phi_total += len(hits)
+        for h in hits:
+            if len(r.phi) < 1000:
+                r.phi.append(h)
+
+    def finish(self) -> None:
+        r = self.r
+        self.damaged.flush(r.errors, "damaged records")
+        self.mismatch.flush(r.errors, "changed narratives")
+        r.compared = self.compared
+        if self.sources is not None and len(self.sources) != r.records:
+            r.errors.append(f"The file has {r.records} records but the source has {len(self.sources)}.")
+        self.dups.flush(r.warnings, "duplicates")
+        self.short.flush(r.warnings, "very short records")
+        self.long.flush(r.warnings, "very long records")
+        listed = _Limited()
+        for h in r.phi:
+            listed.add(f"Possible PHI in record {h.record_id} (line {h.line}): {h.label} ({h.text!r}).")
+        listed.extra += self.phi_total - len(r.phi)
+        listed.flush(r.warnings, "possible PHI matches")
+
+
+def _split_user(content: str) -> tuple[str | None, str | None, str]:
+    lines = content.split("\n")
+    marker = None
+    if lines and lines[0].startswith("[") and lines[0].rstrip().endswith("]"):
+        marker = lines.pop(0)
+    instruction = lines.pop(0) if lines else None
+    return marker, instruction, "\n".join(lines)
+
+
+def _chat_records(lines: Iterable[tuple[int, str]], report: ValidationReport,
+                  errs: _Limited) -> Iterator[tuple[int, str, str, int]]:
+    """Parse turns; yield (user-turn line, marker, narrative, formatted token estimate) per record."""
+    role: str | None = None
+    turn_line = 0
+    content: list[str] = []
+    last_role = "model"
+    layouts: set[str] = set()
+    record: tuple[int, str, str] | None = None
+    record_chars = 0
+    for lineno, line in lines:
+        report.start_turns += line.count(START_TURN)
+        report.end_turns += line.count(END_TURN)
+        rest = line
+        while rest or role is not None:
+            if role is None:
+                if rest.startswith(START_TURN):
+                    role = rest[len(START_TURN):].strip()
+                    turn_line, content = lineno, []
+                    if role == "user":
+                        report.user_turns += 1
+                        if last_role != "model":
+                            errs.add(f"line {lineno}: a user turn follows a user turn (no model turn between).")
+                    elif role == "model":
+                        report.model_turns += 1
+                        if last_role != "user":
+                            errs.add(f"line {lineno}: a model turn without a user turn before it.")
+                    else:
+                        errs.add(f"line {lineno}: unknown role {role!r} after {START_TURN}.")
+                    last_role = role
+                elif rest.strip():
+                    if END_TURN in rest:
+                        errs.add(f"line {lineno}: {END_TURN} without a matching {START_TURN}.")
+                    else:
+                        errs.add(f"line {lineno}: text outside any turn.")
+                break
+            # Inside a turn.
+            idx = rest.find(END_TURN)
+            nxt = rest.find(START_TURN)
+            if nxt >= 0 and (idx < 0 or nxt < idx):
+                errs.add(f"line {lineno}: {START_TURN} inside the turn opened at line {turn_line} "
+                         f"(missing {END_TURN}).")
+            if idx < 0:
+                content.append(rest)
+                break
+            before = rest[:idx]
+            content.append(before)
+            layouts.add("seed" if before == "" else "gemma")
+            text = "\n".join(content)
+            if content and content[-1] == "":
+                text = text[:-1]  # seed layout: <end_of_turn> on its own line
+            if role == "user":
+                marker, _instr, narrative = _split_user(text)
+                record = (turn_line, marker or "", narrative)
+                record_chars = len(text)
+            elif role == "model" and record is not None:
+                toks = estimate_tokens(" " * (record_chars + len(text))) + 6  # + markers and role words
+                yield record[0], record[1], record[2], toks
+                record = None
+            role, rest = None, rest[idx + len(END_TURN):]
+            if rest.strip():
+                errs.add(f"line {lineno}: text after {END_TURN} on the same line.")
+            break
+    if role is not None:
+        errs.add(f"line {turn_line}: the {role} turn opened here is never closed (truncated file?).")
+    if record is not None:
+        errs.add(f"line {record[0]}: record without a model turn (truncated file?).")
+        yield record[0], record[1], record[2], estimate_tokens(record[2])
+    report.layout = layouts.pop() if len(layouts) == 1 else ("mixed" if layouts else None)
+
+
+def validate_chat_lines(lines: Iterable[tuple[int, str]], report: ValidationReport,
+                        sources: Sequence[bytes] | None = None, ids: Sequence[str] | None = None,
+                        expected_marker: str | None = None) -> ValidationReport:
+    errs = _Limited()
+    checks = _NarrativeChecks(report, sources)
+    missing_marker = _Limited()
+    stem = Path(report.source).stem if report.source else "record"
+    for n, (line, marker, narrative, toks) in enumerate(_chat_records(lines, report, errs), start=1):
+        rid = ids[n - 1] if ids and n <= len(ids) else f"{stem}-{n:04d}"
+        if report.marker is None:
+            report.marker = expected_marker if expected_marker is not None else marker
+        if marker != report.marker:
+            missing_marker.add(f"record {rid} (line {line}) lacks the system marker {report.marker!r}.")
+        checks.add(rid, line, narrative, toks)
+    errs.flush(report.errors, "turn structure problems")
+    missing_marker.flush(report.errors, "records without the marker")
+    checks.finish()
+    _finish_chat(report)
+    return report
+
+
+def _finish_chat(r: ValidationReport) -> None:
+    if r.records == 0 and not r.errors:
+        r.errors.append("No chat records (<start_of_turn>user ... ) were found.")
+    if r.expected_records is not None and r.records != r.expected_records:
+        r.errors.append(f"Expected {r.expected_records} records, found {r.records}.")
+    if r.start_turns != r.end_turns:
+        r.errors.append(f"{r.start_turns} {START_TURN} but {r.end_turns} {END_TURN}: the turns are not "
+                        "paired.")
+    if not (r.user_turns == r.model_turns == r.records):
+        r.errors.append(f"User turns ({r.user_turns}), model turns ({r.model_turns}) and records "
+                        f"({r.records}) should be equal.")
+    r.checks = _chat_checks(r)
+
+
+def _status(ok: bool) -> str:
+    return "pass" if ok else "fail"
+
+
+def _has(r: ValidationReport, *words: str) -> bool:
+    return any(any(w in e for w in words) for e in r.errors)
+
+
+def _common_checks(r: ValidationReport) -> list[Check]:
+    toks = r.token_stats()
+    pops = ", ".join(f"{v} {k}" for k, v in sorted(r.populations.items())) or "none"
+    phi_n = sum(1 for w in r.warnings if w.startswith("Possible PHI"))
+    return [
+        Check(_status(not _has(r, "empty narrative", "damaged", "control character", "replacement",
+                               "truncated")), "No truncation or corruption",
+              "Every narrative is non-empty and free of replacement or control characters."
+              if not _has(r, "empty narrative", "damaged", "control character", "replacement", "truncated")
+              else "Some records are empty, damaged or truncated: see the errors."),
+        Check(_status(r.utf8_valid), "UTF-8 compatibility verified",
+              "The text is valid UTF-8." if r.utf8_valid else "The file is not valid UTF-8."),
+        Check("pass" if r.latin1_ok else "info", "Latin-1 copy possible",
+              "Every character also fits latin-1." if r.latin1_ok else
+              "Some characters (such as en dashes) do not fit latin-1, so no latin-1 copy can be made; "
+              "UTF-8 is what llama.cpp reads anyway."),
+        Check("info", "File size", f"{r.file_size / 1024:.1f} KB" if r.file_size is not None else
+              "in memory"),
+        Check("warn" if any("duplicates" in w or "very " in w for w in r.warnings) else "pass",
+              "No duplicate, very short or very long records",
+              "See the warnings." if any("duplicates" in w or "very " in w for w in r.warnings)
+              else f"Narratives are between {SHORT_CHARS} and {LONG_CHARS} characters and all distinct."),
+        Check("info", "Populations", pops),
+        Check("info", "Token estimate", f"about {toks['total']:.0f} tokens in all, {toks['min']:.0f}–"
+              f"{toks['max']:.0f} per record (an estimate: medcal tokens counts exactly)"),
+        Check("warn" if phi_n else "pass", "No obvious PHI (dates, phones, e-mails, IDs, titled names)",
+              f"{len(r.phi)} possible PHI matches: review them (they do not block)." if phi_n
+              else "No date, phone, e-mail, record-number or titled-name patterns were found."),
+    ]
+
+
+def _chat_checks(r: ValidationReport) -> list[Check]:
+    expect = (f"{r.records} of {r.expected_records} expected records" if r.expected_records is not None
+              else f"{r.records} records")
+    intact = [e for e in r.errors if "differs from its source" in e or "the source has" in e]
+    return [
+        Check(_status(r.records > 0 and (r.expected_records in (None, r.records))),
+              "All records present", expect),
+        Check(_status(r.start_turns == r.end_turns and not _has(r, "line ")),
+              "Proper <start_of_turn> / <end_of_turn> pairs",
+              f"{r.start_turns} <start_of_turn>, {r.end_turns} <end_of_turn>"),
+        Check(_status(r.user_turns == r.model_turns == r.records), "User turns = model turns = records",
+              f"{r.user_turns} user, {r.model_turns} model, {r.records} records"),
+        Check(_status(not _has(r, "lacks the system marker")), "System prompt included in every record",
+              f"marker {r.marker!r}" if r.marker else "no marker line found"),
+        Check(_status(not intact) if r.compared else "info", "Clinical narratives intact",
+              ("Every narrative equals its source." if not intact else intact[0]) if r.compared
+              else "Not compared: no source narratives were given (medcal validate --source FILE)."),
+        *_common_checks(r),
+    ]
+
+
+def _binary_lines(path: Path, report: ValidationReport) -> Iterator[tuple[int, str]]:
+    crlf = False
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if raw.endswith(b"\r\n"):
+                crlf = True
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                report.utf8_valid = False
+                report.errors.append(f"{path}, line {lineno}: not valid UTF-8; validation stopped here. "
+                                     "Re-export the file with medcal format (always UTF-8).")
+                return
+            if lineno == 1 and text.startswith("\ufeff"):
+                report.warnings.append(f"{path}: starts with a UTF-8 byte-order mark, which llama.cpp "
+                                       "reads as text.")
+                text = text[1:]
+            yield lineno, text.rstrip("\r\n") if text.endswith("\n") else text
+    if crlf:
+        report.warnings.append(f"{path}: uses CRLF line ends; llama.cpp would see the carriage returns "
+                               "as text. Re-export with medcal format (always LF).")
+
+
+def validate_file(path: Path, expect_records: int | None = None,
+                  sources: Sequence[bytes] | None = None) -> ValidationReport:
+    """Validate a formatted chat file, or a narrative file in the original format."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"{path}: the file is empty.")
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if b"\x00" in head:
+        raise InputError(f"{path}: this looks like a binary file (it contains NUL bytes), not text.")
+    report = ValidationReport(source=str(path), expected_records=expect_records, file_size=size)
+    if START_TURN.encode() not in head and END_TURN.encode() not in head:
+        return _validate_narrative_file(path, report)
+    return validate_chat_lines(_binary_lines(path, report), report, sources)
+
+
+def _validate_narrative_file(path: Path, report: ValidationReport) -> ValidationReport:
+    from medcal_gui.dataset.loader import LoadOptions, iter_file_records
+    from medcal_gui.dataset.encoding import detect_encoding
+
+    report.kind = "narratives"
+    info = detect_encoding(path)
+    report.utf8_valid = info.encoding in ("utf-8", "utf-8-sig")
+    checks = _NarrativeChecks(report, None)
+    for rec in iter_file_records(path, info, LoadOptions(), path.stem):
+        checks.add(rec.id, rec.line, rec.text, rec.tokens_est)
+        hit = rec.marker_position()
+        if hit:
+            report.errors.append(f"record {rec.id} (line {hit[1]}) contains the turn marker {hit[0]}.")
+    checks.finish()
+    if report.expected_records is not None and report.records != report.expected_records:
+        report.errors.append(f"Expected {report.expected_records} records, found {report.records}.")
+    report.checks = [Check(_status(report.records > 0 and report.expected_records in (None, report.records)),
+                           "All records present", f"{report.records} narratives (original format, "
+                           f"{info.label})"), *_common_checks(report)]
+    return report
+
+
+def validate_text(text: str, sources: Sequence[str] | None = None, ids: Sequence[str] | None = None,
+                  expected_marker: str | None = None, expect_records: int | None = None) -> ValidationReport:
+    """Validate formatted text in memory (the GUI's checklist), comparing narratives with their sources."""
+    report = ValidationReport(source=None, expected_records=expect_records,
+                              file_size=len(text.encode("utf-8")))
+    lines = enumerate(text.split("\n"), start=1)
+    if text.endswith("\n"):
+        lines = enumerate(text[:-1].split("\n"), start=1)
+    digests = [narrative_digest(t) for t in sources] if sources is not None else None
+    return validate_chat_lines(lines, report, digests, ids, expected_marker)

@@ -1,0 +1,133 @@
+"""Safe file output: atomic writes, never over an input, free-space checks.
+
+Every output medcal writes goes through `atomic_output`: the data lands in a temporary file beside the
+target and is renamed over it only when complete, so a failure or a cancel leaves nothing partial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from medcal_gui.errors import OutputError
+
+TMP_PREFIX = ".medcal-partial-"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_temp(folder: Path, suffix: str = ".tmp") -> tuple[int, Path]:
+    """A temporary file beside the final output, with the permissions a normal new file would get."""
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=folder)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, Path(tmp)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def refuse_input_overwrite(out: Path, inputs: Iterable[Path]) -> None:
+    for inp in inputs:
+        if same_file(out, inp):
+            raise OutputError(
+                f"The output {out} is the same file as the input {inp}: medcal never overwrites an input. "
+                "Choose another output name or folder."
+            )
+
+
+def ensure_dir(folder: Path) -> None:
+    """Create `folder` if needed and prove it is writable (by creating and removing a probe file)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"Cannot write to the folder {folder}: {exc.strerror or exc}. "
+                          "Pick a folder you can write to.") from exc
+
+
+def check_free_space(folder: Path, needed: int, what: str = "the output") -> None:
+    """Refuse early when `folder` has less than `needed` bytes (plus a 5% margin) free."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed * 1.05:
+        raise OutputError(
+            f"Not enough free space in {folder} for {what}: {needed / 1e6:.1f} MB needed, "
+            f"{free / 1e6:.1f} MB free. Free some space or choose another folder."
+        )
+
+
+@contextlib.contextmanager
+def atomic_output(target: Path, mode: str = "w", encoding: str | None = "utf-8",
+                  newline: str | None = "\n") -> Iterator[IO[Any]]:
+    """Open a temporary file beside `target`; rename it to `target` only if the block succeeds."""
+    target = Path(target)
+    ensure_dir(target.parent)
+    fd, tmp_path = make_temp(target.parent)
+    try:
+        if "b" in mode:
+            fh: IO[Any] = os.fdopen(fd, mode)
+        else:
+            fh = os.fdopen(fd, mode, encoding=encoding, newline=newline)
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target` for a writer that wants a filename (gguf, llama.cpp).
+
+    The temporary file is renamed to `target` when the block succeeds and removed when it fails.
+    """
+    target = Path(target)
+    ensure_dir(target.parent)
+    fd, tmp_path = make_temp(target.parent, target.suffix + ".tmp")
+    os.close(fd)
+    try:
+        yield tmp_path
+        if not tmp_path.exists() or tmp_path.stat().st_size == 0:
+            raise OutputError(f"Writing {target} produced no data.")
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    with atomic_output(target) as fh:
+        fh.write(text)
+
+
+def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()
