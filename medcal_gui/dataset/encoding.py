@@ -126,6 +126,14 @@ def detect_encoding(path: Path, forced: str | None = None) -> EncodingInfo:
         if _decodes_strictly(path, enc)[0]:
             return EncodingInfo(enc, "chardet", conf, guess,
                                 f"not UTF-8; chardet guessed {guess} with confidence {conf:.2f}")
+    # chardet is often unsure of short single-byte text (chardet 7 rarely gives cp1252 0.5). Latin-1 would
+    # turn cp1252's smart quotes and dashes (0x80-0x9F) into C1 control characters, so prefer cp1252
+    # whenever such bytes are present and the whole file decodes with it.
+    if any(b in head for b in _C1) and _decodes_strictly(path, "cp1252")[0]:
+        note = (f"not UTF-8; chardet's guess {guess or 'none'} ({conf:.2f}) was too unsure, and bytes "
+                "0x80-0x9F (Windows smart quotes and dashes) fit cp1252, so cp1252 was used: check the "
+                "text or force an encoding")
+        return EncodingInfo("cp1252", "fallback", conf, guess, note)
     note = (f"not UTF-8; chardet's guess {guess or 'none'} ({conf:.2f}) did not fit, so latin-1 "
             "(the last resort, which reads any byte) was used: check the text or force an encoding")
     return EncodingInfo("latin-1", "fallback", conf, guess, note)

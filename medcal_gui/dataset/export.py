@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +22,7 @@ from medcal_gui import __version__
 from medcal_gui.dataset.formatting import DEFAULT_OUTPUT, ORIGINAL_OUTPUT, format_original, format_record
 from medcal_gui.dataset.loader import LoadOptions, encoding_warnings, iter_records, open_sources
 from medcal_gui.dataset.readme import render_readme
-from medcal_gui.dataset.validate import ValidationReport, narrative_digest, validate_file
+from medcal_gui.dataset.validate import ValidationReport, narrative_digest, validate_chat_lines
 from medcal_gui.dataset.variants import Variant, load_variants
 from medcal_gui.errors import MedcalError
 from medcal_gui.fsutil import check_free_space, ensure_dir, make_temp, refuse_input_overwrite, sha256_file
@@ -137,42 +137,60 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
         latin_note = ""
         entries = tempfile.TemporaryFile("w+", encoding="utf-8")  # log entries, streamed
         digests: list[bytes] = []
+        ids: list[str] = []  # so validation messages name the records, not the staged temp file
         populations: dict[str, int] = {}
         enc_of = {str(p): info for p, info, _ in sources}
-        n = 0
-        for rec in iter_records(sources, options):
-            n += 1
-            text = format_record(rec.text, variant, layout)
-            fh_primary.write(text)
-            for v, fh in fh_variants:
-                fh.write(format_record(rec.text, v, layout))
-            if fh_original is not None:
-                fh_original.write(format_original(rec))
-            if fh_latin is not None:
-                try:
-                    fh_latin.write(text)
-                except UnicodeEncodeError as exc:
-                    bad = exc.object[exc.start:exc.end]
-                    latin_note = (f"No latin-1 copy: record {rec.id} ({rec.source}, line {rec.line}) has "
-                                  f"{bad!r} (U+{ord(bad[0]):04X}), which latin-1 cannot hold.")
-                    stage.drop(fh_latin)
-                    fh_latin = None
-            digests.append(narrative_digest(rec.text))
-            pop = rec.population
-            populations[pop] = populations.get(pop, 0) + 1
-            json.dump({"id": rec.id, "source": rec.source, "line": rec.line,
-                       "encoding": enc_of[rec.source].encoding, "population": pop, "topic": rec.topic,
-                       "chars": rec.chars, "bytes": len(rec.text.encode("utf-8")),
-                       "tokens_est": rec.tokens_est, "sha256": rec.sha256}, entries, ensure_ascii=False)
-            entries.write("\n")
-            if n % 500 == 0:
-                cancel.check()
-                progress(Progress("format", n, None, unit="records", rate=meter.rate(n), rate_unit="records"))
+        counter = {"n": 0}
+
+        def formatted_lines() -> Iterator[tuple[int, str]]:
+            """Write every output record by record, yielding the primary's lines to the validator."""
+            nonlocal fh_latin, latin_note
+            lineno = 0
+            for rec in iter_records(sources, options):
+                counter["n"] += 1
+                n = counter["n"]
+                text = format_record(rec.text, variant, layout)
+                fh_primary.write(text)
+                for v, fh in fh_variants:
+                    fh.write(format_record(rec.text, v, layout))
+                if fh_original is not None:
+                    fh_original.write(format_original(rec))
+                if fh_latin is not None:
+                    try:
+                        fh_latin.write(text)
+                    except UnicodeEncodeError as exc:
+                        bad = exc.object[exc.start:exc.end]
+                        latin_note = (f"No latin-1 copy: record {rec.id} ({rec.source}, line {rec.line}) "
+                                      f"has {bad!r} (U+{ord(bad[0]):04X}), which latin-1 cannot hold.")
+                        stage.drop(fh_latin)
+                        fh_latin = None
+                digests.append(narrative_digest(rec.text))
+                ids.append(rec.id)
+                pop = rec.population
+                populations[pop] = populations.get(pop, 0) + 1
+                if all_variants:
+                    entries.write(json.dumps({
+                        "id": rec.id, "source": rec.source, "line": rec.line,
+                        "encoding": enc_of[rec.source].encoding, "population": pop, "topic": rec.topic,
+                        "chars": rec.chars, "bytes": len(rec.text.encode("utf-8")),
+                        "tokens_est": rec.tokens_est, "sha256": rec.sha256}, ensure_ascii=False) + "\n")
+                if n % 500 == 0:
+                    cancel.check()
+                    progress(Progress("format", n, None, unit="records", rate=meter.rate(n),
+                                      rate_unit="records"))
+                body = text[:-1] if text.endswith("\n") else text
+                for line in body.split("\n"):
+                    lineno += 1
+                    yield lineno, line
+
+        # The validator drives the writer: one pass, and the primary file is checked as it is written.
+        report = ValidationReport(source=str(primary))
+        ids: list[str] = []
+        validate_chat_lines(formatted_lines(), report, digests, ids, variant.marker or None)
+        n = counter["n"]
         cancel.check()
         stage.close_all()
-        progress(Progress("validate", 0, n, unit="records"))
-        report = validate_file(stage.tmp_of(primary), sources=digests)
-        report.source = str(primary)
+        report.file_size = stage.tmp_of(primary).stat().st_size
         if report.errors:
             raise MedcalError("The formatted output failed validation, so nothing was written: "
                               + "; ".join(report.errors[:5]))

@@ -28,15 +28,35 @@ class PhiHit:
 
 
 @lru_cache(maxsize=1)
-def _patterns() -> tuple[tuple[str, str, re.Pattern[str]], ...]:
+def _patterns() -> tuple[_Pattern, ...]:
     data = tomllib.loads((resources_dir() / "phi_patterns.toml").read_text(encoding="utf-8"))
-    return tuple((p["kind"], p["label"], re.compile(p["regex"])) for p in data["pattern"])
+    return tuple(_Pattern(p["kind"], p["label"], re.compile(p["regex"]),
+                          re.compile(p["prefilter"]) if p.get("prefilter") else None,
+                          tuple(p.get("contains", ()))) for p in data["pattern"])
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    kind: str
+    label: str
+    regex: re.Pattern[str]
+    prefilter: re.Pattern[str] | None
+    contains: tuple[str, ...]
+
+    def worth_trying(self, text: str, lower: str) -> bool:
+        if self.prefilter is None and not self.contains:
+            return True
+        return bool((self.prefilter is not None and self.prefilter.search(text))
+                    or any(c in lower for c in self.contains))
 
 
 def scan(text: str, record_id: str, first_line: int) -> list[PhiHit]:
     hits = []
-    for kind, label, rx in _patterns():
-        for m in rx.finditer(text):
+    lower = text.lower()
+    for p in _patterns():
+        if not p.worth_trying(text, lower):
+            continue
+        for m in p.regex.finditer(text):
             line = first_line + text.count("\n", 0, m.start())
-            hits.append(PhiHit(record_id, kind, label, m.group(0), line))
+            hits.append(PhiHit(record_id, p.kind, p.label, m.group(0), line))
     return hits

@@ -7,15 +7,16 @@ checklist the GUI shows, each row explaining itself.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import statistics
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medcal_gui.dataset import phi
-from medcal_gui.dataset.records import END_TURN, START_TURN, estimate_tokens, population_of
+from medcal_gui.dataset.records import CHARS_PER_TOKEN, END_TURN, START_TURN, estimate_tokens, population_of
 from medcal_gui.errors import InputError
 
 SHORT_CHARS = 80  # a narrative shorter than this is suspicious
@@ -114,13 +115,17 @@ def narrative_digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
+_BAD_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
+
+
 def _bad_chars(text: str) -> str | None:
-    for ch in text:
-        if ch == "\ufffd":
-            return "U+FFFD (a replacement character: text was damaged by a lossy decode)"
-        if ch not in "\n\t" and unicodedata.category(ch) == "Cc":
-            return f"U+{ord(ch):04X} (a control character: usually a wrong encoding)"
-    return None
+    m = _BAD_CHARS.search(text)
+    if not m:
+        return None
+    ch = m.group(0)
+    if ch == "\ufffd":
+        return "U+FFFD (a replacement character: text was damaged by a lossy decode)"
+    return f"U+{ord(ch):04X} (a control character: usually a wrong encoding)"
 
 
 class _NarrativeChecks:
@@ -212,6 +217,9 @@ def _chat_records(lines: Iterable[tuple[int, str]], report: ValidationReport,
     record: tuple[int, str, str] | None = None
     record_chars = 0
     for lineno, line in lines:
+        if role is not None and "<" not in line:
+            content.append(line)  # fast path: a narrative line inside a turn
+            continue
         report.start_turns += line.count(START_TURN)
         report.end_turns += line.count(END_TURN)
         rest = line
@@ -257,7 +265,7 @@ def _chat_records(lines: Iterable[tuple[int, str]], report: ValidationReport,
                 record = (turn_line, marker or "", narrative)
                 record_chars = len(text)
             elif role == "model" and record is not None:
-                toks = estimate_tokens(" " * (record_chars + len(text))) + 6  # + markers and role words
+                toks = math.ceil((record_chars + len(text)) / CHARS_PER_TOKEN) + 6  # + markers, roles
                 yield record[0], record[1], record[2], toks
                 record = None
             role, rest = None, rest[idx + len(END_TURN):]
@@ -391,7 +399,7 @@ def _binary_lines(path: Path, report: ValidationReport) -> Iterator[tuple[int, s
 
 
 def validate_file(path: Path, expect_records: int | None = None,
-                  sources: Sequence[bytes] | None = None) -> ValidationReport:
+                  sources: Sequence[bytes] | None = None, ids: Sequence[str] | None = None) -> ValidationReport:
     """Validate a formatted chat file, or a narrative file in the original format."""
     path = Path(path)
     if not path.is_file():
@@ -406,7 +414,7 @@ def validate_file(path: Path, expect_records: int | None = None,
     report = ValidationReport(source=str(path), expected_records=expect_records, file_size=size)
     if START_TURN.encode() not in head and END_TURN.encode() not in head:
         return _validate_narrative_file(path, report)
-    return validate_chat_lines(_binary_lines(path, report), report, sources)
+    return validate_chat_lines(_binary_lines(path, report), report, sources, ids)
 
 
 def _validate_narrative_file(path: Path, report: ValidationReport) -> ValidationReport:
