@@ -20,7 +20,8 @@ DESCRIPTION = (
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", type=Path, required=True, metavar="MODEL", help="GGUF model (F16/F32 best)")
+    p.add_argument("--model", "-m", type=Path, required=True, metavar="MODEL",
+                   help="GGUF model (F16/F32 best)")
     p.add_argument("--calibration", "-f", type=Path, nargs="+", required=True, metavar="FILE",
                    help="UTF-8 calibration text files (from `medcal format`), read in order")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="imatrix file to write")

@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -185,7 +185,6 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
 
         # The validator drives the writer: one pass, and the primary file is checked as it is written.
         report = ValidationReport(source=str(primary))
-        ids: list[str] = []
         validate_chat_lines(formatted_lines(), report, digests, ids, variant.marker or None)
         n = counter["n"]
         cancel.check()
@@ -200,7 +199,7 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
         warnings = encoding_warnings([i for _, i, _ in sources], in_paths) + report.warnings
         notes = [latin_note] if latin_note else []
         if all_variants:
-            meta = {"medcal_version": __version__, "created": datetime.now(timezone.utc).isoformat(),
+            meta = {"medcal_version": __version__, "created": datetime.now(UTC).isoformat(),
                     "variant": variant.name, "layout": layout, "record_count": n,
                     "population_statistics": populations, "source_files": files,
                     "token_estimate_total": report.tokens_total_est}

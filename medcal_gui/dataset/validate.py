@@ -140,7 +140,8 @@ class _NarrativeChecks:
         self.compared = 0
         self.phi_total = 0
 
-    def add(self, rid: str, line: int, narrative: str, formatted_tokens: int) -> None:
+    def add(self, rid: str, line: int, narrative: str, formatted_tokens: int,
+            text_line: int | None = None) -> None:
         r = self.r
         idx = r.records
         r.records += 1
@@ -174,7 +175,8 @@ class _NarrativeChecks:
             self.compared += 1
             if idx >= len(self.sources) or self.sources[idx] != digest:
                 self.mismatch.add(f"{where}: the narrative differs from its source.")
-        hits = phi.scan(narrative, rid, line)
+        # PHI hits point at the file line they are on: the narrative may start below the record's line.
+        hits = phi.scan(narrative, rid, line if text_line is None else text_line)
         self.phi_total += len(hits)
         for h in hits:
             if len(r.phi) < 1000:
@@ -293,7 +295,8 @@ def validate_chat_lines(lines: Iterable[tuple[int, str]], report: ValidationRepo
             report.marker = expected_marker if expected_marker is not None else marker
         if marker != report.marker:
             missing_marker.add(f"record {rid} (line {line}) lacks the system marker {report.marker!r}.")
-        checks.add(rid, line, narrative, toks)
+        # The narrative follows the user-turn line, the marker line (if any) and the instruction line.
+        checks.add(rid, line, narrative, toks, text_line=line + 2 + (1 if marker else 0))
     errs.flush(report.errors, "turn structure problems")
     missing_marker.flush(report.errors, "records without the marker")
     checks.finish()
@@ -418,8 +421,8 @@ def validate_file(path: Path, expect_records: int | None = None,
 
 
 def _validate_narrative_file(path: Path, report: ValidationReport) -> ValidationReport:
-    from medcal_gui.dataset.loader import LoadOptions, iter_file_records
     from medcal_gui.dataset.encoding import detect_encoding
+    from medcal_gui.dataset.loader import LoadOptions, iter_file_records
 
     report.kind = "narratives"
     info = detect_encoding(path)

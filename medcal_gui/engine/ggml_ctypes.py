@@ -90,7 +90,8 @@ def _lib_dir() -> Path:
 
 
 def _load_ggml_base() -> ctypes.CDLL:
-    names = {"win32": ["ggml-base.dll"], "darwin": ["libggml-base.dylib"]}.get(sys.platform, ["libggml-base.so"])
+    by_platform = {"win32": ["ggml-base.dll"], "darwin": ["libggml-base.dylib"]}
+    names = by_platform.get(sys.platform, ["libggml-base.so"])
     for name in names:
         p = _lib_dir() / name
         if p.exists():
@@ -196,7 +197,7 @@ def tensor_f32_view(addr: int, t: GgmlTensor, scratch: list[np.ndarray]) -> np.n
 
 
 def tensor_i32_copy(addr: int, t: GgmlTensor) -> np.ndarray:
-    """A copy of a (possibly strided) 2-D I32 tensor as shape (ne1, ne0), read with ggml_backend_tensor_get."""
+    """A copy of a (possibly strided) 2-D I32 tensor, shape (ne1, ne0), read with ggml_backend_tensor_get."""
     nbytes = ggml_nbytes(addr)
     raw = np.empty(nbytes, dtype=np.uint8)
     ggml_backend_tensor_get(addr, raw, nbytes)
@@ -301,7 +302,8 @@ class QuantizeArrays:
 
 # struct llama_model_imatrix_data { const char * name; const float * data; size_t size; };
 # struct llama_model_kv_override { enum llama_model_kv_override_type tag; char key[128];
-#                                  union { int64_t val_i64; double val_f64; bool val_bool; char val_str[128]; }; };
+#                                  union { int64_t val_i64; double val_f64; bool val_bool;
+#                                          char val_str[128]; }; };
 # typedef struct llama_model_quantize_params { ... const struct llama_model_imatrix_data * imatrix;
 #          const struct llama_model_kv_override * kv_overrides; ... } llama_model_quantize_params;
 def quantize_params(*, ftype: int, nthread: int, allow_requantize: bool, pure: bool, dry_run: bool,
@@ -336,10 +338,10 @@ def quantize_params(*, ftype: int, nthread: int, allow_requantize: bool, pure: b
             kvs[i].key = key.encode("utf-8")[:127]
             if isinstance(value, int):
                 kvs[i].tag = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_INT
-                kvs[i].value.val_i64 = value
+                kvs[i].value.val_i64 = value  # type: ignore[union-attr]
             else:
                 kvs[i].tag = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_STR
-                kvs[i].value.val_str = value.encode("utf-8")[:127]
+                kvs[i].value.val_str = value.encode("utf-8")[:127]  # type: ignore[union-attr]
         keep.append(kvs)  # the last entry's key[0] == 0 ends the list
         params.kv_overrides = ctypes.cast(kvs, ctypes.POINTER(llama_cpp.llama_model_kv_override))
     return QuantizeArrays(params, keep)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import llama_cpp
 import numpy as np
 
 from medcal_gui.engine import ggml_ctypes as gc
+from medcal_gui.engine.cpu_quirks import model_params
 from medcal_gui.engine.imatrix_io import ImatrixData, ImatrixEntry
 from medcal_gui.engine.llama_log import route_llama_logs
 from medcal_gui.errors import Cancelled, InputError, ModelError
@@ -221,8 +221,7 @@ class _Loaded:
         ensure_backend()
         if not model_path.is_file():
             raise ModelError(f"The model file {model_path} does not exist.")
-        mparams = llama_cpp.llama_model_default_params()
-        mparams.n_gpu_layers = n_gpu_layers
+        mparams = model_params(n_gpu_layers)
         self.model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), mparams)
         if not self.model:
             raise ModelError(f"llama.cpp could not load the model {model_path}: it is damaged, truncated or "
@@ -319,7 +318,8 @@ def compute_imatrix(model_path: Path, texts_or_files: Sequence[str | Path], *, n
         n_chunk_max = len(tokens) // n_ctx
         if n_chunk_max < 1:
             raise InputError(
-                f"The calibration text ({', '.join(names)}) tokenizes to only {len(tokens)} tokens; one chunk "
+                f"The calibration text ({', '.join(names)}) tokenizes to only {len(tokens)} tokens; "
+                f"one chunk "
                 f"needs {n_ctx}. Add text or lower the context size (--ctx)."
             )
         n_chunk = n_chunk_max if n_chunks is None else max(1, min(n_chunks, n_chunk_max))

@@ -240,14 +240,16 @@ class ImatrixData:
             c = np.rint(counts[name].reshape(-1)).astype(np.int64)
             s = sums[name].reshape(-1)
             if c.size == 0 or s.size % c.size:
-                raise InputError(f"{path}: {name} has {s.size} sums for {c.size} counts; the file is damaged.")
+                raise InputError(f"{path}: {name} has {s.size} sums for {c.size} counts; "
+                                 "the file is damaged.")
             data.entries[name] = ImatrixEntry(s.reshape(c.size, -1).astype(np.float32, copy=True), c)
         return data
 
     @classmethod
     def _load_dat(cls, path: Path, chunk_size: int) -> ImatrixData:
         raw = path.read_bytes()
-        bad = InputError(f"{path} is neither a GGUF nor a legacy .dat importance matrix (or it is truncated).")
+        bad = InputError(f"{path} is neither a GGUF nor a legacy .dat importance matrix "
+                         "(or it is truncated).")
         pos = 0
 
         def take(fmt: str) -> tuple[int, ...]:

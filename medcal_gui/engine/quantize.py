@@ -25,7 +25,13 @@ from medcal_gui.engine.imatrix_io import ImatrixData
 from medcal_gui.engine.quant_types import QuantType, get_quant_type, imatrix_advice
 from medcal_gui.engine.quantize_child import QuantizeJob, child_main, run_quantize
 from medcal_gui.errors import Cancelled, InputError, ModelError
-from medcal_gui.fsutil import atomic_path, check_free_space, ensure_dir, refuse_input_overwrite, write_text_atomic
+from medcal_gui.fsutil import (
+    atomic_path,
+    check_free_space,
+    ensure_dir,
+    refuse_input_overwrite,
+    write_text_atomic,
+)
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 
 log = logging.getLogger(__name__)
@@ -116,6 +122,9 @@ class _LogWatch:
         self.errors: list[str] = []
 
     def __call__(self, level: int, line: str) -> None:
+        if level >= 4 and line.strip("= \n"):
+            # an error can finish a tensor's line ("[ 2/28] token_embd.weight ... failed to quantize: ...")
+            self.errors.append(line.strip())
         m = TENSOR_LINE.match(line)
         if m:
             self.done, self.total = int(m.group(1)), int(m.group(2))
@@ -126,14 +135,12 @@ class _LogWatch:
         s = SIZE_LINE.search(line)
         if s:
             self.sizes[s.group(1)] = float(s.group(2))
-        if level >= 4 and line.strip("= \n"):
-            self.errors.append(line.strip())
 
     def explain(self, what: str) -> str:
         text = " ".join(self.errors)
         if "requantizing from type" in text:
-            return (f"{what}: the model is already quantized and quantizing it again loses quality. Start from "
-                    "the F16/BF16/F32 model, or allow requantizing (--allow-requantize).")
+            return (f"{what}: the model is already quantized and quantizing it again loses quality. "
+                    "Start from the F16/BF16/F32 model, or allow requantizing (--allow-requantize).")
         if "requires an imatrix" in text or "Missing importance matrix" in text:
             return f"{what}: this type needs an importance matrix for some tensors. Pass one (--imatrix)."
         if "imatrix size" in text:
@@ -183,7 +190,8 @@ def _run_child(job: QuantizeJob, watch: _LogWatch, cancel: CancelToken) -> int:
 
 def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | ImatrixData | None = None,
                    threads: int | None = None, dry_run: bool = False, output_tensor_type: str | None = None,
-                   token_embedding_type: str | None = None, pure: bool = False, allow_requantize: bool = False,
+                   token_embedding_type: str | None = None, pure: bool = False,
+                   allow_requantize: bool = False,
                    provenance: Mapping[str, object] | None = None, progress: ProgressCallback = no_progress,
                    cancel: CancelToken | None = None) -> QuantizeResult:
     """Quantize `model` to `out` as `qtype` (a quant_types name such as Q4_K_M or IQ3_XXS).
@@ -294,9 +302,9 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                          imatrix_entries=len(data.entries) if data else 0,
                          imatrix_chunks=data.chunk_count if data else 0, sha256=out_sha, sha256_file=sha_file,
                          manifest=manifest, warnings=warnings)
-    write_text_atomic(manifest, json.dumps(_manifest(res, model_sha, data, quantize_s, kv, threads, pure,
-                                                     allow_requantize, output_tensor_type,
-                                                     token_embedding_type), indent=2, ensure_ascii=False) + "\n")
+    doc = _manifest(res, model_sha, data, quantize_s, kv, threads, pure, allow_requantize, output_tensor_type,
+                    token_embedding_type)
+    write_text_atomic(manifest, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     progress(Progress("quantize", watch.total, watch.total, unit="tensors", message="done"))
     return res
 
@@ -315,7 +323,7 @@ def _manifest(res: QuantizeResult, model_sha: str, data: ImatrixData | None, qua
               kv: list[tuple[str, int | str]], threads: int | None, pure: bool, allow_requantize: bool,
               output_tensor_type: str | None, token_embedding_type: str | None) -> dict[str, Any]:
     return {
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
         "input": {"path": str(res.model.resolve()), "sha256": model_sha, "bytes": res.input_bytes},
         "output": {"path": str(res.out.resolve()) if res.out else None, "sha256": res.sha256,

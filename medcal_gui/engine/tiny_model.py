@@ -30,7 +30,8 @@ _WORDS = (
     "cardiac atrial fibrillation hypertension diabetes user model no not he she his her they are be has "
     "had were this that from as an or"
 ).split()
-_BIGRAMS = "th he in er an re on at en nd ti es or te of ed is it al ar st to nt ng se ha as ou io le ve co".split()
+_BIGRAMS = ("th he in er an re on at en nd ti es or te of ed is it al ar st to nt ng se ha as ou io le ve "
+            "co").split()
 _SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
 # gguf token types: NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, BYTE 6
 _TYPE_NORMAL, _TYPE_UNKNOWN, _TYPE_CONTROL, _TYPE_USER_DEFINED, _TYPE_BYTE = 1, 2, 3, 4, 6
