@@ -16,7 +16,7 @@ POPULATIONS = ("adolescent", "adult", "neonate", "other")
 _POPULATION_RE = re.compile(r"^\W*(adolescent|adult|neonat(?:e|al)|newborn)\b", re.IGNORECASE)
 
 # Characters per token for clinical English with Gemma 3's tokenizer, measured on the sample narratives
-(6,483 tokens for 24,298 characters); an estimate only: `medcal tokens` counts exactly.
+# (6,483 tokens for 24,298 characters); an estimate only: `medcal tokens` counts exactly.
 CHARS_PER_TOKEN = 3.75
 
 
