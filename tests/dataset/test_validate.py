@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from medcal_gui.dataset.formatting import format_record
+from medcal_gui.dataset.records import CHARS_PER_TOKEN
 from medcal_gui.dataset.validate import LONG_CHARS, narrative_digest, validate_file, validate_text
 from medcal_gui.dataset.variants import get_variant
 from medcal_gui.errors import InputError
@@ -50,7 +53,7 @@ def test_token_estimates_count_the_whole_formatted_record(tmp_path, good, texts)
     r = validate_file(_write(tmp_path, good))
     v = get_variant("quantization_calibration")
     user = len(f"{v.marker}\n{v.instruction}\n") + len(texts[0])
-    expected = -(-(user + len(v.response_text)) // 4) + 6
+    expected = math.ceil((user + len(v.response_text)) / CHARS_PER_TOKEN) + 6  # + turn markers and roles
     assert r.per_record[0].tokens_est == expected
     assert r.tokens_total_est == sum(s.tokens_est for s in r.per_record)
     stats = r.token_stats()
@@ -161,7 +164,7 @@ def test_empty_duplicate_short_and_long_records(tmp_path, h):
         "record f-0002 (line 12) duplicates record f-0001.",
         "record f-0003 (line 23) is very short (13 characters).",
         f"record f-0004 (line 34) is very long ({len(long_text)} characters, about "
-        f"{-(-len(long_text) // 4)} tokens).",
+        f"{math.ceil(len(long_text) / CHARS_PER_TOKEN)} tokens).",
     ]
     assert r.populations == {"adult": 4, "other": 1}
 

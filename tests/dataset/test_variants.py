@@ -7,8 +7,15 @@ import tomllib
 
 import pytest
 
-from medcal_gui.dataset.variants import (DEFAULT_VARIANT, Variant, get_variant, load_variant_file,
-                                         load_variants, save_user_variant, variant_to_toml)
+from medcal_gui.dataset.variants import (
+    DEFAULT_VARIANT,
+    Variant,
+    get_variant,
+    load_variant_file,
+    load_variants,
+    save_user_variant,
+    variant_to_toml,
+)
 from medcal_gui.errors import InputError
 from medcal_gui.resources import variants_dir
 

@@ -17,6 +17,7 @@ from medcal_gui.engine.demo_model import (
     demo_source_path,
     prepare_demo_model,
 )
+from medcal_gui.engine.gguf_check import open_gguf
 from medcal_gui.errors import Cancelled
 from medcal_gui.fsutil import TMP_PREFIX
 from medcal_gui.jobs import CancelToken, Progress
@@ -24,9 +25,15 @@ from medcal_gui.jobs import CancelToken, Progress
 pytestmark = pytest.mark.slow
 
 
-def test_demo_model_has_every_source_tensor_in_f16_and_f32(demo_model: Path) -> None:
-    src = GGUFReader(demo_source_path(demo_model.parent))
-    dst = GGUFReader(demo_model)
+@pytest.fixture(scope="module")
+def readers(demo_model: Path) -> tuple[GGUFReader, GGUFReader]:
+    """(source Q4_K_M, demo F16), read once: a 262k-token vocabulary takes seconds to read."""
+    return open_gguf(demo_source_path(demo_model.parent)), open_gguf(demo_model)
+
+
+def test_demo_model_has_every_source_tensor_in_f16_and_f32(demo_model: Path,
+                                                          readers: tuple[GGUFReader, GGUFReader]) -> None:
+    src, dst = readers
     assert demo_model.name == DEMO_MODEL_FILENAME
     assert [t.name for t in dst.tensors] == [t.name for t in src.tensors]
     assert len(dst.tensors) == 236
@@ -45,9 +52,9 @@ def test_demo_model_has_every_source_tensor_in_f16_and_f32(demo_model: Path) -> 
 
 @pytest.mark.parametrize("name", ["token_embd.weight", "blk.3.ffn_down.weight", "blk.0.attn_q.weight",
                                   "blk.17.attn_v.weight", "output_norm.weight"])
-def test_weights_equal_gguf_dequantize_of_the_source(demo_model: Path, name: str) -> None:
-    src = {t.name: t for t in GGUFReader(demo_source_path(demo_model.parent)).tensors}[name]
-    dst = {t.name: t for t in GGUFReader(demo_model).tensors}[name]
+def test_weights_equal_gguf_dequantize_of_the_source(readers: tuple[GGUFReader, GGUFReader], name: str) -> None:
+    src = {t.name: t for t in readers[0].tensors}[name]
+    dst = {t.name: t for t in readers[1].tensors}[name]
     expected = dequantize(src.data, src.tensor_type).astype(dst.data.dtype)
     assert dst.data.shape == expected.shape
     assert np.array_equal(dst.data, expected)
@@ -62,8 +69,9 @@ def test_llama_cpp_loads_it_and_tokenizes_turn_markers(demo_model: Path) -> None
         assert llm.tokenize(b"<end_of_turn>", add_bos=False, special=True) == [106]
         assert llm.n_vocab() == 262144
         assert llm._model.n_params() == 268_098_176
-        out = llm("The capital of France is", max_tokens=4, temperature=0.0)
-        assert "Paris" in out["choices"][0]["text"] or out["choices"][0]["text"].strip()
+        # real weights, not noise: a base model continues a sequence
+        out = llm("Monday, Tuesday, Wednesday,", max_tokens=2, temperature=0.0)
+        assert out["choices"][0]["text"].startswith(" Thursday")
     finally:
         llm.close()
 

@@ -200,3 +200,22 @@ def test_cli_round_trip(tiny_model: Path, sample_file: Path, tmp_path: Path,
                "-o", str(tmp_path / "y.gguf")])
     assert rc == 2
     assert "missing.txt" in capsys.readouterr().err
+
+
+def test_llama_log_lines_reach_logging_and_listeners(tiny_model: Path, text: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from medcal_gui.engine.llama_log import add_line_listener, route_llama_logs
+
+    route_llama_logs()
+    route_llama_logs()  # idempotent
+    lines: list[str] = []
+    remove = add_line_listener(lambda level, line: lines.append(line))
+    with caplog.at_level("DEBUG", logger="medcal_gui.llama"):
+        compute_imatrix(tiny_model, [text], n_ctx=CTX, n_chunks=1)
+    remove()
+    assert any("gemma3" in ln for ln in lines)
+    assert all("\n" not in ln for ln in lines)
+    assert any(r.name == "medcal_gui.llama" and "gemma3" in r.getMessage() for r in caplog.records)
+    n = len(lines)
+    compute_imatrix(tiny_model, [text], n_ctx=CTX, n_chunks=1)
+    assert len(lines) == n  # removed listeners hear nothing

@@ -1,0 +1,325 @@
+"""The main window: step list, pane stack, log dock, status bar with the current job, menus, settings."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from pathlib import Path
+
+from PySide6 import __version__ as pyside_version
+from PySide6.QtCore import QSize, Qt, qVersion
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QPixmap
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QStyle,
+    QWidget,
+)
+
+from medcal_gui import __version__
+from medcal_gui.jobs import Progress
+from medcal_gui.ui.log_dock import LogDock
+from medcal_gui.ui.panes.base import Pane
+from medcal_gui.ui.panes.format_pane import FormatPane
+from medcal_gui.ui.panes.narratives_pane import NarrativesPane
+from medcal_gui.ui.panes.quantize_pane import QuantizePane
+from medcal_gui.ui.panes.verify_pane import VerifyPane
+from medcal_gui.ui.settings import Settings
+from medcal_gui.ui.workbench import Workbench
+
+LOG = logging.getLogger("medcal_gui.ui")
+PANE_CLASSES: list[type[Pane]] = [NarrativesPane, FormatPane, QuantizePane, VerifyPane]
+DONE_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
+    """A yes/no question (a module function so tests can answer it)."""
+    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes
+                                  | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def about_text() -> str:
+    try:
+        import llama_cpp
+
+        llama = str(llama_cpp.__version__)
+    except Exception as exc:  # noqa: BLE001 - the About box must open even without llama.cpp
+        llama = f"not available ({type(exc).__name__})"
+    return (f"<h3>medcal {__version__}</h3>"
+            "<p>Offline workbench: clinical narratives to a calibrated, quantized and verified GGUF.</p>"
+            f"<p>llama.cpp (llama-cpp-python) {llama}<br>Qt {qVersion()} (PySide6 {pyside_version})<br>"
+            f"Python {platform.python_version()}</p>")
+
+
+def describe_progress(title: str, p: Progress | None) -> str:
+    if p is None:
+        return f"{title}…"
+    parts = [title + ":", p.message or p.stage]
+    if p.total:
+        parts.append(f"{p.done:g}/{p.total:g} {p.unit}".rstrip())
+    elif p.done:
+        parts.append(f"{p.done:g} {p.unit}".rstrip())
+    if p.rate:
+        parts.append(f"({p.rate:.1f} {p.rate_unit or 'units'}/s)")
+    if p.eta_s is not None:
+        s = int(p.eta_s)
+        parts.append(f"ETA {s // 60}:{s % 60:02d}")
+    return " ".join(x for x in parts if x)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, model: Path | None = None,
+                 load_samples: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle(f"medcal {__version__}")
+        self.setObjectName("main_window")
+        self.setAcceptDrops(True)
+        self.settings = settings or Settings()
+        self.bench = Workbench(self.settings, self)
+        self.bench.error_parent = self
+        self.bench.model_path = Path(model) if model else None
+        if model:
+            self.settings.model_path = str(model)
+        self.panes: list[Pane] = []
+        self._build()
+        for cls in PANE_CLASSES:
+            self.add_pane(cls(self.bench))
+        self._build_menus()
+        self._restore()
+        self.set_current(0)
+        self.bench.step_done_changed.connect(self._step_done_changed)
+        self.bench.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        jobs = self.bench.jobs
+        jobs.started.connect(self._job_started)
+        jobs.progress.connect(self._job_progress)
+        jobs.finished.connect(lambda _r: self._job_ended(f"{jobs.title}: done"))
+        jobs.failed.connect(lambda exc, _tb: self._job_ended(f"{jobs.title}: failed"))
+        jobs.cancelled.connect(lambda: self._job_ended(f"{jobs.title}: cancelled"))
+        if load_samples:
+            self.narratives.load_samples()
+
+    # -- building -----------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.steps = QListWidget()
+        self.steps.setObjectName("steps")
+        self.steps.setIconSize(QSize(16, 16))
+        self.steps.setFixedWidth(190)
+        self.steps.setSpacing(2)
+        self.steps.currentRowChanged.connect(self._step_clicked)
+        self.stack = QStackedWidget()
+        central = QWidget()
+        lay = QHBoxLayout(central)
+        lay.setContentsMargins(6, 6, 6, 0)
+        lay.addWidget(self.steps)
+        lay.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.log_dock = LogDock(self)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
+
+        sb = self.statusBar()
+        self.job_label = QLabel("")
+        self.job_bar = QProgressBar()
+        self.job_bar.setFixedWidth(220)
+        self.job_bar.setTextVisible(True)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setToolTip("Cancel the current job (Esc)")
+        self.cancel_btn.clicked.connect(self.cancel_job)
+        sb.addPermanentWidget(self.job_label)
+        sb.addPermanentWidget(self.job_bar)
+        sb.addPermanentWidget(self.cancel_btn)
+        self._show_job_widgets(False)
+        pix = QPixmap(16, 16)
+        pix.fill(Qt.GlobalColor.transparent)
+        self._blank_icon = QIcon(pix)
+        self._done_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
+
+    def _action(self, text: str, slot: object, shortcuts: list[QKeySequence | str] | None = None) -> QAction:
+        act = QAction(text, self)
+        if shortcuts:
+            act.setShortcuts([QKeySequence(s) for s in shortcuts])
+        act.triggered.connect(slot)
+        return act
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file = mb.addMenu("&File")
+        self.open_action = self._action("&Open files…", self.open_files, [QKeySequence.StandardKey.Open])
+        file.addAction(self.open_action)
+        file.addAction(self._action("Open &folder…", self.open_folder, ["Ctrl+Shift+O"]))
+        self.recent_menu = file.addMenu("&Recent files")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self._fill_recent()
+        file.addSeparator()
+        file.addAction(self._action("&Export…", self.export, ["Ctrl+E"]))
+        file.addSeparator()
+        file.addAction(self._action("&Quit", self.close, ["Ctrl+Q"]))
+
+        view = mb.addMenu("&View")
+        self.step_actions = []
+        for i, pane in enumerate(self.panes):
+            act = self._action(f"&{i + 1} {pane.title}", lambda _c=False, i=i: self.set_current(i),
+                               [f"Ctrl+{i + 1}"])
+            view.addAction(act)
+            self.step_actions.append(act)
+        view.addSeparator()
+        view.addAction(self.log_dock.toggleViewAction())
+
+        job = mb.addMenu("&Job")
+        self.cancel_action = self._action("&Cancel current job", self.cancel_job, ["Esc", "Ctrl+."])
+        self.cancel_action.setEnabled(False)
+        job.addAction(self.cancel_action)
+        self.bench.jobs.busy_changed.connect(self.cancel_action.setEnabled)
+
+        helpm = mb.addMenu("&Help")
+        helpm.addAction(self._action("&About medcal", self.about))
+
+    def _restore(self) -> None:
+        geo = self.settings.geometry
+        if geo is None or not self.restoreGeometry(geo):
+            self.resize(1280, 800)
+        state = self.settings.window_state
+        if state is None or not self.restoreState(state):
+            self.resizeDocks([self.log_dock], [110], Qt.Orientation.Vertical)
+
+    # -- panes and steps ----------------------------------------------------------------------------------
+    @property
+    def narratives(self) -> NarrativesPane:
+        return self.pane("narratives")  # type: ignore[return-value]
+
+    @property
+    def format(self) -> FormatPane:
+        return self.pane("format")  # type: ignore[return-value]
+
+    def pane(self, key: str) -> Pane:
+        return next(p for p in self.panes if p.key == key)
+
+    def add_pane(self, pane: Pane) -> int:
+        """Append a pane (a step) to the list and the stack; returns its index."""
+        self.panes.append(pane)
+        self.stack.addWidget(pane)
+        item = QListWidgetItem(self._blank_icon, self._step_text(len(self.panes) - 1, pane, False))
+        item.setToolTip(f"{pane.title} (Ctrl+{len(self.panes)})")
+        self.steps.addItem(item)
+        return len(self.panes) - 1
+
+    def _step_text(self, i: int, pane: Pane, done: bool) -> str:
+        return f"{i + 1}  {pane.title}"
+
+    def _step_done_changed(self, key: str, done: bool) -> None:
+        for i, p in enumerate(self.panes):
+            if p.key == key:
+                item = self.steps.item(i)
+                item.setText(self._step_text(i, p, done))
+                item.setIcon(self._done_icon if done else self._blank_icon)
+                item.setData(DONE_ROLE, done)
+                item.setToolTip(f"{p.title} (Ctrl+{i + 1}): " + ("done" if done else "not done yet"))
+
+    def is_step_done(self, index: int) -> bool:
+        return self.bench.is_step_done(self.panes[index].key)
+
+    def set_current(self, index: int) -> None:
+        if 0 <= index < len(self.panes):
+            self.steps.setCurrentRow(index)
+
+    def current_pane(self) -> Pane:
+        return self.panes[self.stack.currentIndex()]
+
+    def _step_clicked(self, row: int) -> None:
+        if 0 <= row < len(self.panes):
+            self.stack.setCurrentIndex(row)
+            self.panes[row].activated()
+
+    # -- actions ------------------------------------------------------------------------------------------
+    def open_files(self) -> None:
+        self.set_current(0)
+        self.narratives.open_files_dialog()
+
+    def open_folder(self) -> None:
+        self.set_current(0)
+        self.narratives.open_folder_dialog()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_files
+        for path in recent:
+            act = self.recent_menu.addAction(path)
+            act.triggered.connect(lambda _c=False, p=path: self._open_recent(p))
+        if recent:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self.settings.clear_recent)
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _open_recent(self, path: str) -> None:
+        self.set_current(0)
+        self.narratives.load_paths([path])
+
+    def export(self) -> None:
+        self.set_current(1)
+        self.format.export_dialog()
+
+    def about(self) -> None:
+        QMessageBox.about(self, "About medcal", about_text())
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        self.set_current(0)
+        self.narratives.dropEvent(event)
+
+    # -- the current job ----------------------------------------------------------------------------------
+    def cancel_job(self) -> None:
+        if self.bench.jobs.is_running():
+            self.job_label.setText(f"{self.bench.jobs.title}: cancelling…")
+            self.bench.jobs.cancel()
+
+    def _show_job_widgets(self, on: bool) -> None:
+        self.job_bar.setVisible(on)
+        self.cancel_btn.setVisible(on)
+
+    def _job_started(self, title: str) -> None:
+        self._show_job_widgets(True)
+        self.job_bar.setRange(0, 0)
+        self.job_label.setText(describe_progress(title, None))
+
+    def _job_progress(self, p: Progress) -> None:
+        frac = p.fraction
+        if frac is None:
+            self.job_bar.setRange(0, 0)
+        else:
+            self.job_bar.setRange(0, 1000)
+            self.job_bar.setValue(round(frac * 1000))
+        self.job_label.setText(describe_progress(self.bench.jobs.title, p))
+
+    def _job_ended(self, text: str) -> None:
+        self._show_job_widgets(False)
+        self.job_label.setText("")
+        self.statusBar().showMessage(text, 6000)
+        LOG.info("%s", text)
+
+    # -- closing ------------------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        jobs = self.bench.jobs
+        if jobs.is_running():
+            if not ask_yes_no(self, "Quit medcal?",
+                              f"“{jobs.title}” is still running. Cancel it and quit? Nothing partial is "
+                              "left behind."):
+                event.ignore()
+                return
+        self.bench.cancel_all()
+        if not self.bench.wait_all(30000):
+            LOG.warning("a job did not stop within 30 s; quitting anyway")
+        self.settings.geometry = self.saveGeometry()
+        self.settings.window_state = self.saveState()
+        self.settings.sync()
+        self.log_dock.detach()
+        super().closeEvent(event)

@@ -1,0 +1,1 @@
+"""One pane per workflow step; see `base.Pane`."""

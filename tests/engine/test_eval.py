@@ -1,0 +1,148 @@
+"""Evaluation against a base: real llama.cpp on the tiny model, values asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medcal_gui.engine import ggml_ctypes as gc
+from medcal_gui.engine.eval_cache import BaseKey, eval_cache_dir, file_sha256, text_sha256
+from medcal_gui.engine.eval_math import base_rows, exact_kld, model_rows
+from medcal_gui.engine.evaluate import EvalModel, evaluate, read_text
+from medcal_gui.errors import Cancelled, InputError
+from medcal_gui.fsutil import TMP_PREFIX
+from medcal_gui.jobs import CancelToken, Progress
+
+N_CTX = 128
+N_CHUNKS = 3
+
+
+@pytest.fixture(scope="session")
+def tiny_q4(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tinyq") / "tiny-q4_0.gguf"
+    qa = gc.quantize_params(ftype=2, nthread=2, allow_requantize=False, pure=False, dry_run=False,
+                            output_tensor_type=None, token_embedding_type=None, imatrix=None, kv_overrides=[])
+    assert gc.model_quantize(tiny_model, out, qa) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def eval_text(sample_file: Path) -> str:
+    return sample_file.read_text(encoding="utf-8")[:12000]
+
+
+def test_model_against_itself_has_zero_kld_and_full_top_agreement(tiny_model: Path, eval_text: str) -> None:
+    r = evaluate(tiny_model, [tiny_model], eval_text, n_ctx=N_CTX, n_chunks=N_CHUNKS)
+    m = r.models[0]
+    assert m.tokens_scored == N_CHUNKS * (N_CTX - 1 - N_CTX // 2) == r.tokens_scored
+    assert abs(m.kld_mean) < 1e-6 and abs(m.kld_max) < 1e-6
+    assert m.same_top_pct == 100.0
+    assert m.ppl_ratio == pytest.approx(1.0, abs=1e-9)
+    assert m.rms_dp_pct < 1e-6
+    assert m.ppl_base == pytest.approx(m.ppl_model)
+    assert 1.0 < m.ppl_base < 5000
+
+
+def test_quant_kld_is_positive_and_finite(tiny_model: Path, tiny_q4: Path, eval_text: str) -> None:
+    r = evaluate(tiny_model, [tiny_q4], eval_text, n_ctx=N_CTX, n_chunks=N_CHUNKS)
+    m = r.models[0]
+    assert np.isfinite(m.kld_values).all()
+    assert (m.kld_values >= -1e-7).all()
+    assert 0 < m.kld_mean < 1 and np.isfinite(m.kld_mean)
+    assert m.kld_median <= m.kld_p99 <= m.kld_max
+    assert 50 < m.same_top_pct <= 100
+    assert m.rms_dp_pct > 0
+    assert m.ppl_ratio == pytest.approx(m.ppl_model / m.ppl_base)
+    d = m.to_json()
+    for k in ("ppl_base", "ppl_model", "ppl_ratio", "kld_mean", "kld_median", "kld_p99", "kld_max",
+              "same_top_pct", "rms_dp_pct", "tokens_scored"):
+        assert isinstance(d[k], (int, float)), k
+    json.dumps(r.to_json())
+
+
+def test_second_eval_reuses_the_cached_base_pass(tiny_model: Path, tiny_q4: Path, eval_text: str) -> None:
+    first = evaluate(tiny_model, [tiny_q4], eval_text, n_ctx=N_CTX, n_chunks=2, use_cache=False)
+    assert not first.base_from_cache and first.base_seconds > 0
+    meta = first.cache_dir / "meta.json" if first.cache_dir else None
+    assert meta is not None and meta.is_file()
+    second = evaluate(tiny_model, [tiny_q4, tiny_model], eval_text, n_ctx=N_CTX, n_chunks=2)
+    assert second.base_from_cache and second.base_seconds == 0
+    assert second.cache_dir == first.cache_dir
+    assert second.models[0].kld_mean == first.models[0].kld_mean
+    assert second.models[1].kld_mean == 0.0
+    # a different context size is a different base pass (a different cache entry)
+    third = evaluate(tiny_model, [tiny_q4], eval_text, n_ctx=64, n_chunks=2)
+    assert third.cache_dir != first.cache_dir
+
+
+def _chunk_logits(path: Path, tokens: np.ndarray) -> np.ndarray:
+    with EvalModel(path, N_CTX, 2, CancelToken()) as em:
+        return em.decode(tokens[:N_CTX], CancelToken()).copy()
+
+
+def test_compact_base_rows_match_the_exact_full_vocabulary_kld(tiny_model: Path, tiny_q4: Path,
+                                                               eval_text: str) -> None:
+    with EvalModel(tiny_model, N_CTX, 2, CancelToken()) as em:
+        tokens = em.tokenize(eval_text, True)
+    targets = tokens[N_CTX // 2 + 1: N_CTX].astype(np.int64)
+    lb, lq = _chunk_logits(tiny_model, tokens), _chunk_logits(tiny_q4, tokens)
+    exact = exact_kld(lb, lq)
+    assert exact.mean() > 1e-4  # a real difference to measure
+
+    # default cutoff: the tiny model's flat distributions are kept whole, so the result is exact
+    full = model_rows(lq, targets, base_rows(lb, targets))
+    assert np.abs(full.kld - exact).max() < 1e-6
+
+    # a cutoff that leaves a tail like Gemma's at 16 (~4e-4 of the mass): still within 1e-4 of exact
+    rows = base_rows(lb, targets, cutoff=9.0)
+    assert rows.tail.mean() > 1e-4 and rows.counts.mean() < lb.shape[1]
+    approx = model_rows(lq, targets, rows)
+    assert np.abs(approx.kld - exact).max() < 1e-4
+    # harsher cutoffs: the tail bucket is a lower bound, short of exact by about tail mass x KLD
+    for cutoff in (8.0, 7.5):
+        rows = base_rows(lb, targets, cutoff=cutoff)
+        approx = model_rows(lq, targets, rows)
+        assert (approx.kld <= exact + 1e-7).all()
+        assert (exact - approx.kld <= 3 * rows.tail * exact + 1e-7).all()
+    # the other figures need no approximation at all
+    assert np.array_equal(approx.nll, full.nll) and np.array_equal(approx.same_top, full.same_top)
+
+    # and evaluate() reports the same per-token values for that chunk
+    r = evaluate(tiny_model, [tiny_q4], eval_text, n_ctx=N_CTX, n_chunks=1)
+    assert np.abs(r.models[0].kld_values - exact).max() < 1e-6
+
+
+def test_cancel_during_the_base_pass_leaves_no_cache_entry(tiny_model: Path, eval_text: str) -> None:
+    token = CancelToken()
+    seen: list[Progress] = []
+
+    def progress(p: Progress) -> None:
+        seen.append(p)
+        if p.done >= 1 and p.unit == "chunks":
+            token.cancel()
+
+    text = eval_text + "\nA text variant no other test uses.\n"
+    with pytest.raises(Cancelled):
+        evaluate(tiny_model, [tiny_model], text, n_ctx=N_CTX, n_chunks=3, progress=progress, cancel=token)
+    key = BaseKey(file_sha256(tiny_model), text_sha256(text), N_CTX, True, 3, 16.0)
+    assert not (eval_cache_dir() / key.digest()).exists()
+    assert not list(eval_cache_dir().glob(TMP_PREFIX + "*"))
+    assert any(p.rate for p in seen)
+
+
+def test_special_tokens_are_parsed_unless_told_not_to(tiny_model: Path) -> None:
+    text = "<start_of_turn>user\nthe patient has chest pain<end_of_turn>\n" * 40
+    a = evaluate(tiny_model, [tiny_model], text, n_ctx=64, n_chunks=1)
+    b = evaluate(tiny_model, [tiny_model], text, n_ctx=64, n_chunks=1, parse_special=False)
+    assert a.tokens_total < b.tokens_total
+    assert a.cache_dir != b.cache_dir
+
+
+def test_text_too_short_for_one_chunk_is_refused(tiny_model: Path) -> None:
+    with pytest.raises(InputError, match="one chunk needs"):
+        evaluate(tiny_model, [tiny_model], "the patient", n_ctx=N_CTX, use_cache=False)
+    with pytest.raises(InputError, match="does not exist"):
+        read_text(Path("/nonexistent/held-out.txt"))

@@ -1,0 +1,116 @@
+"""The Narratives pane, driven through its load API, a simulated drop and the override cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from medcal_gui.ui.models import FileTableModel, RecordTableModel
+from medcal_gui.ui.panes.narratives_pane import NarrativesPane
+
+CP1252_TEXT = ("Below is a cardiology topic:\n\n"
+               "Adult patient, 64 years old, Male, on telemetry after \u201cpalpitations\u201d \u2013 "
+               "atrial fibrillation at 130 bpm, rate controlled; caf\u00e9 visit before onset. Recommendations: "
+               "anticoagulation review and outpatient follow-up.\n\n"
+               "Below is a cardiology topic:\n\n"
+               "Neonate patient, 2 days old, Female, monitored for bradycardia \u2013 sinus rhythm 98\u2013130 bpm, "
+               "no pauses beyond 1.2 s; SpO2 97%. Recommendations: routine care.\n")
+
+
+@pytest.fixture
+def pane(qtbot, bench):  # type: ignore[no-untyped-def]
+    p = NarrativesPane(bench)
+    qtbot.addWidget(p)
+    return p
+
+
+def _load(qtbot, pane: NarrativesPane, paths: list[Path]) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(pane.loaded, timeout=15000):
+        assert pane.load_paths(paths)
+
+
+def _cell(model, row: int, col: int, role=Qt.ItemDataRole.DisplayRole):  # type: ignore[no-untyped-def]
+    return model.data(model.index(row, col), role)
+
+
+def test_sample_file_shows_utf8_and_38_records(qtbot, pane, sample_file) -> None:  # type: ignore[no-untyped-def]
+    _load(qtbot, pane, [sample_file])
+    files = pane.files
+    assert files.rowCount() == 1
+    assert _cell(files, 0, FileTableModel.FILE) == sample_file.name
+    assert _cell(files, 0, FileTableModel.ENCODING) == "utf-8"
+    assert _cell(files, 0, FileTableModel.METHOD) == "utf-8"
+    assert "valid UTF-8 throughout" in _cell(files, 0, FileTableModel.METHOD, Qt.ItemDataRole.ToolTipRole)
+    assert _cell(files, 0, FileTableModel.RECORDS) == 38
+    assert _cell(files, 0, FileTableModel.ERRORS) == 0
+    assert pane.proxy.rowCount() == 38
+    assert _cell(pane.proxy, 0, RecordTableModel.ID) == "cardiology_calibration_samples-0001"
+    assert pane.is_done()
+    # The first record is selected and its narrative shown, read-only.
+    assert pane.narrative.isReadOnly()
+    assert pane.narrative.toPlainText().startswith("Adolescent patient, 10 years old")
+
+
+def test_drop_a_folder_loads_it(qtbot, pane, sample_file) -> None:  # type: ignore[no-untyped-def]
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(sample_file.parent))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(pane.loaded, timeout=15000):
+        pane.dropEvent(event)
+    assert pane.records.rowCount() == 38
+
+
+def test_cp1252_file_detected_then_forced_to_latin1(qtbot, pane, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "windows_notes.txt"
+    f.write_bytes(CP1252_TEXT.encode("cp1252"))
+    _load(qtbot, pane, [f])
+    assert _cell(pane.files, 0, FileTableModel.ENCODING) == "cp1252"
+    assert _cell(pane.files, 0, FileTableModel.METHOD) in ("chardet", "fallback")
+    assert _cell(pane.files, 0, FileTableModel.OVERRIDE) == "auto"
+    assert "\u201cpalpitations\u201d" in pane.bench.records[0].text
+
+    with qtbot.waitSignal(pane.loaded, timeout=15000):
+        assert pane.files.setData(pane.files.index(0, FileTableModel.OVERRIDE), "latin-1")
+    assert _cell(pane.files, 0, FileTableModel.ENCODING) == "latin-1"
+    assert _cell(pane.files, 0, FileTableModel.METHOD) == "forced"
+    assert _cell(pane.files, 0, FileTableModel.OVERRIDE) == "latin-1"
+    assert pane.records.rowCount() == 2
+    assert "\x93palpitations\x94" in pane.bench.records[0].text  # what latin-1 makes of smart quotes
+
+
+def test_population_filter_and_search_reduce_rows(qtbot, pane, sample_file) -> None:  # type: ignore[no-untyped-def]
+    _load(qtbot, pane, [sample_file])
+    pane.population.setCurrentIndex(pane.population.findData("neonate"))
+    assert pane.proxy.rowCount() == 7
+    assert all(_cell(pane.proxy, r, RecordTableModel.POPULATION) == "neonate" for r in range(7))
+    pane.population.setCurrentIndex(0)
+    pane.search.setText("0012")
+    assert pane.proxy.rowCount() == 1
+    pane.search.setText("tachycardia")
+    assert 0 < pane.proxy.rowCount() < 38
+    assert pane.shown_label.text() == f"{pane.proxy.rowCount()} of 38 shown"
+    pane.search.clear()
+    assert pane.proxy.rowCount() == 38
+
+
+def test_phi_warning_jumps_to_its_record(qtbot, pane, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "phi.txt"
+    f.write_text("Below is a cardiology topic:\n\nAdult patient, 70 years old, Male, stable sinus rhythm over 24 "
+                 "hours of telemetry, no arrhythmia, normal vitals. Recommendations: discharge home.\n\n"
+                 "Below is a cardiology topic:\n\nAdult patient, 55 years old, Female, seen by Dr. Smith on "
+                 "03/14/2023, call 555-123-4567; telemetry showed paroxysmal AF. Recommendations: follow-up.\n",
+                 encoding="utf-8")
+    _load(qtbot, pane, [f])
+    items = [pane.issue_list.item(i) for i in range(pane.issue_list.count())]
+    phi_items = [it for it in items if "PHI" in it.text()]
+    assert phi_items and all(it.text().startswith("phi-0002") for it in phi_items)
+    assert _cell(pane.records, 1, RecordTableModel.WARNINGS) == len(phi_items)
+    pane.search.setText("0001")  # hide the record: the jump must still find it
+    pane._issue_clicked(phi_items[0])
+    assert pane.bench.selected_record_id == "phi-0002"
+    assert pane.record_view.currentIndex().data() == "phi-0002"
+    assert "Dr. Smith" in pane.narrative.toPlainText()

@@ -1,0 +1,72 @@
+"""JobRunner: the job protocol as Qt signals."""
+
+from __future__ import annotations
+
+import threading
+
+from medcal_gui.errors import InputError
+from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
+from medcal_gui.ui.workers import JobRunner
+
+
+def test_progress_reaches_100_percent_and_result_arrives(qtbot) -> None:  # type: ignore[no-untyped-def]
+    runner = JobRunner()
+    seen: list[Progress] = []
+    runner.progress.connect(seen.append)
+
+    def job(progress: ProgressCallback, cancel: CancelToken) -> str:
+        for i in range(1, 2001):  # far more reports than the throttle lets through
+            progress(Progress("test", i, 2000, unit="steps"))
+        return "result"
+
+    with qtbot.waitSignal(runner.finished, timeout=5000) as sig:
+        assert runner.start(job, "counting")
+    assert sig.args == ["result"]
+    assert seen[-1].fraction == 1.0
+    assert len(seen) < 200  # throttled
+    assert not runner.is_running()
+    assert runner.wait(1000)
+
+
+def test_only_one_job_at_a_time(qtbot) -> None:  # type: ignore[no-untyped-def]
+    runner = JobRunner()
+    gate = threading.Event()
+    assert runner.start(lambda progress, cancel: gate.wait(5), "first")
+    assert not runner.start(lambda progress, cancel: None, "second")
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        gate.set()
+    assert runner.wait(1000)
+
+
+def test_cancelled_job_emits_cancelled(qtbot) -> None:  # type: ignore[no-untyped-def]
+    runner = JobRunner()
+    started = threading.Event()
+    done: list[str] = []
+
+    def job(progress: ProgressCallback, cancel: CancelToken) -> None:
+        started.set()
+        while True:
+            cancel.check()
+            cancel.wait(0.01)
+
+    runner.finished.connect(lambda r: done.append("finished"))
+    runner.start(job, "forever", on_cancelled=lambda: done.append("callback"))
+    assert started.wait(5)
+    with qtbot.waitSignal(runner.cancelled, timeout=5000):
+        runner.cancel()
+    assert done == ["callback"]
+    assert runner.wait(1000)
+
+
+def test_exception_in_worker_is_reported_with_traceback(qtbot) -> None:  # type: ignore[no-untyped-def]
+    runner = JobRunner()
+
+    def job(progress: ProgressCallback, cancel: CancelToken) -> None:
+        raise InputError("the file is gone")
+
+    with qtbot.waitSignal(runner.failed, timeout=5000) as sig:
+        runner.start(job, "failing")
+    exc, tb = sig.args
+    assert isinstance(exc, InputError) and exc.message == "the file is gone"
+    assert "InputError" in tb and "job" in tb
+    assert not runner.is_running()
