@@ -34,6 +34,9 @@ def plot_eval(names: Sequence[str], kld_values: Sequence[np.ndarray], ppl_ratios
     hi = max(float(pos.max()) if pos.size else 1.0, lo * 10)
     bins = np.geomspace(lo, hi, 60)
     for name, v in zip(names, finite):
+        if not (v > 0).any():
+            ax1.plot([], [], " ", label=f"{name} (identical to the base: KLD 0)")
+            continue
         ax1.hist(np.clip(v, lo, hi), bins=bins, histtype="step", linewidth=1.5,
                  label=f"{name} (mean {v.mean():.4g})")
     ax1.set_xscale("log")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from gguf import GGUFReader
 from gguf.constants import GGUF_MAGIC
 
@@ -78,7 +77,8 @@ def _check_preamble(path: Path, size: int) -> None:
         head = fh.read(_PREAMBLE)
     if head[:4] != struct.pack("<I", GGUF_MAGIC):
         other = _sniff_other_format(head)
-        what = f"is not a GGUF model: it looks like {other}" if other else "is not a GGUF model (its first bytes are not 'GGUF')"
+        what = (f"is not a GGUF model: it looks like {other}" if other
+                else "is not a GGUF model (its first bytes are not 'GGUF')")
         raise _refuse(path, what, "medcal works with llama.cpp's GGUF format: convert the model to GGUF first "
                                   "(medcal convert, or llama.cpp's convert_hf_to_gguf.py).")
     if len(head) < _PREAMBLE:

@@ -26,6 +26,10 @@ _LEVELS = {
     gc.GGML_LOG_LEVEL_ERROR: logging.ERROR,
 }
 
+# Routine notices llama.cpp logs as warnings; logged at INFO so a terminal is not flooded (the quantizer
+# prints one per tensor whose row length does not fit a k-quant; medcal summarises them instead).
+_DEMOTE = ("not divisible by", "was not control-type", "using full-size SWA cache")
+
 _lock = threading.Lock()
 _listeners: list[LineListener] = []
 _pending: list[str] = []
@@ -35,7 +39,10 @@ _callback: Any = None
 
 
 def _emit(level: int, line: str) -> None:
-    LOG.log(_LEVELS.get(level, logging.INFO), "%s", line)
+    py_level = _LEVELS.get(level, logging.INFO)
+    if py_level == logging.WARNING and any(d in line for d in _DEMOTE):
+        py_level = logging.INFO
+    LOG.log(py_level, "%s", line)
     for fn in list(_listeners):
         try:
             fn(level, line)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
 SIZE_LINE = re.compile(r"(model|quant) size\s*=\s*([0-9.]+) MiB")
+FALLBACK_LINE = re.compile(r"(\d+) of (\d+) tensor\(s\) required fallback quantization")
 MiB = 1024 * 1024
 
 
@@ -120,6 +121,7 @@ class _LogWatch:
         self.total = 0
         self.sizes: dict[str, float] = {}
         self.errors: list[str] = []
+        self.fallback: tuple[int, int] | None = None
 
     def __call__(self, level: int, line: str) -> None:
         if level >= 4 and line.strip("= \n"):
@@ -135,6 +137,9 @@ class _LogWatch:
         s = SIZE_LINE.search(line)
         if s:
             self.sizes[s.group(1)] = float(s.group(2))
+        f = FALLBACK_LINE.search(line)
+        if f:
+            self.fallback = (int(f.group(1)), int(f.group(2)))
 
     def explain(self, what: str) -> str:
         text = " ".join(self.errors)
@@ -264,6 +269,11 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
     rc = run_quantize(job, dry)
     if rc != 0:
         raise ModelError(dry.explain(f"Cannot quantize {model}"))
+    if dry.fallback:
+        warnings.append(
+            f"{dry.fallback[0]} of {dry.fallback[1]} tensors cannot take {qt.name}'s block size (their rows "
+            "are not a multiple of 256 values) and use a nearby fallback type instead, as llama-quantize does."
+        )
     est = int(dry.sizes.get("quant", 0.0) * MiB)
     overhead = max(0, input_bytes - int(dry.sizes.get("model", 0.0) * MiB))
     estimate = est + overhead

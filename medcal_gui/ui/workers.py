@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from medcal_gui.errors import Cancelled
 from medcal_gui.jobs import CancelToken, Progress
+from medcal_gui.ui.qtcompat import emit
 
 LOG = logging.getLogger(__name__)
 
@@ -46,13 +47,13 @@ class _JobThread(QThread):
         if final or now - self._last >= self.interval:
             self._last = now
             self._pending = None
-            self.reported.emit(p)
+            emit(self.reported, p)
         else:
             self._pending = p  # the latest one is sent when the job ends
 
     def _flush(self) -> None:
         if self._pending is not None:
-            self.reported.emit(self._pending)
+            emit(self.reported, self._pending)
             self._pending = None
 
     def run(self) -> None:
@@ -60,20 +61,20 @@ class _JobThread(QThread):
             result = self.fn(progress=self._report, cancel=self.token)
         except Cancelled:
             self._flush()
-            self.stopped.emit()
+            emit(self.stopped)
             return
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the GUI, never kill it
             self._flush()
             if self.token.cancelled and isinstance(exc, KeyboardInterrupt):
-                self.stopped.emit()
+                emit(self.stopped)
             else:
-                self.raised.emit(exc, traceback.format_exc())
+                emit(self.raised, exc, traceback.format_exc())
             return
         self._flush()
         if self.token.cancelled:
-            self.stopped.emit()  # the user asked to stop: a late result is dropped, not applied
+            emit(self.stopped)  # the user asked to stop: a late result is dropped, not applied
         else:
-            self.succeeded.emit(result)
+            emit(self.succeeded, result)
 
 
 class JobRunner(QObject):
@@ -126,8 +127,8 @@ class JobRunner(QObject):
         th.finished.connect(lambda th=th: self._reap(th))
         self._thread = th
         self._alive.add(th)
-        self.started.emit(title)
-        self.busy_changed.emit(True)
+        emit(self.started, title)
+        emit(self.busy_changed, True)
         th.start()
         return True
 
@@ -153,21 +154,21 @@ class JobRunner(QObject):
     def _on_progress(self, p: Progress) -> None:
         if self._sender_is_current():
             self.last_progress = p
-            self.progress.emit(p)
+            emit(self.progress, p)
 
     def _end(self) -> dict[str, Callable[..., Any] | None]:
         callbacks = self._callbacks
         self._thread = None
         self._token = None
         self._callbacks = {}
-        self.busy_changed.emit(False)
+        emit(self.busy_changed, False)
         return callbacks
 
     def _on_done(self, result: Any) -> None:
         if not self._sender_is_current():
             return
         cb = self._end()
-        self.finished.emit(result)
+        emit(self.finished, result)
         if cb.get("done"):
             cb["done"](result)
 
@@ -175,7 +176,7 @@ class JobRunner(QObject):
         if not self._sender_is_current():
             return
         cb = self._end()
-        self.failed.emit(exc, tb)
+        emit(self.failed, exc, tb)
         if cb.get("failed"):
             cb["failed"](exc, tb)
 
@@ -183,7 +184,7 @@ class JobRunner(QObject):
         if not self._sender_is_current():
             return
         cb = self._end()
-        self.cancelled.emit()
+        emit(self.cancelled)
         if cb.get("cancelled"):
             cb["cancelled"]()
 

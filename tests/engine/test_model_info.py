@@ -122,9 +122,9 @@ def test_inspect_warns_on_the_already_quantized_source(demo_model: Path) -> None
 
 
 def test_inspect_warns_when_turn_markers_are_not_control_tokens(tmp_path: Path) -> None:
-    from medcal_gui.engine.tiny_model import write_tiny_gemma3
-
     import gguf
+
+    from medcal_gui.engine.tiny_model import write_tiny_gemma3
     src = write_tiny_gemma3(tmp_path / "tiny.gguf")
     reader = gguf.GGUFReader(src, "r+")
     types = reader.fields["tokenizer.ggml.token_type"]

@@ -8,9 +8,8 @@ import pytest
 
 from medcal_gui.cli import main
 from medcal_gui.engine.tokens import count_tokens
-from medcal_gui.errors import InputError, ModelError
+from medcal_gui.errors import Cancelled, InputError, ModelError
 from medcal_gui.jobs import CancelToken, Progress
-from medcal_gui.errors import Cancelled
 
 RECORD = ("<start_of_turn>user\nSummarize: a 67-year-old man with atrial fibrillation and chest pain."
           "<end_of_turn>\n<start_of_turn>model\nAF with chest pain in a 67-year-old man.<end_of_turn>\n")
@@ -117,3 +116,14 @@ def test_cli_tokens_json(tiny_model: Path, tmp_path: Path, capsys: pytest.Captur
     assert main(["tokens", str(f), "--model", str(tiny_model), "--ctx", "32", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["n_ctx"] == 32 and len(data["records"]) == 8 and data["markers_ok"] is True
+
+
+def test_gemma_template_folds_the_system_prompt_into_the_first_turn() -> None:
+    from medcal_gui.engine.chat_template import render_gemma
+
+    text = render_gemma([{"role": "system", "content": "Be brief."}, {"role": "user", "content": " Hi "},
+                         {"role": "assistant", "content": "Hello"}], add_generation_prompt=True)
+    assert text == ("<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n"
+                    "<start_of_turn>model\nHello<end_of_turn>\n<start_of_turn>model\n")
+    with pytest.raises(InputError, match="alternate"):
+        render_gemma([{"role": "assistant", "content": "x"}])

@@ -37,6 +37,7 @@ from medcal_gui.resources import samples_dir
 from medcal_gui.ui.models import ENCODINGS, KEY_ROLE, FileTableModel, RecordFilterProxy, RecordTableModel
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.workbench import Issue, LoadedInputs, Workbench
+from medcal_gui.ui.qtcompat import emit
 
 
 def load_inputs(inputs: Sequence[Path], options: LoadOptions, progress: ProgressCallback,
@@ -70,8 +71,8 @@ class EncodingDelegate(QStyledItemDelegate):
         combo = QComboBox(parent)
         combo.setEditable(True)
         combo.addItems(list(ENCODINGS))
-        combo.activated.connect(lambda _i, c=combo: self.commitData.emit(c))
-        combo.lineEdit().editingFinished.connect(lambda c=combo: self.commitData.emit(c))
+        combo.activated.connect(lambda _i, c=combo: emit(self.commitData, c))
+        combo.lineEdit().editingFinished.connect(lambda c=combo: emit(self.commitData, c))
         return combo
 
     def setEditorData(self, editor: QWidget, index: QModelIndex) -> None:  # noqa: N802
@@ -294,7 +295,7 @@ class NarrativesPane(Pane):
         self.set_done(bool(ds.records) and n_err == 0)
         if self.bench.selected_record_id:
             self._select_in_table(self.bench.selected_record_id)
-        self.loaded.emit(loaded)
+        emit(self.loaded, loaded)
 
     def _open_override_editors(self) -> None:
         for row in range(self.files.rowCount()):

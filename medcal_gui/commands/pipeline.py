@@ -1,0 +1,50 @@
+"""`medcal pipeline`: narratives to a calibrated quant in one go."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from medcal_gui.commands._dataset_args import add_format_args, add_load_args, load_options
+from medcal_gui.commands._progress import TerminalProgress, sigint_cancels
+from medcal_gui.jobs import CancelToken
+
+NAME = "pipeline"
+HELP = "format, validate, compute the imatrix and quantize in one go"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--narratives", nargs="+", type=Path, required=True, metavar="FILE",
+                   help="narrative files or folders")
+    p.add_argument("--model", type=Path, required=True, help="the F16/BF16/F32 GGUF to quantize")
+    p.add_argument("--type", required=True, help="quant type, e.g. Q4_K_M, IQ4_XS, IQ3_XXS")
+    p.add_argument("-d", "--dir", type=Path, required=True, metavar="OUTDIR", help="folder for every artefact")
+    p.add_argument("--ctx", type=int, default=512, help="imatrix chunk size in tokens (default 512)")
+    p.add_argument("--chunks", type=int, help="process at most N chunks")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--json", action="store_true")
+    add_format_args(p)
+    add_load_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from medcal_gui.engine.pipeline import run_pipeline
+
+    bar = TerminalProgress(quiet=args.json)
+    with sigint_cancels(CancelToken()) as token:
+        res = run_pipeline(args.narratives, args.model, args.type, args.dir, variant=args.variant,
+                           layout=args.layout, options=load_options(args), n_ctx=args.ctx, n_chunks=args.chunks,
+                           threads=args.threads, progress=bar, cancel=token)
+    bar.close()
+    if args.json:
+        print(json.dumps(res.to_json(), indent=2))
+        return 0
+    print(f"{res.records} records formatted to {res.calibration}")
+    if res.imatrix:
+        print(f"imatrix: {res.imatrix.entries} entries from {res.imatrix.chunks} chunks -> {res.imatrix.out}")
+    q = res.quant
+    print(f"quantized {q.qtype}: {q.output_bytes / 1e6:.1f} MB -> {q.out} ({res.seconds:.1f} s in all)")
+    for w in res.warnings:
+        print(f"warning: {w}")
+    return 0

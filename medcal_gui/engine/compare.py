@@ -1,0 +1,205 @@
+"""Calibration A/B: which calibration text makes the best quant? For each candidate file: importance matrix,
+quantize, then score every quant against the base on one held-out text (one cached base pass), and rank
+them by mean KL divergence.
+
+The "no imatrix" baseline is a plain quantization where the type allows one. Types that llama.cpp refuses
+to make without an importance matrix (IQ3_XXS, IQ2_*, IQ1_*: `tensor_requires_imatrix` in llama-quant.cpp)
+get a *uniform* matrix instead (every column weighted 1): the quantizer's importance-weighted search then
+runs with no information from any text, the closest llama.cpp allows to "no calibration".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medcal_gui.engine.evaluate import EvalResult, ModelEval, evaluate
+from medcal_gui.engine.imatrix_io import ImatrixData, ImatrixEntry
+from medcal_gui.engine.quant_types import get_quant_type
+from medcal_gui.errors import InputError
+from medcal_gui.fsutil import ensure_dir, refuse_input_overwrite, write_text_atomic
+from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, no_progress
+
+log = logging.getLogger(__name__)
+
+NO_IMATRIX = "no-imatrix"
+
+
+@dataclass
+class CompareRow:
+    name: str
+    calibration: str | None  # the calibration file, None for the baseline
+    imatrix: str  # "imatrix", "uniform" (baseline where one is required) or "none"
+    quant: Path
+    imatrix_chunks: int
+    eval: ModelEval
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"name": self.name, "calibration": self.calibration, "imatrix": self.imatrix,
+             "quant": str(self.quant), "imatrix_chunks": self.imatrix_chunks}
+        d.update({k: v for k, v in self.eval.to_json().items() if k not in ("model", "name")})
+        return d
+
+
+@dataclass
+class CompareResult:
+    model: Path
+    qtype: str
+    heldout: Path
+    n_ctx: int
+    rows: list[CompareRow]  # best (lowest mean KLD) first
+    evaluation: EvalResult
+    seconds: float
+    table_md: Path | None = None
+    table_json: Path | None = None
+    plot: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": str(self.model), "qtype": self.qtype, "heldout": str(self.heldout), "n_ctx": self.n_ctx,
+                "tokens_scored": self.evaluation.tokens_scored, "chunks": self.evaluation.chunks,
+                "parse_special": self.evaluation.parse_special, "seconds": self.seconds,
+                "rows": [r.to_json() for r in self.rows],
+                "table_md": str(self.table_md) if self.table_md else None,
+                "table_json": str(self.table_json) if self.table_json else None,
+                "plot": str(self.plot) if self.plot else None, "warnings": self.warnings}
+
+
+def uniform_imatrix(like: ImatrixData) -> ImatrixData:
+    """An importance matrix with every weight's columns equally important (shapes taken from `like`)."""
+    entries = {name: ImatrixEntry(np.ones_like(e.in_sum2), np.ones_like(e.counts))
+               for name, e in like.entries.items()}
+    return ImatrixData(entries=entries, datasets=["uniform (no calibration text)"], chunk_count=1,
+                       chunk_size=like.chunk_size or 512)
+
+
+def _prefixed(progress: ProgressCallback, prefix: str) -> ProgressCallback:
+    def inner(p: Progress) -> None:
+        msg = f"{prefix} {p.message}".strip()
+        progress(Progress(p.stage, p.done, p.total, msg, p.unit, p.rate, p.rate_unit, p.eta_s, p.extra))
+
+    return inner
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def markdown_table(res: CompareResult) -> str:
+    head = "| rank | calibration | imatrix | mean KLD | median KLD | KLD 99% | same top | RMS Δp | PPL ratio |\n"
+    head += "|---:|---|---|---:|---:|---:|---:|---:|---:|\n"
+    lines = []
+    for i, r in enumerate(res.rows, 1):
+        e = r.eval
+        lines.append(f"| {i} | {r.name} | {r.imatrix} | {e.kld_mean:.4f} ± {e.kld_mean_stderr:.4f} | "
+                     f"{e.kld_median:.4f} | {e.kld_p99:.3f} | {e.same_top_pct:.2f} % | {e.rms_dp_pct:.2f} % | "
+                     f"{e.ppl_ratio:.4f} |")
+    ev = res.evaluation
+    foot = (f"\n{res.qtype} quants of {res.model.name}, scored on {res.heldout.name}: {ev.chunks} chunks of "
+            f"{ev.n_ctx} tokens, {ev.tokens_scored} tokens scored (base PPL {res.rows[0].eval.ppl_base:.3f}); "
+            f"special tokens {'parsed' if ev.parse_special else 'as text'}.\n")
+    return head + "\n".join(lines) + "\n" + foot
+
+
+def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: Sequence[tuple[str, Path]],
+                         out_dir: Path, *, include_no_imatrix: bool = False, n_ctx: int = 512,
+                         imatrix_chunks: int | None = None, eval_chunks: int | None = None,
+                         threads: int | None = None, parse_special: bool = True, plot: bool = True,
+                         progress: ProgressCallback = no_progress,
+                         cancel: CancelToken | None = None) -> CompareResult:
+    """Quantize `model` to `qtype` once per calibration file (NAME, FILE) and rank the quants on `heldout`.
+
+    Writes into `out_dir`: `<name>.imatrix.gguf`, `<name>-<qtype>.gguf` per candidate, `comparison.md`,
+    `comparison.json` and `comparison.png`.
+    """
+    from medcal_gui.engine.imatrix import compute_imatrix
+    from medcal_gui.engine.quantize import quantize_model
+
+    cancel = cancel or CancelToken()
+    t0 = time.monotonic()
+    model, heldout, out_dir = Path(model), Path(heldout), Path(out_dir)
+    qt = get_quant_type(qtype)
+    names = [n for n, _ in calibrations]
+    if not calibrations and not include_no_imatrix:
+        raise InputError("Give at least one calibration file (NAME=FILE), or --include-no-imatrix.")
+    if len(set(names)) != len(names) or NO_IMATRIX in names:
+        raise InputError(f"Calibration names must be unique and not {NO_IMATRIX!r}: got {', '.join(names)}.")
+    for p in (model, heldout, *(f for _, f in calibrations)):
+        if not Path(p).is_file():
+            raise InputError(f"The file {p} does not exist.")
+        if Path(p).resolve() == heldout.resolve() and p != heldout:
+            raise InputError(f"The held-out text {heldout} is also a calibration file: a held-out text must be "
+                             "text the calibration never saw.")
+    ensure_dir(out_dir)
+    warnings: list[str] = []
+    staged: list[tuple[str, str | None, str, Path, int]] = []
+    first_data: ImatrixData | None = None
+    steps = len(calibrations) * 2 + (1 if include_no_imatrix else 0) + 1
+    step = 0
+
+    def prefix(what: str) -> ProgressCallback:
+        nonlocal step
+        step += 1
+        return _prefixed(progress, f"[{step}/{steps}] {what}:")
+
+    for name, cal in calibrations:
+        cancel.check()
+        safe = _safe_name(name)
+        imx = out_dir / f"{safe}.imatrix.gguf"
+        quant = out_dir / f"{safe}-{qt.name}.gguf"
+        refuse_input_overwrite(imx, [model, heldout, Path(cal)])
+        refuse_input_overwrite(quant, [model, heldout, Path(cal)])
+        ires = compute_imatrix(model, [Path(cal)], n_ctx=n_ctx, n_chunks=imatrix_chunks, threads=threads,
+                               parse_special=parse_special, out=imx, progress=prefix(f"{name} imatrix"),
+                               cancel=cancel)
+        if first_data is None:
+            first_data = ires.data
+        quantize_model(model, quant, qt.name, imatrix=imx, threads=threads, progress=prefix(f"{name} quantize"),
+                       provenance={"calibration.name": name}, cancel=cancel)
+        staged.append((name, str(cal), "imatrix", quant, ires.chunks))
+
+    if include_no_imatrix:
+        cancel.check()
+        quant = out_dir / f"{NO_IMATRIX}-{qt.name}.gguf"
+        refuse_input_overwrite(quant, [model, heldout])
+        kind = "none"
+        data: ImatrixData | None = None
+        if qt.imatrix == "requires":
+            if first_data is None:
+                first_data = compute_imatrix(model, [heldout], n_ctx=n_ctx, n_chunks=1, threads=threads,
+                                             progress=prefix("shapes for a uniform imatrix"), cancel=cancel).data
+            assert first_data is not None
+            data = uniform_imatrix(first_data)
+            kind = "uniform"
+            warnings.append(f"llama.cpp refuses {qt.name} without an importance matrix; the baseline uses a "
+                            "uniform one (every column weighted equally).")
+        quantize_model(model, quant, qt.name, imatrix=data, threads=threads, progress=prefix("baseline quantize"),
+                       provenance={"calibration.name": NO_IMATRIX}, cancel=cancel)
+        staged.append((NO_IMATRIX, None, kind, quant, 0))
+
+    ev = evaluate(model, [s[3] for s in staged], heldout, n_ctx=n_ctx, threads=threads,
+                  parse_special=parse_special, n_chunks=eval_chunks, progress=prefix("evaluate"), cancel=cancel)
+    rows = [CompareRow(name, cal, kind, quant, chunks, me)
+            for (name, cal, kind, quant, chunks), me in zip(staged, ev.models)]
+    rows.sort(key=lambda r: r.eval.kld_mean)
+    res = CompareResult(model=model, qtype=qt.name, heldout=heldout, n_ctx=n_ctx, rows=rows, evaluation=ev,
+                        seconds=time.monotonic() - t0, warnings=warnings + ev.warnings)
+    res.table_md = out_dir / "comparison.md"
+    write_text_atomic(res.table_md, markdown_table(res))
+    if plot:
+        from medcal_gui.engine.eval_plot import plot_ranking
+
+        res.plot = plot_ranking([r.name for r in rows], [r.eval.kld_mean for r in rows],
+                                [r.eval.kld_p99 for r in rows], out_dir / "comparison.png",
+                                title=f"{qt.name} of {model.name}: KLD on {heldout.name}")
+    res.table_json = out_dir / "comparison.json"
+    res.seconds = time.monotonic() - t0
+    write_text_atomic(res.table_json, json.dumps(res.to_json(), indent=2, ensure_ascii=False) + "\n")
+    return res
