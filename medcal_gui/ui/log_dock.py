@@ -7,6 +7,7 @@ import logging
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QDockWidget, QPlainTextEdit, QWidget
+
 from medcal_gui.ui.qtcompat import emit
 
 LOGGER_NAME = "medcal_gui"  # core, engine and llama.cpp ("medcal_gui.llama") all log below this

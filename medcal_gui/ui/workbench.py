@@ -18,9 +18,9 @@ from medcal_gui.dataset.loader import Dataset, LoadOptions
 from medcal_gui.dataset.records import Record
 from medcal_gui.errors import MedcalError
 from medcal_gui.ui import error_dialog
+from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.settings import Settings
 from medcal_gui.ui.workers import JobFn, JobRunner
-from medcal_gui.ui.qtcompat import emit
 
 LOG = logging.getLogger("medcal_gui.ui")
 

@@ -31,9 +31,9 @@ from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.ui.checklist import ChecklistView
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.preview import ChatView, SideBySide
+from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.variant_editor import VariantEditor
 from medcal_gui.ui.workbench import LoadedInputs, Workbench
-from medcal_gui.ui.qtcompat import emit
 
 LAYOUT_HELP = {"seed": "the seed document's record, byte for byte",
                "gemma": "Gemma's own chat template (the exact inference-time form)"}

@@ -36,8 +36,8 @@ from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.resources import samples_dir
 from medcal_gui.ui.models import ENCODINGS, KEY_ROLE, FileTableModel, RecordFilterProxy, RecordTableModel
 from medcal_gui.ui.panes.base import Pane
-from medcal_gui.ui.workbench import Issue, LoadedInputs, Workbench
 from medcal_gui.ui.qtcompat import emit
+from medcal_gui.ui.workbench import Issue, LoadedInputs, Workbench
 
 
 def load_inputs(inputs: Sequence[Path], options: LoadOptions, progress: ProgressCallback,
@@ -204,12 +204,20 @@ class NarrativesPane(Pane):
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(left)
         main.addWidget(right)
-        main.setStretchFactor(0, 2)
-        main.setStretchFactor(1, 1)
-        main.setSizes([680, 380])
+        main.setStretchFactor(0, 3)
+        main.setStretchFactor(1, 2)
+        self._main_split = main
+        self._sized = False
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(main, 1)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._sized and self.width() > 0:  # sizes set before the first show are not kept
+            self._sized = True
+            total = sum(self._main_split.sizes()) or self.width()
+            self._main_split.setSizes([total * 3 // 5, total - total * 3 // 5])
 
     # -- loading ------------------------------------------------------------------------------------------
     def load_paths(self, paths: Sequence[Path | str], options: LoadOptions | None = None) -> bool:
