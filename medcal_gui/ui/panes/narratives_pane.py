@@ -115,6 +115,7 @@ class NarrativesPane(Pane):
         self.samples_btn.clicked.connect(self.load_samples)
         self.summary = QLabel("Drop narrative files (.txt, .jsonl, .csv) or folders here.")
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary.setWordWrap(True)
         top = QHBoxLayout()
         for w in (self.open_files_btn, self.open_folder_btn, self.samples_btn):
             top.addWidget(w)
@@ -180,6 +181,7 @@ class NarrativesPane(Pane):
         self.narrative = QPlainTextEdit()
         self.narrative.setReadOnly(True)
         self.narrative_title = QLabel("<b>Narrative</b>")
+        self.narrative_title.setWordWrap(True)  # a long title must not set the splitter's minimum width
         self.issue_list = QListWidget()
         self.issue_list.setWordWrap(True)
         self.issue_list.setIconSize(QSize(16, 16))
