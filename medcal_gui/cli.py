@@ -7,6 +7,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import multiprocessing
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -47,6 +48,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The quantize child and the CPU probe use the spawn start method; a frozen bundle needs this first.
+    multiprocessing.freeze_support()
     parser, commands = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
