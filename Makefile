@@ -31,6 +31,15 @@ lint: $(VENV)/.stamp-dev
 bench: $(VENV)/.stamp-dev
 	$(PY) bench/bench_dataset.py
 
+# The stand-alone one-folder bundle, dist/medcal/ (GUI and CLI in one program); see README "Stand-alone bundle".
+# Check it with: dist/medcal/medcal --version && dist/medcal/medcal self-test
+BUNDLE_DIST ?= dist
+bundle: $(VENV)/.stamp-dev
+	rm -rf $(BUNDLE_DIST)/medcal
+	$(VENV)/bin/pyinstaller build_spec/medcal.spec --noconfirm --clean --log-level WARN \
+		--distpath $(BUNDLE_DIST) --workpath build/pyinstaller
+	@du -sh $(BUNDLE_DIST)/medcal
+
 screenshots: $(VENV)/.stamp-runtime
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/medcal gui --screenshot docs/screenshots
 

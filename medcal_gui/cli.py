@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from medcal_gui import __version__
+from medcal_gui.commands.self_test import VersionAction
 from medcal_gui.errors import MedcalError
 
 COMMAND_MODULES = [
@@ -36,7 +36,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
         description="Calibrate, quantize and verify a medical LLM (GGUF) offline. "
                     "With no command, the desktop app opens.",
     )
-    parser.add_argument("--version", action="version", version=f"medcal {__version__}")
+    parser.add_argument("--version", action=VersionAction)  # medcal, llama.cpp, Qt and Python versions
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging (and llama.cpp's log)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     by_name: dict[str, ModuleType] = {}

@@ -48,8 +48,11 @@ def _table(res: object) -> str:
                      f"{m.kld_median:.6f}", f"{m.kld_p99:.5f}", f"{m.kld_max:.4f}",
                      f"{m.same_top_pct:.2f} %", f"{m.rms_dp_pct:.3f} %"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                     for r in rows)
+    def line(r: tuple[str, ...]) -> str:
+        cells = zip(r, widths, strict=True)
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(cells))
+
+    return "\n".join(line(r) for r in rows)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -95,7 +95,8 @@ class ChatSession:
         self.history: list[Message] = []
         self.last_stats = ChatStats()
         self.llm = llama if llama is not None else self._load(n_ctx, threads)
-        self.n_ctx = int(self.llm.n_ctx())
+        # llama.cpp may pad the context it allocates; llama-cpp-python's token buffer has the size asked for
+        self.n_ctx = min(int(self.llm.n_ctx()), int(self.llm.input_ids.shape[0]))
         self._vocab = self.llm._model.vocab  # the llama_vocab pointer, for end-of-generation checks
         gguf_template = (self.llm.metadata or {}).get("tokenizer.chat_template")
         if template not in ("auto", "gguf", "gemma"):
@@ -107,7 +108,7 @@ class ChatSession:
         if self.template_source == "gguf":
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            self._formatter = Jinja2ChatFormatter(template=gguf_template, eos_token=self._token_text(
+            self._formatter = Jinja2ChatFormatter(template=str(gguf_template), eos_token=self._token_text(
                 self.llm.token_eos()), bos_token=self._token_text(self.llm.token_bos()),
                 add_generation_prompt=True)
 
@@ -121,6 +122,11 @@ class ChatSession:
 
         if not self.model_path.is_file():
             raise ModelError(f"The model file {self.model_path} does not exist.")
+        from medcal_gui.engine.model_info import inspect_model
+
+        trained = inspect_model(self.model_path).context_length  # a damaged file fails here, clearly
+        if trained:
+            n_ctx = min(n_ctx, trained)  # beyond what it was trained on, a model only degrades
         try:
             return llama_cpp.Llama(str(self.model_path), n_ctx=n_ctx, n_threads=threads or os.cpu_count() or 1,
                                    n_batch=min(512, n_ctx), verbose=False)

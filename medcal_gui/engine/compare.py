@@ -187,7 +187,7 @@ def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: S
     ev = evaluate(model, [s[3] for s in staged], heldout, n_ctx=n_ctx, threads=threads,
                   parse_special=parse_special, n_chunks=eval_chunks, progress=prefix("evaluate"), cancel=cancel)
     rows = [CompareRow(name, cal, kind, quant, chunks, me)
-            for (name, cal, kind, quant, chunks), me in zip(staged, ev.models)]
+            for (name, cal, kind, quant, chunks), me in zip(staged, ev.models, strict=True)]
     rows.sort(key=lambda r: r.eval.kld_mean)
     res = CompareResult(model=model, qtype=qt.name, heldout=heldout, n_ctx=n_ctx, rows=rows, evaluation=ev,
                         seconds=time.monotonic() - t0, warnings=warnings + ev.warnings)

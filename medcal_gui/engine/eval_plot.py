@@ -33,7 +33,7 @@ def plot_eval(names: Sequence[str], kld_values: Sequence[np.ndarray], ppl_ratios
     lo = max(float(pos.min()), 1e-7) if pos.size else 1e-7
     hi = max(float(pos.max()) if pos.size else 1.0, lo * 10)
     bins = np.geomspace(lo, hi, 60)
-    for name, v in zip(names, finite):
+    for name, v in zip(names, finite, strict=True):
         if not (v > 0).any():
             ax1.plot([], [], " ", label=f"{name} (identical to the base: KLD 0)")
             continue
@@ -70,7 +70,7 @@ def plot_ranking(names: Sequence[str], kld_means: Sequence[float], kld_p99: Sequ
     means = np.asarray(kld_means)[order]
     ax.barh(y, means, color="tab:blue", label="mean KLD")
     ax.plot(np.asarray(kld_p99)[order], y, "k|", markersize=14, label="99th percentile")
-    for yi, m in zip(y, means):
+    for yi, m in zip(y, means, strict=True):
         ax.text(m, yi, f" {m:.4f}", va="center", fontsize=8)
     ax.set_yticks(y, [str(names[i]) for i in order], fontsize=8)
     ax.invert_yaxis()

@@ -26,7 +26,12 @@ import numpy as np
 from medcal_gui.engine import ggml_ctypes as gc
 from medcal_gui.engine.cpu_quirks import model_params
 from medcal_gui.engine.eval_cache import (
-    BaseCache, BaseCacheWriter, BaseKey, file_sha256, open_cached, text_sha256,
+    BaseCache,
+    BaseCacheWriter,
+    BaseKey,
+    file_sha256,
+    open_cached,
+    text_sha256,
 )
 from medcal_gui.engine.eval_math import CUTOFF, BaseRows, ModelRows, base_rows, model_rows, summarize
 from medcal_gui.engine.llama_log import route_llama_logs

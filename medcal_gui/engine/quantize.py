@@ -122,6 +122,7 @@ class _LogWatch:
         self.sizes: dict[str, float] = {}
         self.errors: list[str] = []
         self.fallback: tuple[int, int] | None = None
+        self.needs_imatrix = False  # a dry run found tensors that llama.cpp will refuse without one
 
     def __call__(self, level: int, line: str) -> None:
         if level >= 4 and line.strip("= \n"):
@@ -137,6 +138,8 @@ class _LogWatch:
         s = SIZE_LINE.search(line)
         if s:
             self.sizes[s.group(1)] = float(s.group(2))
+        if "will require an imatrix" in line:
+            self.needs_imatrix = True
         f = FALLBACK_LINE.search(line)
         if f:
             self.fallback = (int(f.group(1)), int(f.group(2)))
@@ -231,9 +234,9 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
     if data is not None and not data.entries:
         raise InputError(f"The importance matrix {imatrix_label} holds no entries.")
     advice = imatrix_advice(qt, data is not None)
-    if qt.imatrix == "requires" and data is None:
+    if qt.imatrix == "requires" and data is None and qt.name.startswith(("IQ1_", "IQ2_")):
         raise InputError(advice or f"{qt.name} requires an importance matrix.")
-    if advice:
+    if advice and not (qt.imatrix == "requires" and data is None):
         warnings.append(advice)
 
     if not dry_run:
@@ -274,6 +277,14 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
             f"{dry.fallback[0]} of {dry.fallback[1]} tensors cannot take {qt.name}'s block size (their rows "
             "are not a multiple of 256 values) and use a nearby fallback type instead, as llama-quantize does."
         )
+    if qt.imatrix == "requires" and data is None:
+        # Whether llama.cpp needs an imatrix depends on the tensors that really take the low-bit type: on
+        # models whose rows don't fit its 256-value blocks they all fall back, and llama.cpp proceeds.
+        if dry.needs_imatrix:
+            raise InputError(advice or f"{qt.name} requires an importance matrix.")
+        warnings.append(f"{qt.name} usually requires an importance matrix. Without one, llama.cpp stores the "
+                        f"tensors that would need it in k-quant types instead, so this file is not a true {qt.name}: "
+                        "compute an importance matrix for the real thing.")
     est = int(dry.sizes.get("quant", 0.0) * MiB)
     overhead = max(0, input_bytes - int(dry.sizes.get("model", 0.0) * MiB))
     estimate = est + overhead

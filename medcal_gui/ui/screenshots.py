@@ -61,8 +61,16 @@ def take_screenshots(win: MainWindow, folder: Path) -> list[Path]:
     win.format.set_side_by_side(True, columns=3)
     shot(SHOTS[2])
     win.format.set_side_by_side(False)
+    quantize = win.pane("quantize")
+    if getattr(quantize, "model", True) is None:
+        from medcal_gui.engine.demo_model import demo_model_path, demo_model_ready
+
+        if demo_model_ready():  # show a real model card; never prepare one just for a screenshot
+            quantize.set_model(demo_model_path())  # type: ignore[attr-defined]
     for i, name in ((2, SHOTS[3]), (3, SHOTS[4])):
         win.set_current(i)
-        wait_until(lambda i=i: win.panes[i].ready(), what=win.panes[i].title)
+        example = getattr(win.panes[i], "show_example", None)
+        timeout = 180.0 if example is not None and example() else 30.0  # a real chat and evaluation
+        wait_until(lambda i=i: win.panes[i].ready(), timeout_s=timeout, what=win.panes[i].title)
         shot(name)
     return out

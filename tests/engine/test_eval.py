@@ -146,3 +146,20 @@ def test_text_too_short_for_one_chunk_is_refused(tiny_model: Path) -> None:
         evaluate(tiny_model, [tiny_model], "the patient", n_ctx=N_CTX, use_cache=False)
     with pytest.raises(InputError, match="does not exist"):
         read_text(Path("/nonexistent/held-out.txt"))
+
+
+def test_eval_command_prints_json_and_writes_the_plot(tiny_model: Path, tiny_q4: Path, eval_text: str,
+                                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medcal_gui.cli import main
+
+    text = tmp_path / "held.txt"
+    text.write_text(eval_text, encoding="utf-8")
+    png = tmp_path / "kld.png"
+    rc = main(["eval", "--base", str(tiny_model), "--model", str(tiny_q4), "--model", str(tiny_model),
+               "--text", str(text), "--ctx", str(N_CTX), "--chunks", "2", "--json", "--plot", str(png)])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in d["models"]] == [tiny_q4.name, tiny_model.name]
+    assert d["models"][1]["kld_mean"] == 0.0 and d["models"][0]["kld_mean"] > 0
+    assert d["tokens_scored"] == 2 * (N_CTX - 1 - N_CTX // 2)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -160,3 +160,11 @@ def test_cli_round_trip(tiny_model: Path, imatrix_file: Path, tmp_path: Path,
     rc = main(["quantize", "--model", str(tiny_model), "--type", "IQ1_S", "-o", str(tmp_path / "y.gguf")])
     assert rc == 2
     assert "requires an importance matrix" in capsys.readouterr().err
+
+
+def test_iq3_xxs_without_imatrix_is_refused_when_llama_cpp_would_need_one(tiny_model: Path,
+                                                                           tmp_path: Path) -> None:
+    # The tiny model's rows are 256 wide, so its matrices really take IQ3_XXS: the dry run says so first.
+    with pytest.raises(InputError, match="IQ3_XXS requires an importance matrix"):
+        quantize_model(tiny_model, tmp_path / "x.gguf", "IQ3_XXS", imatrix=None)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,180 @@
+"""The jobs behind panes 3 and 4, Qt-free: calibration and held-out text from the loaded records, the one
+"importance matrix then quantize" run, and a quiet size estimate.
+
+They follow the job protocol (`progress`, `cancel`) and only call the engine; the panes start them in a
+worker and show what they report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from medcal_gui.dataset.formatting import format_dataset
+from medcal_gui.dataset.records import Record
+from medcal_gui.dataset.variants import Variant
+from medcal_gui.engine.imatrix import ImatrixResult, compute_imatrix
+from medcal_gui.engine.quant_types import get_quant_type
+from medcal_gui.engine.quantize import QuantizeResult, quantize_model
+from medcal_gui.errors import Cancelled
+from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
+
+HELDOUT_FRACTION = 0.2
+
+
+def split_records(records: Sequence[Record], fraction: float = HELDOUT_FRACTION) -> tuple[list[Record],
+                                                                                          list[Record]]:
+    """(calibration, held-out): the last `fraction` of the records (at least one, when there are two or
+    more) is held out for step 4's evaluation; the rest calibrates."""
+    recs = list(records)
+    if len(recs) < 2 or fraction <= 0:
+        return recs, []
+    n_held = max(1, round(len(recs) * fraction))
+    return recs[:-n_held], recs[-n_held:]
+
+
+@dataclass(frozen=True)
+class CalibrationText:
+    text: str
+    records: int
+    variant: str
+    layout: str
+    held_out: int  # records kept out of it
+
+    @property
+    def label(self) -> str:
+        """What the importance matrix records as its dataset."""
+        held = f", last {self.held_out} held out" if self.held_out else ""
+        return f"medcal: {self.records} records, variant {self.variant}, {self.layout} layout{held}"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def calibration_text(records: Sequence[Record], variant: Variant, layout: str,
+                     hold_out: bool = True) -> CalibrationText:
+    calib, held = split_records(records) if hold_out else (list(records), [])
+    return CalibrationText(format_dataset(calib, variant, layout), len(calib), variant.name, layout, len(held))
+
+
+def heldout_text(records: Sequence[Record], variant: Variant, layout: str) -> tuple[str, int]:
+    """The held-out split formatted like the calibration text, and its record count."""
+    _, held = split_records(records)
+    return format_dataset(held, variant, layout), len(held)
+
+
+def output_names(out: Path) -> list[Path]:
+    """Every file a run writes for the quant `out` (itself, its checksum and manifest)."""
+    return [out, out.with_name(out.name + ".sha256"), out.with_name(out.name + ".manifest.json")]
+
+
+def imatrix_path_for(out: Path) -> Path:
+    return out.with_name(out.stem + ".imatrix.gguf")
+
+
+@dataclass
+class RunPlan:
+    model: Path
+    out: Path
+    qtype: str
+    imatrix_mode: str  # "compute" | "file" | "none"
+    calibration: CalibrationText | None = None
+    imatrix_file: Path | None = None
+    n_ctx: int = 512
+    n_chunks: int | None = None
+    threads: int | None = None
+
+    def computes_imatrix(self) -> bool:
+        return self.imatrix_mode == "compute" and get_quant_type(self.qtype).imatrix != "ignores"
+
+
+@dataclass
+class RunResult:
+    plan: RunPlan
+    imatrix: ImatrixResult | None
+    imatrix_path: Path | None
+    quant: QuantizeResult
+
+
+def run_quantize(plan: RunPlan, progress: ProgressCallback, cancel: CancelToken) -> RunResult:
+    """Importance matrix (when the plan computes one), then quantize, as one job.
+
+    A cancel or a failure at any point removes what this run wrote: the imatrix file, the quant and its
+    sidecars (the engine already removes its own temporary files).
+    """
+    written: list[Path] = []
+    imat: ImatrixResult | None = None
+    imatrix_path: Path | None = plan.imatrix_file if plan.imatrix_mode == "file" else None
+    try:
+        if plan.computes_imatrix():
+            assert plan.calibration is not None
+            imat = compute_imatrix(plan.model, [plan.calibration.text], n_ctx=plan.n_ctx,
+                                   n_chunks=plan.n_chunks, threads=plan.threads, compute_ppl=True,
+                                   progress=progress, cancel=cancel)
+            assert imat.data is not None
+            imat.data.datasets = [plan.calibration.label]
+            cancel.check()
+            imatrix_path = imatrix_path_for(plan.out)
+            imat.data.save(imatrix_path)
+            written.append(imatrix_path)
+            imat.out = imatrix_path
+        elif plan.imatrix_mode == "compute":
+            progress(Progress("imatrix", 0, 0, message=f"skipped: {plan.qtype} ignores the importance matrix"))
+        provenance: dict[str, object] = {}
+        if plan.calibration is not None and imat is not None:
+            provenance = {"calibration.sha256": plan.calibration.sha256,
+                          "calibration.variant": plan.calibration.variant,
+                          "calibration.layout": plan.calibration.layout,
+                          "calibration.records": plan.calibration.records}
+        quant = quantize_model(plan.model, plan.out, plan.qtype, imatrix=imatrix_path, threads=plan.threads,
+                               provenance=provenance, progress=progress, cancel=cancel)
+        written += output_names(plan.out)
+        # A cancel that arrives now would drop the result: leave nothing behind for a run said cancelled.
+        cancel.check()
+    except BaseException:
+        for p in written:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        raise
+    return RunResult(plan, imat, imatrix_path, quant)
+
+
+class _DropThread(logging.Filter):
+    """Drops the records logged from one thread (a size estimate's 236 per-tensor lines)."""
+
+    def __init__(self, ident: int) -> None:
+        super().__init__()
+        self.ident = ident
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.ident
+
+
+@contextlib.contextmanager
+def quiet_llama_log() -> Iterator[None]:
+    """Keep llama.cpp's log lines from this thread out of the log (other threads still log)."""
+    logger = logging.getLogger("medcal_gui.llama")
+    f = _DropThread(threading.get_ident())
+    logger.addFilter(f)
+    try:
+        yield
+    finally:
+        logger.removeFilter(f)
+
+
+def estimate_size(model: Path, qtype: str, cancel: CancelToken) -> QuantizeResult | None:
+    """llama.cpp's dry-run size for `qtype` (None for a type that needs an imatrix: it refuses a dry run
+    without one, and the bits-per-weight estimate stands in)."""
+    if get_quant_type(qtype).imatrix == "requires":
+        return None
+    if cancel.cancelled:
+        raise Cancelled()
+    with quiet_llama_log():
+        return quantize_model(model, model.with_name(model.stem + f"-{qtype}.dry-run.gguf"), qtype,
+                              dry_run=True)

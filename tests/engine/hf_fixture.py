@@ -1,0 +1,163 @@
+"""Tiny random Gemma 3 checkpoints saved by transformers' own `save_pretrained`, for the converter's tests.
+
+Needs the dev extra (torch, transformers, sentencepiece); `missing_reason()` says what is missing so tests can
+skip with a clear reason. The tokenizer is a small SentencePiece BPE model trained at test time on the sample
+narratives, laid out like Gemma's (pad/eos/bos/unk = 0/1/2/3, the turn markers as user-defined pieces, byte
+fallback, no dummy prefix) and saved through GemmaTokenizer, so the folder has the real file names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "<start_of_turn>{{ role }}\n{{ message['content'] | trim }}<end_of_turn>\n"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+TEXT = dict(hidden_size=64, intermediate_size=128, num_attention_heads=2, num_key_value_heads=1, head_dim=32,
+            query_pre_attn_scalar=32, sliding_window=8, max_position_embeddings=512, rms_norm_eps=1e-6)
+
+
+def missing_reason() -> str | None:
+    for mod in ("torch", "transformers", "sentencepiece"):
+        try:
+            importlib.import_module(mod)
+        except Exception as exc:  # an ImportError, or a broken install
+            return (f"{mod} cannot be imported ({type(exc).__name__}: {exc}); pip install -e '.[dev]' brings "
+                    "torch, transformers and sentencepiece")
+    return None
+
+
+def train_sentencepiece(vocab_size: int = 600, symbols: tuple[str, ...] = ("<start_of_turn>", "<end_of_turn>")
+                        ) -> bytes:
+    import sentencepiece as spm
+
+    lines = [ln for f in sorted(SAMPLES.glob("*.txt")) for ln in f.read_text(encoding="utf-8").splitlines()
+             if ln.strip()]
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=buf, vocab_size=vocab_size, model_type="bpe",
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
+        unk_piece="<unk>", user_defined_symbols=list(symbols), byte_fallback=True, split_digits=True,
+        add_dummy_prefix=False, normalization_rule_name="identity", remove_extra_whitespaces=False,
+        allow_whitespace_only_pieces=True, character_coverage=1.0, num_threads=1, minloglevel=2,
+    )
+    return buf.getvalue()
+
+
+def save_tokenizer(hf_dir: Path, sp_model: bytes, chat_template: str | None = GEMMA_TEMPLATE,
+                   turn_tokens: bool = True) -> Any:
+    from transformers import GemmaTokenizer
+
+    hf_dir.mkdir(parents=True, exist_ok=True)
+    src = hf_dir / "_sp_src.model"
+    src.write_bytes(sp_model)
+    extra = ["<start_of_turn>", "<end_of_turn>"] if turn_tokens else []
+    tok = GemmaTokenizer(vocab_file=str(src), additional_special_tokens=extra)
+    if chat_template is not None:
+        tok.chat_template = chat_template
+    tok.save_pretrained(str(hf_dir))
+    src.unlink()
+    return tok
+
+
+def _randomize(model: Any, seed: int) -> None:
+    """Weights far from init so that mistakes (a missing +1, a wrong scale) show in the logits."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+            elif "embed_tokens" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * (1.0 / p.shape[-1] ** 0.5))
+
+
+def make_causal(hf_dir: Path, sp_model: bytes, *, n_layer: int = 6, seed: int = 0, dtype: str = "float32",
+                shard_size: str | None = None, **over: Any) -> Path:
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    tok = save_tokenizer(hf_dir, sp_model)
+    cfg = Gemma3TextConfig(vocab_size=len(tok), num_hidden_layers=n_layer, **{**TEXT, **over})
+    torch.manual_seed(seed)
+    model = Gemma3ForCausalLM(cfg).eval()
+    _randomize(model, seed)
+    model = model.to(getattr(torch, dtype))
+    model.save_pretrained(str(hf_dir), **({"max_shard_size": shard_size} if shard_size else {}))
+    return hf_dir
+
+
+def make_conditional(hf_dir: Path, sp_model: bytes, *, n_layer: int = 6, seed: int = 1,
+                     rope_scaling: dict[str, Any] | None = None) -> Path:
+    import torch
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, SiglipVisionConfig
+
+    tok = save_tokenizer(hf_dir, sp_model)
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                image_size=32, patch_size=8)
+    text = {**TEXT, "vocab_size": len(tok), "num_hidden_layers": n_layer,
+            "rope_scaling": rope_scaling or {"rope_type": "linear", "factor": 8.0}}
+    cfg = Gemma3Config(text_config=text, vision_config=vision.to_dict(), mm_tokens_per_image=4,
+                       boi_token_index=4, eoi_token_index=5, image_token_index=5)
+    torch.manual_seed(seed)
+    model = Gemma3ForConditionalGeneration(cfg).eval()
+    _randomize(model, seed)
+    model.save_pretrained(str(hf_dir))
+    (hf_dir / "preprocessor_config.json").write_text(
+        '{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "image_seq_length": 4, '
+        '"size": {"height": 32, "width": 32}}', encoding="utf-8")
+    return hf_dir
+
+
+def hf_tokenize(hf_dir: Path, text: str) -> list[int]:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(hf_dir), use_fast=False)
+    return list(tok(text).input_ids)
+
+
+def _ggml_gelu_module() -> Any:
+    """GELU as llama.cpp's CPU backend computes it: a table indexed by the input rounded to float16.
+
+    Its rounding (about 5e-4 relative) is llama.cpp's, not the converter's; modelling it in the reference
+    lets the comparison be tight enough to catch converter mistakes.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    class GgmlGelu(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            y = F.gelu(x.to(torch.float16).float(), approximate="tanh").to(torch.float16).float()
+            return torch.where(x <= -10, torch.zeros_like(x), torch.where(x >= 10, x, y))
+
+    return GgmlGelu()
+
+
+def hf_logits(hf_dir: Path, ids: list[int], ggml_gelu: bool = True) -> np.ndarray:
+    """float32 logits of every position, computed by transformers on the saved folder."""
+    import torch
+    from transformers import AutoConfig, Gemma3ForCausalLM, Gemma3ForConditionalGeneration
+
+    cfg = AutoConfig.from_pretrained(str(hf_dir))
+    cls = Gemma3ForConditionalGeneration if cfg.model_type == "gemma3" else Gemma3ForCausalLM
+    model = cls.from_pretrained(str(hf_dir), dtype=torch.float32, attn_implementation="eager").eval()
+    if ggml_gelu:
+        for mod in model.modules():
+            if hasattr(mod, "act_fn") and hasattr(mod, "gate_proj"):
+                mod.act_fn = _ggml_gelu_module()
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([ids]))
+    return out.logits[0].float().numpy()
