@@ -110,6 +110,8 @@ class ChatTranscript(QWidget):
 
     def finish(self, stats: ChatStats | None, note: str = "") -> None:
         self.last_stats = stats
+        bar = self.view.verticalScrollBar()
+        bar.setValue(bar.maximum())  # the reply's end, not the prompt
         self.stats.setText(note if stats is None else stats_text(stats) + (f" — {note}" if note else ""))
 
     def reply_text(self) -> str:

@@ -65,8 +65,8 @@ class KldHistogram(QWidget):
         text = pal.windowText().color()
         fm = self.fontMetrics()
         h = fm.height()
-        plot = QRectF(fm.horizontalAdvance("00000") + 8, h + 6, self.width() - fm.horizontalAdvance("00000") - 16,
-                      self.height() - 2 * h - 14)
+        left = fm.horizontalAdvance("00000") + 8
+        plot = QRectF(left, 2 * h + 6, self.width() - left - 16, self.height() - 3 * h - 14)
         p.setPen(text)
         title = f"Per-token KL divergence ({self.n:,} tokens)" if self.n else "Per-token KL divergence"
         p.drawText(QRectF(0, 0, self.width(), h + 4), Qt.AlignmentFlag.AlignCenter, title)
@@ -91,7 +91,8 @@ class KldHistogram(QWidget):
         p.setPen(text)
         p.drawText(QRectF(0, plot.top() - h / 2, plot.left() - 4, h), Qt.AlignmentFlag.AlignRight, f"{top:,}")
         p.drawText(QRectF(0, plot.bottom() - h / 2, plot.left() - 4, h), Qt.AlignmentFlag.AlignRight, "0")
-        labels = [(EDGES[1] / 10, "≈0")] + [(10.0 ** d, f"1e{d}") for d in range(LOW, HIGH + 1, 2)]
+        labels = [(EDGES[1] / 10, "≈0")] + [(10.0 ** d, f"1e{d}" if d < -2 else f"{10.0 ** d:g}")
+                                            for d in range(LOW + 1, HIGH + 1, 2)]
         for value, label in labels:
             x = self._x(value, plot)
             w = fm.horizontalAdvance(label)
@@ -104,9 +105,9 @@ class KldHistogram(QWidget):
             x = self._x(max(value, 0.0), plot)
             p.setPen(QPen(col, 1.5, Qt.PenStyle.DashLine))
             p.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()))
-            label = f"{name} {value:.2g}"
+            label = f"┆ {name} {value:.2g}"
             w = fm.horizontalAdvance(label)
-            legend_x -= w + 10
+            legend_x -= w + 12
             p.setPen(col)
-            p.drawText(QRectF(legend_x, plot.top(), w + 6, h), Qt.AlignmentFlag.AlignLeft, label)
+            p.drawText(QRectF(legend_x, h + 2, w + 6, h), Qt.AlignmentFlag.AlignLeft, label)
         p.end()
