@@ -21,7 +21,7 @@ from medcal_gui.dataset.variants import Variant
 from medcal_gui.engine.imatrix import ImatrixResult, compute_imatrix
 from medcal_gui.engine.quant_types import get_quant_type
 from medcal_gui.engine.quantize import QuantizeResult, quantize_model
-from medcal_gui.errors import Cancelled
+from medcal_gui.errors import Cancelled, InputError
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
 
 HELDOUT_FRACTION = 0.2
@@ -168,13 +168,16 @@ def quiet_llama_log() -> Iterator[None]:
         logger.removeFilter(f)
 
 
-def estimate_size(model: Path, qtype: str, cancel: CancelToken) -> QuantizeResult | None:
-    """llama.cpp's dry-run size for `qtype` (None for a type that needs an imatrix: it refuses a dry run
-    without one, and the bits-per-weight estimate stands in)."""
-    if get_quant_type(qtype).imatrix == "requires":
-        return None
+def estimate_size(model: Path, qtype: str, cancel: CancelToken) -> tuple[QuantizeResult | None, str | None]:
+    """llama.cpp's dry-run size for `qtype` without an importance matrix, or (None, why) when llama.cpp
+    would refuse the type without one (then the bits-per-weight estimate stands in)."""
     if cancel.cancelled:
         raise Cancelled()
-    with quiet_llama_log():
-        return quantize_model(model, model.with_name(model.stem + f"-{qtype}.dry-run.gguf"), qtype,
-                              dry_run=True)
+    try:
+        with quiet_llama_log():
+            return quantize_model(model, model.with_name(model.stem + f"-{qtype}.dry-run.gguf"), qtype,
+                                  dry_run=True), None
+    except InputError as exc:
+        if get_quant_type(qtype).imatrix != "requires":
+            raise
+        return None, exc.message

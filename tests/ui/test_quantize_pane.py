@@ -75,6 +75,17 @@ def test_sizes_are_estimates_until_the_dry_run_gives_the_selected_one(qtbot, pan
     assert pane.run_btn.text() == "Run: quantize"
 
 
+def test_a_type_llama_cpp_refuses_without_an_imatrix_needs_one(qtbot, pane: QuantizePane) -> None:  # type: ignore[no-untyped-def]
+    pane.none_radio.setChecked(True)
+    pane.table.select("IQ2_XXS")
+    qtbot.waitUntil(lambda: "IQ2_XXS" in pane._refusals, timeout=10000)
+    assert not pane.run_btn.isEnabled()
+    assert "requires an importance matrix" in pane.run_btn.toolTip()
+    assert pane.table.size_cell("IQ2_XXS").startswith("≈")  # no dry run without one: the estimate stays
+    pane.compute_radio.setChecked(True)
+    assert pane.run_btn.isEnabled()
+
+
 def test_run_computes_the_imatrix_then_quantizes(qtbot, pane: QuantizePane, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pane.table.select("Q4_K_M")
     pane.chunks_spin.setValue(3)

@@ -66,7 +66,7 @@ def test_imatrix_and_quantize_never_block_the_gui(qtbot, loaded_bench: Workbench
     pane = QuantizePane(loaded_bench)
     qtbot.addWidget(pane)
     pane.ctx_spin.setValue(128)
-    pane.chunks_spin.setValue(12)
+    pane.chunks_spin.setValue(100)
     pane.out_dir_edit.setText(str(tmp_path))
     pane.table.select("Q4_K_M")
     qtbot.waitUntil(lambda: pane.ready() and pane.run_btn.isEnabled(), timeout=20000)
@@ -75,7 +75,7 @@ def test_imatrix_and_quantize_never_block_the_gui(qtbot, loaded_bench: Workbench
         assert pane.run()
     meter.stop()
     print(f"longest gap {meter.longest * 1000:.1f} ms over {meter.ticks} ticks")
-    assert meter.ticks > 20
+    assert meter.ticks > 10
     assert meter.longest < BOUND_S, f"the GUI thread stalled for {meter.longest * 1000:.0f} ms"
 
 
@@ -84,7 +84,7 @@ def test_a_streaming_reply_never_blocks_the_gui(qtbot, loaded_bench: Workbench, 
     pane = VerifyPane(loaded_bench)
     qtbot.addWidget(pane)
     pane.set_models(tiny_model, tiny_model)
-    pane.params.set("max_tokens", 200)
+    pane.params.set("max_tokens", 150)
     pane.params.set("seed", 3)
     meter.start()
     with qtbot.waitSignal(pane.reply_done, timeout=60000) as sig:

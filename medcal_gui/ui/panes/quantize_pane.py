@@ -75,7 +75,8 @@ class QuantizePane(Pane):
         self.tokens: TokenReport | None = None
         self.result: RunResult | None = None
         self._tokens_key: tuple[Any, ...] | None = None
-        self._dry_notes: dict[str, list[str]] = {}  # type -> the dry run's fallback note
+        self._dry_notes: dict[str, list[str]] = {}  # type -> the dry run's notes (fallbacks)
+        self._refusals: dict[str, str] = {}  # type -> why llama.cpp refuses it without an imatrix
         self._running = ""  # "run" while the status-bar job is ours
         self._inspect = LatestJob(bench, "Reading the model", self)
         self._counter = LatestJob(bench, "Counting tokens", self)
@@ -218,6 +219,7 @@ class QuantizePane(Pane):
         self.card.set_loading(str(path), model_label(path))
         self.table.set_parameters(0)
         self._dry_notes.clear()
+        self._refusals.clear()
         self._inspect.request(lambda progress, cancel: inspect_model(path), self._inspected)
         self._update()
 
@@ -339,16 +341,20 @@ class QuantizePane(Pane):
         if self.model is None or self.info is None:
             return
         model, qtype = self.model, self.qtype()
-        if qtype in self.table.exact:
+        if qtype in self.table.exact or qtype in self._refusals:
             self._estimated(None)
             return
         self._sizer.request(lambda progress, cancel: (qtype, estimate_size(model, qtype, cancel)),
                             self._estimated)
 
     def _estimated(self, res: Any) -> None:
-        if isinstance(res, tuple) and res[1] is not None:
-            self.table.set_exact(res[0], res[1].output_bytes)
-            self._dry_notes[res[0]] = [w for w in res[1].warnings if "fallback" in w]
+        if isinstance(res, tuple):
+            qtype, (dry, refusal) = res
+            if dry is not None:
+                self.table.set_exact(qtype, dry.output_bytes)
+                self._dry_notes[qtype] = list(dry.warnings)
+            if refusal:
+                self._refusals[qtype] = refusal
         self._update()
 
     # -- state --------------------------------------------------------------------------------------------
@@ -367,8 +373,8 @@ class QuantizePane(Pane):
                 return "The calibration text must fill at least one chunk."
         if mode == "file" and not Path(self.imatrix_edit.text().strip()).is_file():
             return "Choose an existing importance matrix file."
-        if mode == "none" and qt.imatrix == "requires":
-            return f"{qt.name} requires an importance matrix."
+        if mode == "none" and qt.name in self._refusals:
+            return self._refusals[qt.name]
         return ""
 
     def _update(self) -> None:
@@ -377,7 +383,11 @@ class QuantizePane(Pane):
         advice = imatrix_advice(qt, mode != "none") or ""
         if mode == "compute" and qt.imatrix == "ignores":
             advice = f"{qt.name} ignores the importance matrix: the run skips computing one."
-        notes = [advice] + self._dry_notes.get(qt.name, [])
+        if mode == "none" and qt.imatrix == "requires" and qt.name in self._dry_notes:
+            advice = ""  # llama.cpp's dry run says whether it can do without one: its note follows
+        # The dry run ran without an imatrix: its notes on needing one only matter when none will be used.
+        notes = [advice] + [w for w in self._dry_notes.get(qt.name, [])
+                            if "fallback" in w or (mode == "none" and "requires an importance matrix" in w)]
         self.advice.setText("<br>".join(f"ℹ {n}" for n in notes if n))
         out = self.output_path()
         if out is not None:
