@@ -74,8 +74,8 @@ def plot_ranking(names: Sequence[str], kld_means: Sequence[float], kld_p99: Sequ
         ax.text(m, yi, f" {m:.4f}", va="center", fontsize=8)
     ax.set_yticks(y, [str(names[i]) for i in order], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel("KL divergence against the base (nats, log scale; lower is better)")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("KL divergence against the base (nats; lower is better)")
     ax.legend(fontsize=8, loc="lower right")
     if title:
         ax.set_title(title)

@@ -1,5 +1,6 @@
-"""Choosing a model: a path field, Open…, Recent, and "Demo model", which prepares Gemma 3 270M (once, with
-a progress bar) as the current job. Emits `chosen(Path)`; the pane reads the model."""
+"""Choosing a model: a path field, Open…, Hugging Face folder…, Recent, and "Demo model", which prepares
+Gemma 3 270M (once, with a progress bar) as the current job. A Hugging Face folder (config.json and
+*.safetensors) is offered for conversion to GGUF first. Emits `chosen(Path)`; the pane reads the model."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medcal_gui.engine.convert import convert_hf, is_hf_model_dir
 from medcal_gui.engine.demo_model import DEMO_MODEL_LABEL, demo_model_path, demo_model_ready, prepare_demo_model
+from medcal_gui.errors import InputError
 from medcal_gui.jobs import Progress
 from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.workbench import Workbench
@@ -44,6 +47,10 @@ class ModelPicker(QWidget):
         self.edit.returnPressed.connect(lambda: self._choose(Path(self.edit.text().strip())))
         self.open_btn = QPushButton("Open…")
         self.open_btn.clicked.connect(self.open_dialog)
+        self.hf_btn = QPushButton("HF folder…")
+        self.hf_btn.setToolTip("A Hugging Face download (config.json + *.safetensors), e.g. google/medgemma-4b-it: "
+                               "medcal converts it to a GGUF first")
+        self.hf_btn.clicked.connect(self.open_hf_dialog)
         self.recent_btn = QToolButton()
         self.recent_btn.setText("Recent")
         self.recent_btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -60,7 +67,7 @@ class ModelPicker(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(QLabel("Model"))
         lay.addWidget(self.edit, 1)
-        for w in (self.open_btn, self.recent_btn, self.demo_btn, self.demo_bar):
+        for w in (self.open_btn, self.hf_btn, self.recent_btn, self.demo_btn, self.demo_bar):
             lay.addWidget(w)
         bench.jobs.progress.connect(self._progress)
 
@@ -68,8 +75,48 @@ class ModelPicker(QWidget):
         self.edit.setText(str(path) if path else "")
 
     def _choose(self, path: Path) -> None:
-        if str(path):
-            emit(self.chosen, path)
+        if not str(path):
+            return
+        if path.is_dir():
+            if is_hf_model_dir(path):
+                self.offer_conversion(path)
+            else:
+                self.bench.show_error(InputError(
+                    f"{path} is a folder but not a Hugging Face model (it needs config.json and *.safetensors). "
+                    "Choose a GGUF file, or the folder of a Hugging Face download."))
+            return
+        emit(self.chosen, path)
+
+    def open_hf_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face model folder")
+        if folder:
+            self._choose(Path(folder))
+
+    def offer_conversion(self, hf_dir: Path) -> None:
+        """Convert a Hugging Face folder to an F16 GGUF beside it (asking first), then choose that."""
+        from medcal_gui.ui import main_window  # late: main_window imports the panes that import this
+
+        out = hf_dir.parent / f"{hf_dir.name}-f16.gguf"
+        if out.is_file():
+            if main_window.ask_yes_no(self, "Use the converted model?",
+                                      f"{out.name} was converted from {hf_dir.name} before. Use it?"):
+                emit(self.chosen, out)
+            return
+        size_gb = sum(f.stat().st_size for f in hf_dir.glob("*.safetensors")) / 1e9
+        if not main_window.ask_yes_no(
+                self, "Convert to GGUF?",
+                f"{hf_dir.name} is a Hugging Face model folder. llama.cpp reads GGUF files, so medcal converts "
+                f"it first (F16, about {size_gb:.1f} GB, written to {out}). Convert now?"):
+            return
+        self.preparing = True
+        self.demo_bar.setVisible(True)
+        self.demo_bar.setRange(0, 0)
+        started = self.bench.start_job(
+            lambda progress, cancel: convert_hf(hf_dir, out, "f16", progress=progress, cancel=cancel),
+            "Converting to GGUF", on_done=lambda res: self._demo_ready(res.out),
+            on_failed=lambda *_: self._demo_ended(), on_cancelled=self._demo_ended)
+        if not started:
+            self._demo_ended()
 
     def open_dialog(self) -> None:
         start = str(Path(self.edit.text()).parent) if self.edit.text() else ""

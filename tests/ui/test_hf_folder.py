@@ -1,0 +1,41 @@
+"""Pane 3's model picker takes a Hugging Face folder, converts it (asking first) and chooses the GGUF."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from medcal_gui.ui import main_window
+from medcal_gui.ui.model_picker import ModelPicker
+from medcal_gui.ui.workbench import Workbench
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+import hf_fixture  # noqa: E402  (the engine tests' tiny Hugging Face checkpoint maker)
+
+pytestmark = pytest.mark.skipif(hf_fixture.missing_reason() is not None,
+                                reason=str(hf_fixture.missing_reason()))
+
+
+def test_hf_folder_is_converted_then_chosen(qtbot, bench: Workbench, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    hf_dir = hf_fixture.make_causal(tmp_path / "tiny-gemma3-hf", hf_fixture.train_sentencepiece(), n_layer=2)
+    questions: list[str] = []
+    monkeypatch.setattr(main_window, "ask_yes_no", lambda _p, title, text: questions.append(text) or True)
+    picker = ModelPicker(bench)
+    qtbot.addWidget(picker)
+    with qtbot.waitSignal(picker.chosen, timeout=60000) as sig:
+        picker._choose(hf_dir)
+    out = sig.args[0]
+    assert out == tmp_path / "tiny-gemma3-hf-f16.gguf"
+    assert out.is_file() and out.read_bytes()[:4] == b"GGUF"
+    assert "Hugging Face model folder" in questions[0]
+
+
+def test_a_plain_folder_is_refused_in_plain_words(qtbot, bench: Workbench, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                  shown_errors) -> None:
+    picker = ModelPicker(bench)
+    qtbot.addWidget(picker)
+    picker._choose(tmp_path)
+    assert len(shown_errors) == 1 and "not a Hugging Face model" in str(shown_errors[0][0])
