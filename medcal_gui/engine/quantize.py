@@ -174,7 +174,7 @@ def _run_child(job: QuantizeJob, watch: _LogWatch, cancel: CancelToken) -> int:
                 except EOFError:
                     break
                 if msg[0] == "log":
-                    log.debug("quantize: %s", msg[2])
+                    log.info("quantize: %s", msg[2].rstrip())
                     watch(int(msg[1]), str(msg[2]))
                 elif msg[0] == "done":
                     rc = int(msg[1])

@@ -58,6 +58,7 @@ class Workbench(QObject):
         self.loaded: LoadedInputs | None = None
         self.selected_record_id: str | None = None
         self.model_path: Path | None = None  # from `medcal gui --model PATH`, for panes 3-4
+        self.last_quant: Path | None = None  # the quant step 3 wrote last, for step 4
         self.last_export: Any = None
         self.error_parent: QWidget | None = None
         self._done: dict[str, bool] = {}

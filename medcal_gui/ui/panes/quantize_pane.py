@@ -486,7 +486,7 @@ class QuantizePane(Pane):
         self.quant_stage.finish(f"{q.tensors} tensors in {q.seconds:.1f} s")
         self._run_ended(f"<b>Done</b>: {q.out} ({size_text(q.output_bytes)}, sha256 {(q.sha256 or '')[:12]}…){made}."
                         + "".join(f"<br>ℹ {w}" for w in q.warnings))
-        self.bench.last_quant = q.out  # type: ignore[attr-defined]  # read by step 4
+        self.bench.last_quant = q.out  # read by step 4
         self.bench.settings.set("quantize/last_output", str(q.out))
         self.bench.settings.set("quantize/last_base", str(res.plan.model))
         self.set_done(True)

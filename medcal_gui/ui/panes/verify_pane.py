@@ -203,7 +203,7 @@ class VerifyPane(Pane):
     def _pick_up_quant(self) -> None:
         """Take step 3's latest quant (this session's, else the last one remembered) and its base."""
         s = self.bench.settings
-        quant = getattr(self.bench, "last_quant", None)
+        quant = self.bench.last_quant
         if quant is None and s.get_str("quantize/last_output"):
             quant = Path(s.get_str("quantize/last_output"))
             if not quant.is_file():
