@@ -2,10 +2,11 @@
 quantize, then score every quant against the base on one held-out text (one cached base pass), and rank
 them by mean KL divergence.
 
-The "no imatrix" baseline is a plain quantization where the type allows one. Types that llama.cpp refuses
-to make without an importance matrix (IQ3_XXS, IQ2_*, IQ1_*: `tensor_requires_imatrix` in llama-quant.cpp)
-get a *uniform* matrix instead (every column weighted 1): the quantizer's importance-weighted search then
-runs with no information from any text, the closest llama.cpp allows to "no calibration".
+The "no imatrix" baseline is a plain quantization wherever llama.cpp makes one. For IQ3_XXS it does when the
+tensors that would take IQ3_XXS can be stored otherwise (on Gemma 3 270M it keeps them in k-quants); where
+its dry run finds tensors that really need importance weights (`tensor_requires_imatrix` in llama-quant.cpp)
+the baseline gets a *uniform* matrix instead (every column weighted 1): the quantizer's importance-weighted
+search then runs with no information from any text, the closest llama.cpp allows to "no calibration".
 """
 
 from __future__ import annotations
@@ -170,18 +171,24 @@ def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: S
         quant = out_dir / f"{NO_IMATRIX}-{qt.name}.gguf"
         refuse_input_overwrite(quant, [model, heldout])
         kind = "none"
-        data: ImatrixData | None = None
-        if qt.imatrix == "requires":
+        try:
+            quantize_model(model, quant, qt.name, imatrix=None, threads=threads,
+                           progress=prefix("baseline quantize"), provenance={"calibration.name": NO_IMATRIX},
+                           cancel=cancel)
+        except InputError:
+            if qt.imatrix != "requires":
+                raise
+            # llama.cpp's dry run found tensors that really take the type: it refuses them without a matrix.
             if first_data is None:
                 first_data = compute_imatrix(model, [heldout], n_ctx=n_ctx, n_chunks=1, threads=threads,
                                              progress=prefix("shapes for a uniform imatrix"), cancel=cancel).data
             assert first_data is not None
-            data = uniform_imatrix(first_data)
             kind = "uniform"
-            warnings.append(f"llama.cpp refuses {qt.name} without an importance matrix; the baseline uses a "
-                            "uniform one (every column weighted equally).")
-        quantize_model(model, quant, qt.name, imatrix=data, threads=threads, progress=prefix("baseline quantize"),
-                       provenance={"calibration.name": NO_IMATRIX}, cancel=cancel)
+            warnings.append(f"llama.cpp refuses {qt.name} without an importance matrix on this model; the "
+                            "baseline uses a uniform one (every column weighted equally).")
+            quantize_model(model, quant, qt.name, imatrix=uniform_imatrix(first_data), threads=threads,
+                           progress=prefix("baseline quantize"), provenance={"calibration.name": NO_IMATRIX},
+                           cancel=cancel)
         staged.append((NO_IMATRIX, None, kind, quant, 0))
 
     ev = evaluate(model, [s[3] for s in staged], heldout, n_ctx=n_ctx, threads=threads,

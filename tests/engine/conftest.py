@@ -1,7 +1,7 @@
 """Demo-model artefacts shared by the slow end-to-end tests (prepared once per session).
 
-The imatrix comes from the sample narratives in the seed layout; the held-out text for evaluation is the
-same narratives in another variant and the gemma layout, so no test scores on its own calibration text.
+The sample narratives are split by record: every 4th (9 of 38) is held out for evaluation, in Gemma's chat
+layout; the other 29, in the seed layout, are the calibration text. No test scores on its own calibration.
 """
 
 from __future__ import annotations
@@ -11,22 +11,38 @@ from pathlib import Path
 import pytest
 
 from medcal_gui.dataset.export import export_dataset
+from medcal_gui.dataset.formatting import format_original
+from medcal_gui.dataset.loader import load_dataset
 from medcal_gui.dataset.variants import get_variant
 
 DEMO_IMATRIX_CHUNKS = 8  # 4,096 tokens: enough to separate IQ3_XXS with and without, cheap on 2 cores
 
 
+def _split(sample_file: Path, folder: Path) -> tuple[Path, Path]:
+    records = load_dataset([sample_file]).records
+    calib, held = folder / "calibration_narratives.txt", folder / "heldout_narratives.txt"
+    calib.write_text("".join(format_original(r) for i, r in enumerate(records, 1) if i % 4), encoding="utf-8")
+    held.write_text("".join(format_original(r) for i, r in enumerate(records, 1) if i % 4 == 0),
+                    encoding="utf-8")
+    return calib, held
+
+
 @pytest.fixture(scope="session")
-def demo_calibration(sample_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo-calib") / "calibration.txt"
-    export_dataset([sample_file], out=out, variant=get_variant("quantization_calibration"), layout="seed")
+def demo_split(sample_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _split(sample_file, tmp_path_factory.mktemp("demo-split"))
+
+
+@pytest.fixture(scope="session")
+def demo_calibration(demo_split: tuple[Path, Path]) -> Path:
+    out = demo_split[0].with_name("calibration.txt")
+    export_dataset([demo_split[0]], out=out, variant=get_variant("quantization_calibration"), layout="seed")
     return out
 
 
 @pytest.fixture(scope="session")
-def demo_heldout(sample_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo-heldout") / "heldout.txt"
-    export_dataset([sample_file], out=out, variant=get_variant("clinical_analysis"), layout="gemma")
+def demo_heldout(demo_split: tuple[Path, Path]) -> Path:
+    out = demo_split[1].with_name("heldout.txt")
+    export_dataset([demo_split[1]], out=out, variant=get_variant("quantization_calibration"), layout="gemma")
     return out
 
 
@@ -40,24 +56,20 @@ def demo_imatrix(demo_model: Path, demo_calibration: Path, tmp_path_factory: pyt
     return out
 
 
-def _quant(demo_model: Path, folder: Path, name: str, imatrix: Path | None) -> Path:
+def _quant(demo_model: Path, out: Path, imatrix: Path | None) -> Path:
     from medcal_gui.engine.quantize import quantize_model
 
-    out = folder / name
     quantize_model(demo_model, out, "IQ3_XXS", imatrix=imatrix)
     return out
 
 
 @pytest.fixture(scope="session")
 def demo_iq3_with_imatrix(demo_model: Path, demo_imatrix: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _quant(demo_model, tmp_path_factory.mktemp("demo-q"), "demo-IQ3_XXS-imatrix.gguf", demo_imatrix)
+    return _quant(demo_model, tmp_path_factory.mktemp("demo-q") / "demo-IQ3_XXS-imatrix.gguf", demo_imatrix)
 
 
 @pytest.fixture(scope="session")
 def demo_iq3_without_imatrix(demo_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """IQ3_XXS is marked as requiring an imatrix; a pure-quality baseline needs it computed without one."""
-    from medcal_gui.engine.quantize import quantize_model
-
-    out = tmp_path_factory.mktemp("demo-q0") / "demo-IQ3_XXS-plain.gguf"
-    quantize_model(demo_model, out, "IQ3_XXS", imatrix=None)
-    return out
+    """llama.cpp makes IQ3_XXS of Gemma 3 270M without an imatrix (keeping the would-be IQ3_XXS tensors in
+    k-quants): the honest "no calibration" baseline."""
+    return _quant(demo_model, tmp_path_factory.mktemp("demo-q0") / "demo-IQ3_XXS-plain.gguf", None)

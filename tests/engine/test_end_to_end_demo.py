@@ -1,5 +1,6 @@
 """The real demo model end to end: imatrix from the sample data, IQ3_XXS with and without it, both load and
-generate, and the imatrix is recorded in one and absent from the other."""
+generate, the imatrix is recorded in one and absent from the other, and on held-out chat text the one made
+with it stays closer to the base (LLAMA_NOTES: mean KLD 0.078 with, 0.205 without)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,16 @@ def test_demo_iq3_xxs_with_and_without_imatrix_load_and_generate(demo_iq3_with_i
             reply = chat.reply("The heart has four chambers:", SamplingParams.greedy(max_tokens=8))
         assert reply.stats.completion_tokens >= 1
         assert reply.text.strip()
+
+
+def test_demo_iq3_xxs_with_imatrix_has_lower_kld_on_heldout_chat_text(demo_model: Path, demo_heldout: Path,
+                                                                       demo_iq3_with_imatrix: Path,
+                                                                       demo_iq3_without_imatrix: Path) -> None:
+    from medcal_gui.engine.evaluate import evaluate
+
+    res = evaluate(demo_model, [demo_iq3_with_imatrix, demo_iq3_without_imatrix], demo_heldout, n_ctx=512)
+    with_m, without_m = res.models
+    assert with_m.tokens_scored == without_m.tokens_scored > 500
+    assert 0.0 < with_m.kld_mean < 0.8 * without_m.kld_mean
+    assert with_m.same_top_pct > without_m.same_top_pct
+    assert with_m.ppl_ratio < without_m.ppl_ratio
