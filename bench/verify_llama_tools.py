@@ -1,0 +1,267 @@
+"""medcal against llama.cpp's own tools, built from the llama-cpp-python 0.3.36 sdist (not a test: the tools
+take minutes to build). Prints: imatrix entries/counts/chunks and the largest relative difference; tensors
+identical after llama-quantize and medcal quantize with the same imatrix (Q4_K_M, IQ3_XXS); and
+llama-perplexity --kl-divergence next to medcal eval --no-parse-special.
+
+    pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 && tar xzf llama_cpp_python-0.3.36.tar.gz
+    cmake -S llama_cpp_python-0.3.36/vendor/llama.cpp -B llbuild -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release
+    cmake --build llbuild --target llama-imatrix llama-quantize llama-perplexity -j2
+    python bench/verify_llama_tools.py llbuild/bin "$(medcal demo-model)" OUTDIR
+
+The tools run with --no-repack: medcal turns llama.cpp's extra buffer types (weight repacking) off on CPUs
+where they crash (engine/cpu_quirks.py), and repacked kernels round differently (4e-3 relative, seen).
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from medcal_gui.engine.imatrix_io import ImatrixData  # noqa: E402
+
+B, DEMO, V = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+V.mkdir(parents=True, exist_ok=True)
+PY = sys.executable
+calib = V / "calib.txt"
+subprocess.run(
+    [PY, "-m", "medcal_gui", "format", str(REPO / "resources" / "samples"), "-o", str(calib)], check=True, cwd=REPO
+)
+
+
+def run(cmd):
+    t = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if r.returncode:
+        print(r.stdout[-2000:], r.stderr[-3000:])
+        raise SystemExit(cmd)
+    return r, time.time() - t
+
+
+r, t_ref = run(
+    [
+        str(B / "llama-imatrix"),
+        "-m",
+        str(DEMO),
+        "-f",
+        str(calib),
+        "-o",
+        str(V / "ref.imatrix.gguf"),
+        "-c",
+        "512",
+        "-b",
+        "512",
+        "--parse-special",
+        "--chunks",
+        "6",
+        "-t",
+        "2",
+        "--no-repack",
+    ]
+)
+r, t_med = run(
+    [
+        PY,
+        "-m",
+        "medcal_gui",
+        "imatrix",
+        "--model",
+        str(DEMO),
+        "--calibration",
+        str(calib),
+        "-o",
+        str(V / "med.imatrix.gguf"),
+        "--ctx",
+        "512",
+        "--chunks",
+        "6",
+        "--threads",
+        "2",
+    ]
+)
+a, b = ImatrixData.load(V / "ref.imatrix.gguf"), ImatrixData.load(V / "med.imatrix.gguf")
+print(f"imatrix time ref {t_ref:.1f}s medcal {t_med:.1f}s")
+print(
+    "entries",
+    len(a.entries),
+    len(b.entries),
+    "same names",
+    set(a.entries) == set(b.entries),
+    "chunks",
+    a.chunk_count,
+    b.chunk_count,
+)
+worst = 0.0
+cnt_eq = True
+for k, ea in a.entries.items():
+    eb = b.entries[k]
+    cnt_eq &= bool(np.array_equal(ea.counts, eb.counts))
+    rel = np.abs(ea.in_sum2 - eb.in_sum2) / np.maximum(np.abs(ea.in_sum2), 1e-30)
+    worst = max(worst, float(rel.max()))
+print("counts equal", cnt_eq, "max rel diff", worst)
+
+for qt in ("Q4_K_M", "IQ3_XXS"):
+    ref_out, med_out = V / f"ref-{qt}.gguf", V / f"med-{qt}.gguf"
+    for p in (ref_out, med_out):
+        p.unlink(missing_ok=True)
+    run([str(B / "llama-quantize"), "--imatrix", str(V / "ref.imatrix.gguf"), str(DEMO), str(ref_out), qt, "2"])
+    run(
+        [
+            PY,
+            "-m",
+            "medcal_gui",
+            "quantize",
+            "--model",
+            str(DEMO),
+            "--type",
+            qt,
+            "-o",
+            str(med_out),
+            "--imatrix",
+            str(V / "ref.imatrix.gguf"),
+            "--threads",
+            "2",
+        ]
+    )
+    ra, rb = gguf.GGUFReader(ref_out), gguf.GGUFReader(med_out)
+    same = sum(
+        1
+        for x, y in zip(ra.tensors, rb.tensors, strict=True)
+        if x.name == y.name and x.tensor_type == y.tensor_type and bytes(x.data.tobytes()) == bytes(y.data.tobytes())
+    )
+    kref = {k for k in ra.fields if k.startswith("quantize.")}
+    kmed = {k for k in rb.fields if k.startswith("quantize.")}
+    print(
+        qt,
+        "identical tensors",
+        same,
+        "of",
+        len(ra.tensors),
+        len(rb.tensors),
+        "quantize.* keys equal",
+        kref == kmed,
+        sorted(kref),
+    )
+
+held = V / "held.txt"
+subprocess.run(
+    [
+        PY,
+        "-m",
+        "medcal_gui",
+        "format",
+        str(REPO / "resources" / "samples"),
+        "-o",
+        str(held),
+        "--layout",
+        "gemma",
+        "--variant",
+        "clinical_analysis",
+    ],
+    check=True,
+    cwd=REPO,
+)
+q = V / "ref-IQ3_XXS.gguf"
+run(
+    [
+        str(B / "llama-perplexity"),
+        "-m",
+        str(DEMO),
+        "-f",
+        str(held),
+        "-c",
+        "512",
+        "-b",
+        "512",
+        "-t",
+        "2",
+        "--kl-divergence-base",
+        str(V / "base.kld"),
+        "--chunks",
+        "6",
+        "--no-repack",
+    ]
+)
+r, _ = run(
+    [
+        str(B / "llama-perplexity"),
+        "-m",
+        str(q),
+        "-f",
+        str(held),
+        "-c",
+        "512",
+        "-b",
+        "512",
+        "-t",
+        "2",
+        "--kl-divergence-base",
+        str(V / "base.kld"),
+        "--kl-divergence",
+        "--chunks",
+        "6",
+        "--no-repack",
+    ]
+)
+lines = [
+    ln
+    for ln in (r.stdout + r.stderr).splitlines()
+    if any(
+        s in ln
+        for s in (
+            "Mean PPL",
+            "Mean    KLD",
+            "Median  KLD",
+            "Maximum KLD",
+            "99.0%   KLD",
+            "Same top",
+            "RMS Δp",
+            "Mean    KLD",
+        )
+    )
+]
+print("\n".join(lines))
+r, _ = run(
+    [
+        PY,
+        "-m",
+        "medcal_gui",
+        "eval",
+        "--base",
+        str(DEMO),
+        "--model",
+        str(q),
+        "--text",
+        str(held),
+        "--ctx",
+        "512",
+        "--no-parse-special",
+        "--threads",
+        "2",
+        "--json",
+        "--chunks",
+        "6",
+    ]
+)
+m = json.loads(r.stdout)["models"][0]
+print(
+    {
+        k: m[k]
+        for k in (
+            "ppl_base",
+            "ppl_model",
+            "kld_mean",
+            "kld_median",
+            "kld_p99",
+            "kld_max",
+            "same_top_pct",
+            "rms_dp_pct",
+            "tokens_scored",
+        )
+    }
+)
