@@ -24,7 +24,6 @@ import llama_cpp
 import numpy as np
 
 from medcal_gui.engine import ggml_ctypes as gc
-from medcal_gui.engine.cpu_quirks import model_params
 from medcal_gui.engine.eval_cache import (
     BaseCache,
     BaseCacheWriter,
@@ -34,23 +33,13 @@ from medcal_gui.engine.eval_cache import (
     text_sha256,
 )
 from medcal_gui.engine.eval_math import CUTOFF, BaseRows, ModelRows, base_rows, model_rows, summarize
-from medcal_gui.engine.llama_log import route_llama_logs
+from medcal_gui.engine.llama_context import ChunkContext
 from medcal_gui.errors import Cancelled, InputError, ModelError
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 
 log = logging.getLogger(__name__)
 
 STAGE = "eval"
-_backend_ready = False
-
-
-def _ensure_backend() -> None:
-    global _backend_ready
-    route_llama_logs()
-    if not _backend_ready:
-        llama_cpp.llama_backend_init()
-        _backend_ready = True
-
 
 @dataclass
 class ModelEval:
@@ -105,47 +94,19 @@ class EvalResult:
         return d
 
 
-class EvalModel:
+class EvalModel(ChunkContext):
     """A model with a context for chunked scoring: n_ctx = n_batch = n_ubatch, logits for the scored half."""
 
     def __init__(self, path: Path, n_ctx: int, threads: int, cancel: CancelToken) -> None:
-        _ensure_backend()
-        self.path = path
-        self.model: Any = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params(0))
-        if not self.model:
-            raise ModelError(f"llama.cpp could not load the model {path}: it is damaged, truncated or not a "
-                             "GGUF model (run `medcal inspect` on it).")
-        self.ctx: Any = None
-        self.batch: Any = None
-        cp = llama_cpp.llama_context_default_params()
-        cp.n_ctx = cp.n_batch = cp.n_ubatch = n_ctx
-        cp.n_seq_max = 1
-        cp.n_threads = cp.n_threads_batch = threads
-        cp.no_perf = True
-        self.ctx = llama_cpp.llama_init_from_model(self.model, cp)
-        if not self.ctx:
-            self.close()
-            raise ModelError(f"llama.cpp could not create a context of {n_ctx} tokens for {path}.")
-        # C keeps a raw pointer to this callback while the context lives: it stays referenced here.
-        self._abort = gc.make_abort_callback(lambda: cancel.cancelled)
-        gc.set_abort_callback(self.ctx, self._abort)
-        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
-        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
-        self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(self.model))
-        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
-        self.bos = int(llama_cpp.llama_vocab_bos(self.vocab))
-        self.n_ctx = n_ctx
+        super().__init__(path, n_ctx, threads, should_abort=lambda: cancel.cancelled)
         self.first = n_ctx // 2
         self.n_scored = n_ctx - 1 - self.first
-        self.batch = llama_cpp.llama_batch_init(n_ctx, 0, 1)
-        self.views = gc.batch_views(self.batch, n_ctx)  # numpy views into the batch: kept with it
         v = self.views
         v.pos[:] = np.arange(n_ctx, dtype=np.int32)
         v.n_seq_id[:] = 1
         v.logits[:] = 0
         v.logits[self.first: n_ctx - 1] = 1  # only the scored positions: half the output-layer work
         self.batch.n_tokens = n_ctx
-        self.mem = llama_cpp.llama_get_memory(self.ctx)
 
     def tokenize(self, text: str, parse_special: bool) -> np.ndarray:
         return gc.tokenize(self.vocab, text.encode("utf-8"), True, parse_special)
@@ -162,23 +123,6 @@ class EvalModel:
         if rc != 0:
             raise ModelError(f"llama.cpp failed to evaluate a chunk with {self.path.name} (code {rc}).")
         return gc.logits_view(self.ctx, self.n_scored, self.n_vocab)
-
-    def close(self) -> None:
-        if self.batch is not None:
-            llama_cpp.llama_batch_free(self.batch)
-            self.batch = None
-        if self.ctx:
-            llama_cpp.llama_free(self.ctx)
-            self.ctx = None
-        if self.model:
-            llama_cpp.llama_model_free(self.model)
-            self.model = None
-
-    def __enter__(self) -> EvalModel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def read_text(text: str | Path) -> tuple[str, str]:

@@ -21,25 +21,13 @@ import llama_cpp
 import numpy as np
 
 from medcal_gui.engine import ggml_ctypes as gc
-from medcal_gui.engine.cpu_quirks import model_params
 from medcal_gui.engine.imatrix_io import ImatrixData, ImatrixEntry
-from medcal_gui.engine.llama_log import route_llama_logs
+from medcal_gui.engine.llama_context import ChunkContext
 from medcal_gui.errors import Cancelled, InputError, ModelError
 from medcal_gui.fsutil import ensure_dir, refuse_input_overwrite
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 
 log = logging.getLogger(__name__)
-
-_backend_ready = False
-
-
-def ensure_backend() -> None:
-    global _backend_ready
-    route_llama_logs()
-    if not _backend_ready:
-        llama_cpp.llama_backend_init()
-        _backend_ready = True
-
 
 def filter_tensor_name(name: str) -> str:
     """`CUDA0#blk.0.attn_k.weight#0` -> `blk.0.attn_k.weight` (llama-imatrix's filter_tensor_name)."""
@@ -214,52 +202,6 @@ def read_calibration(inputs: Sequence[str | Path]) -> tuple[str, list[str]]:
     return "".join(texts), names
 
 
-class _Loaded:
-    """A model and a context made for importance-matrix collection; frees both on close."""
-
-    def __init__(self, model_path: Path, n_ctx: int, threads: int, n_gpu_layers: int, cb_eval: Any) -> None:
-        ensure_backend()
-        if not model_path.is_file():
-            raise ModelError(f"The model file {model_path} does not exist.")
-        mparams = model_params(n_gpu_layers)
-        self.model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), mparams)
-        if not self.model:
-            raise ModelError(f"llama.cpp could not load the model {model_path}: it is damaged, truncated or "
-                             "not a GGUF model (run `medcal inspect` on it).")
-        self.ctx: Any = None
-        self.batch: Any = None
-        cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = n_ctx
-        cparams.n_batch = n_ctx
-        cparams.n_ubatch = min(n_ctx, 512)
-        cparams.n_seq_max = 1
-        cparams.n_threads = threads
-        cparams.n_threads_batch = threads
-        cparams.no_perf = True
-        if cb_eval is not None:
-            cparams.cb_eval = cb_eval
-        self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
-        if not self.ctx:
-            self.close()
-            raise ModelError(f"llama.cpp could not create a context of {n_ctx} tokens for {model_path}.")
-        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
-        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
-        self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(self.model))
-        self.batch = llama_cpp.llama_batch_init(n_ctx, 0, 1)
-        self.views = gc.batch_views(self.batch, n_ctx)
-
-    def close(self) -> None:
-        if self.batch is not None:
-            llama_cpp.llama_batch_free(self.batch)
-            self.batch = None
-        if self.ctx:
-            llama_cpp.llama_free(self.ctx)
-            self.ctx = None
-        if self.model:
-            llama_cpp.llama_model_free(self.model)
-            self.model = None
-
-
 def _chunk_nll(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
     """Sum of -log p(target) and of its square over rows (llama-imatrix's process_logits)."""
     nll = nll2 = 0.0
@@ -305,12 +247,12 @@ def compute_imatrix(model_path: Path, texts_or_files: Sequence[str | Path], *, n
 
     collector = ImatrixCollector(process_output) if collect else None
     cb_eval = gc.make_eval_callback(collector) if collector else None
-    abort_cb = gc.make_abort_callback(
-        lambda: cancel.cancelled or (collector is not None and collector.error is not None))
     progress(Progress("imatrix", 0, None, message=f"loading {model_path.name}"))
-    loaded = _Loaded(model_path, n_ctx, threads, n_gpu_layers, cb_eval)
+    loaded = ChunkContext(model_path, n_ctx, threads, n_gpu_layers=n_gpu_layers, n_ubatch=min(n_ctx, 512),
+                          cb_eval=cb_eval,
+                          should_abort=lambda: cancel.cancelled or (collector is not None
+                                                                     and collector.error is not None))
     try:
-        gc.set_abort_callback(loaded.ctx, abort_cb)
         if n_ctx > loaded.n_ctx_train:
             warnings.append(f"The model was trained on {loaded.n_ctx_train} tokens of context; "
                             f"{n_ctx} were asked for.")
@@ -323,9 +265,7 @@ def compute_imatrix(model_path: Path, texts_or_files: Sequence[str | Path], *, n
                 f"needs {n_ctx}. Add text or lower the context size (--ctx)."
             )
         n_chunk = n_chunk_max if n_chunks is None else max(1, min(n_chunks, n_chunk_max))
-        add_bos = bool(llama_cpp.llama_vocab_get_add_bos(loaded.vocab))
-        bos = int(llama_cpp.llama_vocab_bos(loaded.vocab))
-        mem = llama_cpp.llama_get_memory(loaded.ctx)
+        add_bos, bos, mem = loaded.add_bos, loaded.bos, loaded.mem
         v = loaded.views
         v.pos[:] = np.arange(n_ctx, dtype=np.int32)
         v.n_seq_id[:] = 1

@@ -18,7 +18,8 @@ import llama_cpp
 
 from medcal_gui.engine import ggml_ctypes as gc
 from medcal_gui.engine.gguf_check import check_gguf
-from medcal_gui.engine.imatrix import ensure_backend, read_calibration
+from medcal_gui.engine.imatrix import read_calibration
+from medcal_gui.engine.llama_context import ensure_backend
 from medcal_gui.errors import InputError, ModelError
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 
