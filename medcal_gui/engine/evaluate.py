@@ -32,7 +32,7 @@ from medcal_gui.engine.eval_cache import (
     open_cached,
     text_sha256,
 )
-from medcal_gui.engine.eval_math import CUTOFF, BaseRows, ModelRows, base_rows, model_rows, summarize
+from medcal_gui.engine.eval_math import CUTOFF, BaseRows, ModelRows, Summary, base_rows, model_rows, summarize
 from medcal_gui.engine.llama_context import ChunkContext
 from medcal_gui.errors import Cancelled, InputError, ModelError
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
@@ -41,25 +41,13 @@ log = logging.getLogger(__name__)
 
 STAGE = "eval"
 
+
 @dataclass
-class ModelEval:
-    """One model's figures against the base (JSON keys as the CLI prints them)."""
+class ModelEval(Summary):
+    """One model's figures against the base (JSON keys as the CLI prints them): the summary, and whose."""
 
     model: Path
     name: str
-    ppl_base: float
-    ppl_model: float
-    ppl_ratio: float
-    ln_ppl_ratio: float
-    ln_ppl_ratio_stderr: float
-    kld_mean: float
-    kld_mean_stderr: float
-    kld_median: float
-    kld_p99: float
-    kld_max: float
-    same_top_pct: float
-    rms_dp_pct: float
-    tokens_scored: int
     seconds: float
     tokens_per_s: float
     kld_values: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
