@@ -37,7 +37,27 @@ def encoding_name(codec: str) -> str:
     return _FRIENDLY.get(codec, codec)
 
 
-class FileTableModel(QAbstractTableModel):
+class _ColumnsModel(QAbstractTableModel):
+    """A flat table whose header is `COLUMNS` and whose rows are the list `_rows()` returns."""
+
+    COLUMNS: tuple[str, ...] = ()
+
+    def _rows(self) -> list[Any]:
+        raise NotImplementedError
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self._rows())
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = DISPLAY) -> Any:  # noqa: N802
+        if role == DISPLAY and orientation == Qt.Orientation.Horizontal:
+            return self.COLUMNS[section]
+        return None
+
+
+class FileTableModel(_ColumnsModel):
     """One row per input file: how it was decoded, and a "Decode as" override cell."""
 
     COLUMNS = ("File", "Encoding", "Detected by", "Confidence", "Records", "Errors", "Decode as")
@@ -56,16 +76,8 @@ class FileTableModel(QAbstractTableModel):
         self.options = options
         self.endResetModel()
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.reports)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = DISPLAY) -> Any:  # noqa: N802
-        if role == DISPLAY and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
+    def _rows(self) -> list[Any]:
+        return self.reports
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         f = super().flags(index)
@@ -121,7 +133,7 @@ class FileTableModel(QAbstractTableModel):
         return next((i for i, r in enumerate(self.reports) if r.path == path), -1)
 
 
-class RecordTableModel(QAbstractTableModel):
+class RecordTableModel(_ColumnsModel):
     COLUMNS = ("ID", "Population", "Characters", "Tokens (est.)", "Warnings")
     ID, POPULATION, CHARS, TOKENS, WARNINGS = range(5)
 
@@ -139,16 +151,8 @@ class RecordTableModel(QAbstractTableModel):
         self.issue_text = {k: "\n".join(v) for k, v in issues.items()}
         self.endResetModel()
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.records)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = DISPLAY) -> Any:  # noqa: N802
-        if role == DISPLAY and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
+    def _rows(self) -> list[Any]:
+        return self.records
 
     def record(self, row: int) -> Record:
         return self.records[row]
