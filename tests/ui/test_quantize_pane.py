@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from medcal_gui.dataset.loader import LoadOptions
+from medcal_gui.engine.calibrate_quantize import RunPlan, calibration_text, run_quantize, split_records
 from medcal_gui.engine.tokens import count_tokens
 from medcal_gui.errors import Cancelled
 from medcal_gui.fsutil import TMP_PREFIX
 from medcal_gui.jobs import CancelToken, Progress, no_progress
 from medcal_gui.ui.panes.narratives_pane import load_inputs
 from medcal_gui.ui.panes.quantize_pane import QuantizePane
-from medcal_gui.ui.quant_jobs import RunPlan, calibration_text, run_quantize, split_records
 from medcal_gui.ui.workbench import Workbench
 
 N_CTX = 128

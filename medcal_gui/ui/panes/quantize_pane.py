@@ -27,6 +27,15 @@ from PySide6.QtWidgets import (
 
 from medcal_gui.dataset.formatting import DEFAULT_LAYOUT
 from medcal_gui.dataset.variants import DEFAULT_VARIANT, Variant, load_variants
+from medcal_gui.engine.calibrate_quantize import (
+    CalibrationText,
+    RunPlan,
+    RunResult,
+    calibration_text,
+    estimate_size,
+    imatrix_path_for,
+    run_quantize,
+)
 from medcal_gui.engine.model_info import ModelInfo, inspect_model
 from medcal_gui.engine.quant_types import get_quant_type, imatrix_advice
 from medcal_gui.engine.tokens import TokenReport, count_tokens
@@ -36,15 +45,6 @@ from medcal_gui.ui.model_card import ModelCard, colour
 from medcal_gui.ui.model_picker import ModelPicker, model_label
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.qtcompat import emit
-from medcal_gui.ui.quant_jobs import (
-    CalibrationText,
-    RunPlan,
-    RunResult,
-    calibration_text,
-    estimate_size,
-    imatrix_path_for,
-    run_quantize,
-)
 from medcal_gui.ui.quant_table import QuantTable, size_text
 from medcal_gui.ui.stage_progress import StageProgress
 from medcal_gui.ui.workbench import Workbench

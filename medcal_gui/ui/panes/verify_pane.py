@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medcal_gui.engine.calibrate_quantize import HELDOUT_FRACTION, heldout_text
 from medcal_gui.engine.chat import ChatSession, ChatStats, SamplingParams
 from medcal_gui.engine.chat_presets import ChatPreset, presets_for_variant
 from medcal_gui.engine.evaluate import EvalResult, evaluate
@@ -39,7 +40,6 @@ from medcal_gui.ui.kld_chart import KldHistogram
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.panes.quantize_pane import spin
 from medcal_gui.ui.qtcompat import emit
-from medcal_gui.ui.quant_jobs import HELDOUT_FRACTION, heldout_text
 from medcal_gui.ui.workbench import Workbench
 
 CHAT_CTX = 2048
