@@ -10,7 +10,8 @@ from typing import Any
 from medcal_gui.dataset import parse
 from medcal_gui.dataset.encoding import EncodingInfo, detect_encoding, iter_lines
 from medcal_gui.dataset.records import Record
-from medcal_gui.errors import DataError, InputError, MedcalError
+from medcal_gui.errors import Cancelled, DataError, InputError, MedcalError
+from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, no_progress
 
 SUFFIXES = (".txt", ".jsonl", ".csv")
 SPLITS = ("headers", "paragraphs")
@@ -164,7 +165,8 @@ def encoding_warnings(infos: Sequence[EncodingInfo], paths: Sequence[Path]) -> l
     return warnings
 
 
-def load_file(path: Path, options: LoadOptions, stem: str | None = None) -> tuple[FileReport, list[Record]]:
+def load_file(path: Path, options: LoadOptions, stem: str | None = None,
+              cancel: CancelToken | None = None) -> tuple[FileReport, list[Record]]:
     report = FileReport(path)
     records: list[Record] = []
     try:
@@ -172,6 +174,10 @@ def load_file(path: Path, options: LoadOptions, stem: str | None = None) -> tupl
         for rec in iter_file_records(path, report.encoding, options, stem or path.stem):
             records.append(rec)
             report.errors.extend(record_errors(rec))
+            if cancel is not None and len(records) % 1000 == 0:
+                cancel.check()
+    except Cancelled:
+        raise
     except MedcalError as exc:
         report.errors.append(exc.message)
         records = []
@@ -179,16 +185,21 @@ def load_file(path: Path, options: LoadOptions, stem: str | None = None) -> tupl
     return report, records
 
 
-def load_dataset(inputs: Iterable[Path | str], options: LoadOptions | None = None) -> Dataset:
+def load_dataset(inputs: Iterable[Path | str], options: LoadOptions | None = None,
+                 progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> Dataset:
     """Load everything in memory; per-file problems land in the file reports instead of raising."""
     options = options or LoadOptions()
     files = discover_inputs(inputs)
     stems = _stem_ids(files)
     reports, records = [], []
-    for f in files:
-        rep, recs = load_file(f, options, stems[f])
+    for i, f in enumerate(files):
+        if cancel is not None:
+            cancel.check()
+        progress(Progress("load", i, len(files), message=f"reading {f.name}", unit="files"))
+        rep, recs = load_file(f, options, stems[f], cancel)
         reports.append(rep)
         records.extend(recs)
+    progress(Progress("load", len(files), len(files), message=f"{len(records)} records", unit="files"))
     return Dataset(reports, records, options)
 
 

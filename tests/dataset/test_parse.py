@@ -197,3 +197,26 @@ def test_several_files_keep_their_order_and_the_same_file_twice_counts_once(make
 def test_missing_input_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="no such file or folder"):
         discover_inputs([tmp_path / "nope.txt"])
+
+
+def test_load_dataset_reports_progress_per_file_and_honours_cancel(tmp_path):  # type: ignore[no-untyped-def]
+    from medcal_gui.dataset.loader import load_dataset
+    from medcal_gui.errors import Cancelled
+    from medcal_gui.jobs import CancelToken
+
+    for i in range(3):
+        (tmp_path / f"n{i}.txt").write_text(f"Below is a cardiology topic:\n\nAdult patient, case {i}.\n",
+                                            encoding="utf-8")
+    seen = []
+    ds = load_dataset([tmp_path], progress=seen.append)
+    assert len(ds.records) == 3
+    assert [(p.done, p.total) for p in seen] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert seen[0].message == "reading n0.txt"
+    token = CancelToken()
+    token.cancel()
+    try:
+        load_dataset([tmp_path], cancel=token)
+    except Cancelled:
+        pass
+    else:
+        raise AssertionError("a cancelled load must raise Cancelled")

@@ -43,8 +43,7 @@ from medcal_gui.ui.workbench import Issue, LoadedInputs, Workbench
 def load_inputs(inputs: Sequence[Path], options: LoadOptions, progress: ProgressCallback,
                 cancel: CancelToken) -> LoadedInputs:
     """The load job: the core's loader, then each record's errors and PHI warnings, tied to its id."""
-    progress(Progress("load", 0, None, f"reading {len(inputs)} input(s)"))
-    ds = load_dataset(inputs, options)
+    ds = load_dataset(inputs, options, progress, cancel)
     cancel.check()
     issues: list[Issue] = []
     record_msgs: set[str] = set()
