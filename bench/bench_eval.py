@@ -20,19 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, chunk_args  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--base", type=Path)
-    ap.add_argument("--model", type=Path)
-    ap.add_argument("--text", type=Path)
-    ap.add_argument("--ctx", type=int, default=512)
-    ap.add_argument("--chunks", type=int, default=4)
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=None)
+    ap = chunk_args(__doc__, "base", "model")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="medcal-bench-eval-"))

@@ -7,27 +7,20 @@ Without --model a tiny random Gemma-3 is used; without --text the bundled sample
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, chunk_args  # noqa: E402
 
 from medcal_gui.engine.imatrix import compute_imatrix  # noqa: E402
 from medcal_gui.engine.tiny_model import write_tiny_gemma3  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path)
-    ap.add_argument("--text", type=Path)
-    ap.add_argument("--ctx", type=int, default=512)
-    ap.add_argument("--chunks", type=int, default=4)
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=None)
+    ap = chunk_args(__doc__, "model")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or write_tiny_gemma3(Path(tmp) / "tiny.gguf")

@@ -167,47 +167,17 @@ subprocess.run(
     cwd=REPO,
 )
 q = V / "ref-IQ3_XXS.gguf"
-run(
-    [
-        str(B / "llama-perplexity"),
-        "-m",
-        str(DEMO),
-        "-f",
-        str(held),
-        "-c",
-        "512",
-        "-b",
-        "512",
-        "-t",
-        "2",
-        "--kl-divergence-base",
-        str(V / "base.kld"),
-        "--chunks",
-        "6",
-        "--no-repack",
-    ]
-)
-r, _ = run(
-    [
-        str(B / "llama-perplexity"),
-        "-m",
-        str(q),
-        "-f",
-        str(held),
-        "-c",
-        "512",
-        "-b",
-        "512",
-        "-t",
-        "2",
-        "--kl-divergence-base",
-        str(V / "base.kld"),
-        "--kl-divergence",
-        "--chunks",
-        "6",
-        "--no-repack",
-    ]
-)
+
+
+def perplexity(model: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """llama-perplexity on the held-out text, 6 chunks of 512, with the base's log-probs in base.kld."""
+    cmd = [str(B / "llama-perplexity"), "-m", str(model), "-f", str(held), "-c", "512", "-b", "512", "-t", "2",
+           "--kl-divergence-base", str(V / "base.kld"), "--chunks", "6", "--no-repack", *extra]
+    return run(cmd)[0]
+
+
+perplexity(DEMO)
+r = perplexity(q, "--kl-divergence")
 lines = [
     ln
     for ln in (r.stdout + r.stderr).splitlines()
