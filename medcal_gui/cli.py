@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from medcal_gui.commands._hints import cli_message
 from medcal_gui.commands.self_test import VersionAction
 from medcal_gui.errors import MedcalError
 
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(commands[name].run(args) or 0)
     except MedcalError as exc:
-        print(f"medcal {name}: error: {exc.message}", file=sys.stderr)
+        print(f"medcal {name}: error: {cli_message(exc)}", file=sys.stderr)
         if exc.details and args.verbose:
             print(exc.details, file=sys.stderr)
         return exc.exit_code

@@ -149,7 +149,8 @@ def test_format_text_field_option_for_jsonl(tmp_path, capsys):
     src.write_text(json.dumps({"body": "Adolescent patient, 12 years old, on Holter monitoring for 24 hours, "
                                        "benign findings."}) + "\n", encoding="utf-8")
     rc, _, err = run(capsys, "format", src, "-o", tmp_path / "f.txt")
-    assert rc == 2 and "no 'text' field (fields: body); choose one with --text-field." in err
+    assert rc == 2 and ("no 'text' field (fields: body). Choose the field that holds the narrative with "
+                        "--text-field NAME.") in err
     rc, out, err = run(capsys, "format", src, "--text-field", "body", "-o", tmp_path / "f.txt", "--json")
     assert rc == 0, err
     assert json.loads(out)["populations"] == {"adolescent": 1}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from medcal_gui.commands._dataset_args import add_format_args, add_load_args, load_options
+from medcal_gui.commands._hints import cli_hint
 from medcal_gui.commands._progress import TerminalProgress, sigint_cancels
 from medcal_gui.dataset.export import export_dataset
 from medcal_gui.dataset.formatting import DEFAULT_OUTPUT
@@ -55,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     pops = ", ".join(f"{v} {k}" for k, v in sorted(res.populations.items()))
     print(f"{res.records} records ({pops}); variant {res.variant}, layout {res.layout}; "
           f"{res.seconds:.2f} s")
+    hints = {i.message: i.hint for i in res.issues}
     for w in res.warnings:
-        print(f"warning: {w}")
+        print(f"warning: {w}{cli_hint(hints.get(w))}")
     for n in res.notes:
         print(f"note: {n}")
     for p in res.outputs:

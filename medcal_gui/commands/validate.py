@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from medcal_gui.commands._hints import cli_hint
 from medcal_gui.dataset.loader import LoadOptions, load_dataset
 from medcal_gui.dataset.validate import narrative_digest, validate_file
 from medcal_gui.errors import InputError
@@ -27,8 +28,9 @@ def run(args: argparse.Namespace) -> int:
     digests = None
     if args.source:
         ds = load_dataset(args.source, LoadOptions())
-        if ds.errors:
-            raise InputError("The source narratives have errors: " + "; ".join(ds.errors[:3]))
+        errors = [i.message + cli_hint(i.hint) for i in ds.issues if i.severity == "error"]
+        if errors:
+            raise InputError("The source narratives have errors: " + "; ".join(errors[:3]))
         digests = [narrative_digest(r.text) for r in ds.records]
     report = validate_file(args.file, args.expect_records, digests)
     if args.json:

@@ -7,12 +7,15 @@ reported so a user can see why a file was read the way it was and force another 
 from __future__ import annotations
 
 import codecs
+import io
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from medcal_gui.errors import DataError, InputError
+from medcal_gui.dataset.inputs import open_input, read_error
+from medcal_gui.dataset.records import MAX_LINE_CHARS
+from medcal_gui.errors import DataError, InputError, OptionHint
 
 SAMPLE_BYTES = 256 * 1024  # what chardet sees (it is slow on megabytes)
 STREAM_BYTES = 1 << 20
@@ -60,17 +63,20 @@ def _decodes_strictly(path: Path, encoding: str) -> tuple[bool, int]:
     """Stream-decode the whole file; return (ok, byte offset of the first bad byte)."""
     dec = codecs.getincrementaldecoder(encoding)(errors="strict")
     offset = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(STREAM_BYTES):
+    try:
+        with open_input(path) as fh:
+            while chunk := fh.read(STREAM_BYTES):
+                try:
+                    dec.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    return False, offset + exc.start
+                offset += len(chunk)
             try:
-                dec.decode(chunk)
+                dec.decode(b"", final=True)
             except UnicodeDecodeError as exc:
                 return False, offset + exc.start
-            offset += len(chunk)
-        try:
-            dec.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            return False, offset + exc.start
+    except OSError as exc:
+        raise read_error(path, exc) from None
     return True, -1
 
 
@@ -81,19 +87,44 @@ def _chardet(sample: bytes) -> tuple[str | None, float]:
     return res.get("encoding"), float(res.get("confidence") or 0.0)
 
 
-def check_not_binary(path: Path, head: bytes) -> None:
+def _wide_unicode(head: bytes) -> str | None:
+    """"utf-16-le"/"utf-16-be" when `head` looks like BOM-less UTF-16 text (a NUL beside most ASCII bytes)."""
+    sample = head[: 4096 - 4096 % 2]
+    if len(sample) < 4:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    if odd.count(0) > 0.6 * len(odd) and even.count(0) < 0.1 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.6 * len(even) and odd.count(0) < 0.1 * len(odd):
+        return "utf-16-be"
+    return None
+
+
+def check_not_binary(path: Path, head: bytes, forced: str | None = None) -> None:
+    """Refuse an empty file, and NUL bytes unless a BOM or a forced UTF-16/32 encoding explains them."""
     if not head:
         raise InputError(f"{path}: the file is empty. Choose a file with narratives in it.")
+    if forced is not None and forced.startswith(("utf-16", "utf-32")):
+        return  # NUL bytes are how UTF-16/32 spell ASCII; a NUL *character* is caught after decoding
     if not any(head.startswith(b) for b, _, _ in _BOMS) and b"\x00" in head:
+        wide = _wide_unicode(head)
+        if wide is not None:
+            raise InputError(f"{path}: this looks like {wide.upper()} text without a byte-order mark, "
+                             "which cannot be detected safely; decode it as " + wide + ".",
+                             hint=OptionHint("encoding", wide))
         raise InputError(f"{path}: this looks like a binary file (it contains NUL bytes), not text. "
                          "medcal reads .txt, .jsonl and .csv text files.")
 
 
 def detect_encoding(path: Path, forced: str | None = None) -> EncodingInfo:
     """Decide how to decode `path`. Raises InputError for empty, binary or (forced) undecodable files."""
-    with open(path, "rb") as fh:
-        head = fh.read(SAMPLE_BYTES)
-    check_not_binary(path, head)
+    try:
+        with open_input(path) as fh:
+            head = fh.read(SAMPLE_BYTES)
+    except OSError as exc:
+        raise read_error(path, exc) from None
+    forced_codec = _codec_name(forced) if forced and forced.lower() != "auto" else None
+    check_not_binary(path, head, forced_codec)
     if forced and forced.lower() != "auto":
         enc = _codec_name(forced)
         for bom, bom_enc, _ in _BOMS:
@@ -103,7 +134,8 @@ def detect_encoding(path: Path, forced: str | None = None) -> EncodingInfo:
         if not ok:
             line = line_of_offset(path, pos)
             raise DataError(f"bytes that are not valid {enc} (byte offset {pos}); the forced encoding "
-                            "does not fit this file. Try --encoding auto.", str(path), line)
+                            "does not fit this file: let medcal detect it.", str(path), line,
+                            hint=OptionHint("encoding", "auto"))
         return EncodingInfo(enc, "forced", None, None, f"forced by the user ({enc})")
 
     for bom, enc, label in _BOMS:
@@ -140,19 +172,39 @@ def detect_encoding(path: Path, forced: str | None = None) -> EncodingInfo:
 
 
 def line_of_offset(path: Path, offset: int) -> int:
-    """1-based line number of byte `offset` (counting LF, CRLF and lone CR as line ends)."""
-    with open(path, "rb") as fh:
-        data = fh.read(max(offset, 0))
-    return data.count(b"\n") + data.replace(b"\r\n", b"\n").count(b"\r") + 1
+    """1-based line number of byte `offset` (counting LF, CRLF and lone CR as line ends). Streams."""
+    lines = 1
+    left = max(offset, 0)
+    prev_cr = False
+    try:
+        with open_input(path) as fh:
+            while left > 0 and (chunk := fh.read(min(STREAM_BYTES, left))):
+                left -= len(chunk)
+                lf, cr = chunk.count(b"\n"), chunk.count(b"\r")
+                crlf = chunk.count(b"\r\n") + (1 if prev_cr and chunk.startswith(b"\n") else 0)
+                lines += lf + cr - crlf
+                prev_cr = chunk.endswith(b"\r")
+    except OSError as exc:
+        raise read_error(path, exc) from None
+    return lines
 
 
 def iter_lines(path: Path, info: EncodingInfo) -> Iterator[tuple[int, str]]:
-    """Yield (line number, line without its line end); CRLF and CR count as LF. Streams the file."""
+    """Yield (line number, line without its line end); CRLF and CR count as LF. Streams the file, reading
+    at most MAX_LINE_CHARS characters of a line, so one enormous line cannot fill the memory."""
     lineno = 0
     try:
-        with open(path, encoding=info.encoding, errors="strict", newline=None) as fh:
-            for lineno, line in enumerate(fh, start=1):  # noqa: B007 - lineno used after the loop
+        with open_input(path) as raw, \
+                io.TextIOWrapper(raw, encoding=info.encoding, errors="strict", newline=None) as fh:
+            while line := fh.readline(MAX_LINE_CHARS + 1):
+                lineno += 1
+                if len(line) > MAX_LINE_CHARS:
+                    raise DataError(f"the line is longer than {MAX_LINE_CHARS:,} characters, more than any "
+                                    "record medcal reads: is this really a narrative file? Split it into "
+                                    "records of normal size.", str(path), lineno)
                 yield lineno, line[:-1] if line.endswith("\n") else line
     except UnicodeDecodeError as exc:
         raise DataError(f"cannot be decoded as {info.encoding}: {exc.reason}.", str(path),
-                        lineno + 1) from exc
+                        lineno + 1, hint=OptionHint("encoding", "auto")) from exc
+    except OSError as exc:
+        raise read_error(path, exc) from None

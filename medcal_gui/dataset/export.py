@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from medcal_gui import __version__
 from medcal_gui.dataset.formatting import DEFAULT_OUTPUT, ORIGINAL_OUTPUT, format_original, format_record
+from medcal_gui.dataset.load_issues import LoadIssue
 from medcal_gui.dataset.loader import LoadOptions, encoding_warnings, iter_records, open_sources
 from medcal_gui.dataset.readme import render_readme
 from medcal_gui.dataset.validate import ValidationReport, narrative_digest, validate_chat_lines
@@ -89,12 +90,14 @@ class ExportResult:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    issues: list[LoadIssue] = field(default_factory=list)  # the load warnings among `warnings`, with hints
 
     def to_json(self) -> dict[str, Any]:
         return {"outputs": [str(p) for p in self.outputs], "records": self.records,
                 "populations": self.populations, "files": self.files, "variant": self.variant,
                 "layout": self.layout, "warnings": self.warnings, "notes": self.notes,
                 "errors": self.validation.errors, "seconds": round(self.seconds, 3),
+                "issues": [i.to_json() for i in self.issues],
                 "validation": {k: v for k, v in self.validation.to_json().items() if k != "per_record"}}
 
 
@@ -140,13 +143,14 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
         ids: list[str] = []  # so validation messages name the records, not the staged temp file
         populations: dict[str, int] = {}
         enc_of = {str(p): info for p, info, _ in sources}
+        load_issues: list[LoadIssue] = []
         counter = {"n": 0}
 
         def formatted_lines() -> Iterator[tuple[int, str]]:
             """Write every output record by record, yielding the primary's lines to the validator."""
             nonlocal fh_latin, latin_note
             lineno = 0
-            for rec in iter_records(sources, options):
+            for rec in iter_records(sources, options, load_issues):
                 counter["n"] += 1
                 n = counter["n"]
                 text = format_record(rec.text, variant, layout)
@@ -190,13 +194,15 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
         cancel.check()
         stage.close_all()
         report.file_size = stage.tmp_of(primary).stat().st_size
+        report.finish_checks()  # the checklist (README, GUI) shows the written size
         if report.errors:
             raise MedcalError("The formatted output failed validation, so nothing was written: "
                               + "; ".join(report.errors[:5]))
         cancel.check()
         files = [{"path": str(p), "encoding": info.encoding, "encoding_method": info.method,
                   "chardet_confidence": info.confidence, "note": info.note} for p, info, _ in sources]
-        warnings = encoding_warnings([i for _, i, _ in sources], in_paths) + report.warnings
+        warnings = (encoding_warnings([i for _, i, _ in sources], in_paths) + [i.message for i in load_issues]
+                    + report.warnings)
         notes = [latin_note] if latin_note else []
         if all_variants:
             meta = {"medcal_version": __version__, "created": datetime.now(UTC).isoformat(),
@@ -217,7 +223,7 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
         raise
     progress(Progress("validate", n, n, unit="records"))
     return ExportResult(outputs, n, populations, files, report, variant.name, layout, warnings, notes,
-                        time.monotonic() - meter.start)
+                        time.monotonic() - meter.start, load_issues)
 
 
 def _write_log(log: IO[str], meta: dict[str, Any], entries: IO[str]) -> None:

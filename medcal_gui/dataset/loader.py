@@ -9,7 +9,9 @@ from typing import Any
 
 from medcal_gui.dataset import parse
 from medcal_gui.dataset.encoding import EncodingInfo, detect_encoding, iter_lines
-from medcal_gui.dataset.records import Record
+from medcal_gui.dataset.inputs import check_input_file, read_error
+from medcal_gui.dataset.load_issues import LineScan, LoadIssue
+from medcal_gui.dataset.records import TURN_MARKERS, Record
 from medcal_gui.errors import Cancelled, DataError, InputError, MedcalError
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, no_progress
 
@@ -40,30 +42,44 @@ class FileReport:
     path: Path
     encoding: EncodingInfo | None = None
     records: int = 0
-    errors: list[str] = field(default_factory=list)
+    issues: list[LoadIssue] = field(default_factory=list)  # errors and warnings, at their source lines
+
+    @property
+    def errors(self) -> list[str]:
+        return [i.message for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [i.message for i in self.issues if i.severity == "warning"]
 
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "encoding": self.encoding.to_json() if self.encoding else None,
-                "records": self.records, "errors": list(self.errors)}
+                "records": self.records, "errors": self.errors, "warnings": self.warnings,
+                "issues": [i.to_json() for i in self.issues]}
+
+
+def _folder_files(p: Path) -> list[Path]:
+    try:
+        return sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
+    except OSError as exc:
+        raise read_error(p, exc) from None
 
 
 def discover_inputs(inputs: Iterable[Path | str]) -> list[Path]:
-    """Expand folders to their *.txt, *.jsonl and *.csv files (sorted); check every path exists."""
+    """Expand folders to their *.txt, *.jsonl and *.csv files (sorted); check every file given by name is
+    a regular file that can be read (a FIFO, a device, a broken link each get their own message)."""
     files: list[Path] = []
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
+            found = _folder_files(p)
             if not found:
                 raise InputError(f"{p}: the folder holds no usable files (looked for "
                                  f"{', '.join('*' + s for s in SUFFIXES)}).")
             files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        elif p.exists():
-            raise InputError(f"{p}: not a regular file or folder.")
         else:
-            raise InputError(f"{p}: no such file or folder.")
+            check_input_file(p, "a narrative file or folder")
+            files.append(p)
     if not files:
         raise InputError("No input files were given.")
     seen: set[Path] = set()
@@ -87,8 +103,10 @@ def _stem_ids(files: Sequence[Path]) -> dict[Path, str]:
     return stems
 
 
-def iter_file_records(path: Path, info: EncodingInfo, options: LoadOptions, stem: str) -> Iterator[Record]:
-    lines = iter_lines(path, info)
+def iter_file_records(path: Path, info: EncodingInfo, options: LoadOptions, stem: str,
+                      scan: LineScan | None = None) -> Iterator[Record]:
+    """The file's records, in order; `scan` (when given) collects decoding problems at their lines."""
+    lines = iter_lines(path, info) if scan is None else scan.wrap(iter_lines(path, info))
     src = str(path)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
@@ -103,14 +121,22 @@ def iter_file_records(path: Path, info: EncodingInfo, options: LoadOptions, stem
         raise InputError(f"Unknown split {options.split!r}: use one of {', '.join(SPLITS)}.")
 
 
+def _token_problem(rec: Record, token: str) -> str:
+    if token in TURN_MARKERS:
+        return (f"record {rec.id} contains the turn marker {token} in its narrative, which would break the "
+                "chat turn structure. Remove or rewrite it.")
+    return (f"record {rec.id} contains {token} in its narrative: the model reads that text as a special "
+            "(control) token, so the importance matrix would see a control token instead of text. Remove "
+            "or rewrite it.")
+
+
 def record_errors(rec: Record) -> list[str]:
     """Problems that make a record unusable for the chat format."""
     errs = []
     hit = rec.marker_position()
     if hit:
-        marker, line = hit
-        errs.append(f"{rec.source}, line {line}: record {rec.id} contains the turn marker {marker} in its "
-                    "narrative, which would break the chat turn structure. Remove or rewrite it.")
+        token, line = hit
+        errs.append(f"{rec.source}, line {line}: {_token_problem(rec, token)}")
     if not rec.text:
         errs.append(f"{rec.source}, line {rec.line}: record {rec.id} has an empty narrative.")
     return errs
@@ -120,9 +146,8 @@ def check_record(rec: Record) -> Record:
     """Raise on the first unusable record (the streaming path: nothing is written past it)."""
     hit = rec.marker_position()
     if hit:
-        marker, line = hit
-        raise DataError(f"record {rec.id} contains the turn marker {marker} in its narrative, which would "
-                        "break the chat turn structure. Remove or rewrite it.", rec.source, line)
+        token, line = hit
+        raise DataError(_token_problem(rec, token), rec.source, line)
     if not rec.text:
         raise DataError(f"record {rec.id} has an empty narrative.", rec.source, rec.line)
     return rec
@@ -137,13 +162,20 @@ class Dataset:
     options: LoadOptions = field(default_factory=LoadOptions)
 
     @property
+    def issues(self) -> list[LoadIssue]:
+        """Every file's errors and warnings (with their hints), then the warnings about the set as a whole."""
+        infos = [f.encoding for f in self.files if f.encoding]
+        paths = [f.path for f in self.files if f.encoding]
+        return [i for f in self.files for i in f.issues] + [LoadIssue("warning", w) for w in
+                                                            encoding_warnings(infos, paths)]
+
+    @property
     def errors(self) -> list[str]:
-        return [e for f in self.files for e in f.errors]
+        return [i.message for i in self.issues if i.severity == "error"]
 
     @property
     def warnings(self) -> list[str]:
-        return encoding_warnings([f.encoding for f in self.files if f.encoding], [f.path for f in self.files
-                                                                                 if f.encoding])
+        return [i.message for i in self.issues if i.severity == "warning"]
 
     def populations(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -169,18 +201,23 @@ def load_file(path: Path, options: LoadOptions, stem: str | None = None,
               cancel: CancelToken | None = None) -> tuple[FileReport, list[Record]]:
     report = FileReport(path)
     records: list[Record] = []
+    scan: LineScan | None = None
     try:
         report.encoding = detect_encoding(path, options.encoding_for(path))
-        for rec in iter_file_records(path, report.encoding, options, stem or path.stem):
+        scan = LineScan(str(path), report.encoding.encoding)
+        for rec in iter_file_records(path, report.encoding, options, stem or path.stem, scan):
             records.append(rec)
-            report.errors.extend(record_errors(rec))
+            report.issues.extend(LoadIssue("error", e, rec.source, None, None, rec.id)
+                                 for e in record_errors(rec))
             if cancel is not None and len(records) % 1000 == 0:
                 cancel.check()
     except Cancelled:
         raise
     except MedcalError as exc:
-        report.errors.append(exc.message)
+        report.issues.append(LoadIssue.from_error(exc, str(path)))
         records = []
+    if scan is not None:
+        report.issues.extend(scan.issues())
     report.records = len(records)
     return report, records
 
@@ -210,12 +247,17 @@ def open_sources(inputs: Iterable[Path | str], options: LoadOptions) -> list[tup
     return [(f, detect_encoding(f, options.encoding_for(f)), stems[f]) for f in files]
 
 
-def iter_records(sources: Sequence[tuple[Path, EncodingInfo, str]], options: LoadOptions) -> Iterator[Record]:
-    """Stream every record of every source, raising DataError on the first unusable one."""
+def iter_records(sources: Sequence[tuple[Path, EncodingInfo, str]], options: LoadOptions,
+                 warnings: list[LoadIssue] | None = None) -> Iterator[Record]:
+    """Stream every record of every source, raising DataError on the first unusable one; each file's
+    decoding warnings are appended to `warnings` once the file is read."""
     for path, info, stem in sources:
         count = 0
-        for rec in iter_file_records(path, info, options, stem):
+        scan = LineScan(str(path), info.encoding)
+        for rec in iter_file_records(path, info, options, stem, scan):
             count += 1
             yield check_record(rec)
+        if warnings is not None:
+            warnings.extend(scan.issues())
         if count == 0:
             raise DataError("the file holds no records.", str(path))

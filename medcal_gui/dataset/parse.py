@@ -11,12 +11,19 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 
-from medcal_gui.dataset.records import Record
-from medcal_gui.errors import DataError
+from medcal_gui.dataset.records import CHARS_PER_TOKEN, MAX_LINE_CHARS, MAX_RECORD_CHARS, Record
+from medcal_gui.errors import DataError, OptionHint
 
 HEADER_RE = re.compile(r"^\s*Below is an? (\S+(?: \S+)*?) topic:\s*$")
 
 Lines = Iterable[tuple[int, str]]
+_PARAGRAPHS = OptionHint("split", "paragraphs")
+
+
+def _too_long(source: str, line: int) -> DataError:
+    return DataError(f"the record starting here is longer than {MAX_RECORD_CHARS:,} characters (about "
+                     f"{int(MAX_RECORD_CHARS / CHARS_PER_TOKEN):,} tokens), the most medcal reads as one record: a "
+                     "narrative is a few thousand. Split the text into records of normal size.", source, line)
 
 
 def _record(stem: str, n: int, source: str, line: int, lines: list[str], topic: str | None) -> Record:
@@ -34,6 +41,7 @@ def parse_headers(lines: Lines, source: str, stem: str) -> Iterator[Record]:
     topic: str | None = None
     body: list[str] = []
     body_line = 0
+    size = 0
     seen_header = False
     for lineno, line in lines:
         m = HEADER_RE.match(line)
@@ -41,20 +49,23 @@ def parse_headers(lines: Lines, source: str, stem: str) -> Iterator[Record]:
             if seen_header:
                 n += 1
                 yield _record(stem, n, source, body_line, body, topic)
-            seen_header, topic, body, body_line = True, m.group(1), [], lineno + 1
+            seen_header, topic, body, body_line, size = True, m.group(1), [], lineno + 1, 0
             continue
         if not seen_header:
             if line.strip():
                 raise DataError(
                     "text before the first 'Below is a <topic> topic:' header. A narrative file starts "
-                    "each record with that header; for plain text with records separated by blank lines, "
-                    "use --split paragraphs.", source, lineno)
+                    "each record with that header; plain text with records separated by blank lines is "
+                    "read by splitting it into paragraphs.", source, lineno, hint=_PARAGRAPHS)
             continue
+        size += len(line) + 1
+        if size > MAX_RECORD_CHARS:
+            raise _too_long(source, body_line)
         body.append(line)
     if not seen_header:
         raise DataError("no 'Below is a <topic> topic:' header was found, so the file cannot be split into "
-                        "records. For plain text with records separated by blank lines, use --split "
-                        "paragraphs.", source)
+                        "records. Plain text with records separated by blank lines is read by splitting it "
+                        "into paragraphs.", source, hint=_PARAGRAPHS)
     n += 1
     yield _record(stem, n, source, body_line, body, topic)
 
@@ -63,11 +74,14 @@ def parse_paragraphs(lines: Lines, source: str, stem: str) -> Iterator[Record]:
     """Records separated by one or more blank lines (only when the user asks for it)."""
     n = 0
     body: list[str] = []
-    start = 0
+    start = size = 0
     for lineno, line in lines:
         if line.strip():
             if not body:
-                start = lineno
+                start, size = lineno, 0
+            size += len(line) + 1
+            if size > MAX_RECORD_CHARS:
+                raise _too_long(source, start)
             body.append(line)
         elif body:
             n += 1
@@ -88,6 +102,8 @@ def _split_header(text: str) -> tuple[str | None, str]:
 def _row_record(stem: str, n: int, source: str, line: int, value: object, field: str) -> Record:
     if not isinstance(value, str):
         raise DataError(f"the {field!r} field is {type(value).__name__}, not text.", source, line)
+    if len(value) > MAX_RECORD_CHARS:
+        raise _too_long(source, line)
     topic, text = _split_header(value.replace("\r\n", "\n").replace("\r", "\n"))
     return Record(id=f"{stem}-{n:04d}", source=source, line=line, text=text.strip(), topic=topic)
 
@@ -101,12 +117,15 @@ def parse_jsonl(lines: Lines, source: str, stem: str, text_field: str = "text") 
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"not valid JSON ({exc.msg}).", source, lineno) from None
+        except RecursionError:
+            raise DataError("the JSON is nested too deeply to read (thousands of [ or { inside each "
+                            "other); a JSONL line is one object with a text field.", source, lineno) from None
         if not isinstance(obj, dict):
             raise DataError("each JSONL line must be an object with a text field.", source, lineno)
         if text_field not in obj:
-            keys = ", ".join(sorted(obj)) or "none"
-            raise DataError(f"no {text_field!r} field (fields: {keys}); choose one with --text-field.",
-                            source, lineno)
+            keys = sorted(str(k) for k in obj)
+            raise DataError(f"no {text_field!r} field (fields: {', '.join(keys) or 'none'}).", source, lineno,
+                            hint=OptionHint("text_field", None, tuple(keys)))
         n += 1
         yield _row_record(stem, n, source, lineno, obj[text_field], text_field)
 
@@ -126,19 +145,37 @@ class _LineCounter:
         return line + "\n"
 
 
+def _csv_error(exc: csv.Error, source: str, start: int, line: int) -> DataError:
+    msg = str(exc)
+    if "field larger than field limit" in msg:
+        return DataError(f"a field of the row starting here is longer than {MAX_LINE_CHARS:,} characters: "
+                         "a quote that is never closed, or a record far larger than a narrative. Fix the "
+                         "quoting or split the text.", source, start)
+    if "unexpected end of data" in msg or "EOF" in msg:
+        return DataError("a quoted field opened in the row starting here is never closed (a \" without its "
+                         "closing \"), so the rest of the file would become one field. Fix the quoting.",
+                         source, start)
+    if "expected after" in msg:
+        return DataError('text after the closing quote of a quoted field (a " inside a quoted field must '
+                         'be doubled: ""). Fix the quoting; medcal does not guess what was meant.',
+                         source, line)
+    return DataError(f"not valid CSV ({msg}).", source, line)
+
+
 def parse_csv(lines: Lines, source: str, stem: str, text_field: str = "text") -> Iterator[Record]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    # Strict quoting: a malformed row is an error at its line, never a silently altered narrative.
+    csv.field_size_limit(min(sys.maxsize, MAX_LINE_CHARS))
     feed = _LineCounter(lines)
-    reader = csv.reader(feed)
+    reader = csv.reader(feed, strict=True)
     try:
         header = next(reader)
     except StopIteration:
         raise DataError("the CSV file has no header row.", source, 1) from None
     except csv.Error as exc:
-        raise DataError(f"not valid CSV ({exc}).", source, feed.lineno) from None
+        raise _csv_error(exc, source, 1, feed.lineno) from None
     if text_field not in header:
-        raise DataError(f"no {text_field!r} column (columns: {', '.join(header)}); choose one with "
-                        "--text-field.", source, 1)
+        raise DataError(f"no {text_field!r} column (columns: {', '.join(header)}).", source, 1,
+                        hint=OptionHint("text_field", None, tuple(header)))
     col = header.index(text_field)
     n = 0
     while True:
@@ -148,7 +185,7 @@ def parse_csv(lines: Lines, source: str, stem: str, text_field: str = "text") ->
         except StopIteration:
             break
         except csv.Error as exc:
-            raise DataError(f"not valid CSV ({exc}).", source, feed.lineno) from None
+            raise _csv_error(exc, source, start, feed.lineno) from None
         if not row or all(not c.strip() for c in row):
             continue
         if col >= len(row):

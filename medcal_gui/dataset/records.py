@@ -8,6 +8,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from medcal_gui.dataset.special_tokens import find_special_token
+
 START_TURN = "<start_of_turn>"
 END_TURN = "<end_of_turn>"
 TURN_MARKERS = (START_TURN, END_TURN)
@@ -18,6 +20,13 @@ _POPULATION_RE = re.compile(r"^\W*(adolescent|adult|neonat(?:e|al)|newborn)\b", 
 # Characters per token for clinical English with Gemma 3's tokenizer, measured on the sample narratives
 # (6,483 tokens for 24,298 characters); an estimate only: `medcal tokens` counts exactly.
 CHARS_PER_TOKEN = 3.75
+
+# The largest record medcal reads: 1,000,000 characters (about 267,000 tokens, over 500 imatrix chunks of
+# 512). A clinical narrative is a few thousand characters; a bigger "record" is a file that was not split,
+# and reading it whole would take gigabytes. Lines are read at most MAX_LINE_CHARS at a time (a JSONL line
+# may spell its text with escapes), so memory stays bounded whatever the input.
+MAX_RECORD_CHARS = 1_000_000
+MAX_LINE_CHARS = 4 * MAX_RECORD_CHARS
 
 
 def population_of(narrative: str) -> str:
@@ -60,12 +69,13 @@ class Record:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
     def marker_position(self) -> tuple[str, int] | None:
-        """The first turn marker inside the narrative and the source line it is on, if any."""
-        for marker in TURN_MARKERS:
-            idx = self.text.find(marker)
-            if idx >= 0:
-                return marker, self.line + self.text.count("\n", 0, idx)
-        return None
+        """The first special-token text (a turn marker, <bos>, <eos>, <pad>, ...: resources/special_tokens.toml)
+        inside the narrative and the source line it is on, if any."""
+        hit = find_special_token(self.text)
+        if hit is None:
+            return None
+        token, idx = hit
+        return token, self.line + self.text.count("\n", 0, idx)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

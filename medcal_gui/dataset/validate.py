@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 import statistics
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,22 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from medcal_gui.dataset import phi
-from medcal_gui.dataset.records import CHARS_PER_TOKEN, END_TURN, START_TURN, estimate_tokens, population_of
+from medcal_gui.dataset.checks import Check, chat_checks, common_checks, records_present
+from medcal_gui.dataset.inputs import open_input, read_error
+from medcal_gui.dataset.records import (
+    CHARS_PER_TOKEN,
+    END_TURN,
+    MAX_LINE_CHARS,
+    START_TURN,
+    estimate_tokens,
+    population_of,
+)
+from medcal_gui.dataset.special_tokens import find_special_token
 from medcal_gui.errors import InputError
+
+__all__ = ["Check", "ValidationReport", "narrative_digest", "validate_file", "validate_text"]
 
 SHORT_CHARS = 80  # a narrative shorter than this is suspicious
 LONG_CHARS = 8000  # about 2,000 tokens: four imatrix chunks of 512 for one record
 MAX_LISTED = 20  # per kind of warning, so a huge file gives a readable report
-
-
-@dataclass(frozen=True)
-class Check:
-    status: str  # pass | fail | warn | info
-    title: str
-    detail: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"status": self.status, "title": self.title, "detail": self.detail}
 
 
 @dataclass
@@ -59,6 +62,7 @@ class ValidationReport:
     utf8_valid: bool = True
     latin1_ok: bool = True
     compared: int = 0  # narratives compared with their source (0: no source given)
+    encoding_label: str | None = None  # how a narrative file was decoded
     populations: dict[str, int] = field(default_factory=dict)
     tokens_total_est: int = 0
     per_record: list[RecordStat] = field(default_factory=list)
@@ -66,6 +70,21 @@ class ValidationReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    problems: dict[str, int] = field(default_factory=dict)  # count per kind (checks.PROBLEM_KINDS)
+    first_changed: str | None = None  # the first "differs from its source" message
+
+    def count(self, kind: str, n: int = 1) -> None:
+        if n:
+            self.problems[kind] = self.problems.get(kind, 0) + n
+
+    def finish_checks(self) -> None:
+        """(Re)compute the checklist from the counts, e.g. once the written file's size is known."""
+        if self.kind == "chat":
+            self.checks = chat_checks(self, SHORT_CHARS, LONG_CHARS)
+        else:
+            self.checks = [records_present(self, f"{self.records} narratives (original format"
+                                           + (f", {self.encoding_label})" if self.encoding_label else ")")),
+                           *common_checks(self, SHORT_CHARS, LONG_CHARS)]
 
     @property
     def ok(self) -> bool:
@@ -88,6 +107,7 @@ class ValidationReport:
             "latin1_ok": self.latin1_ok, "narratives_compared": self.compared, "tokens_est": self.token_stats(),
             "errors": list(self.errors), "warnings": list(self.warnings),
             "phi": [h.to_json() for h in self.phi], "checks": [c.to_json() for c in self.checks],
+            "problems": dict(self.problems),
             "per_record": [vars(r) for r in self.per_record],
         }
 
@@ -104,6 +124,10 @@ class _Limited:
             self.items.append(msg)
         else:
             self.extra += 1
+
+    @property
+    def total(self) -> int:
+        return len(self.items) + self.extra
 
     def flush(self, out: list[str], what: str) -> None:
         out.extend(self.items)
@@ -136,7 +160,7 @@ class _NarrativeChecks:
         self.sources = sources  # digests (narrative_digest) of the source narratives, in order
         self.seen: dict[bytes, str] = {}
         self.dups, self.short, self.long, self.damaged = _Limited(), _Limited(), _Limited(), _Limited()
-        self.mismatch = _Limited()
+        self.mismatch, self.special = _Limited(), _Limited()
         self.compared = 0
         self.phi_total = 0
 
@@ -153,6 +177,7 @@ class _NarrativeChecks:
         digest = narrative_digest(narrative)
         if not narrative.strip():
             r.errors.append(f"{where} has an empty narrative.")
+            r.count("empty")
         else:
             if digest in self.seen:
                 self.dups.add(f"{where} duplicates record {self.seen[digest]}.")
@@ -166,6 +191,10 @@ class _NarrativeChecks:
         bad = _bad_chars(narrative)
         if bad:
             self.damaged.add(f"{where} contains {bad}.")
+        token = find_special_token(narrative)
+        if token:
+            self.special.add(f"{where} contains {token[0]} in its narrative: the model reads that text as a "
+                             "special (control) token. Remove or rewrite it in the source.")
         if r.latin1_ok:
             try:
                 narrative.encode("latin-1")
@@ -184,11 +213,20 @@ class _NarrativeChecks:
 
     def finish(self) -> None:
         r = self.r
+        r.count("damaged", self.damaged.total)
+        r.count("special", self.special.total)
+        r.count("changed", self.mismatch.total)
+        r.first_changed = self.mismatch.items[0] if self.mismatch.items else None
         self.damaged.flush(r.errors, "damaged records")
+        self.special.flush(r.errors, "records with special-token text")
         self.mismatch.flush(r.errors, "changed narratives")
         r.compared = self.compared
         if self.sources is not None and len(self.sources) != r.records:
             r.errors.append(f"The file has {r.records} records but the source has {len(self.sources)}.")
+            r.count("count_mismatch")
+        for kind, lim in (("duplicates", self.dups), ("short", self.short), ("long", self.long)):
+            r.count(kind, lim.total)
+        r.count("phi", self.phi_total)
         self.dups.flush(r.warnings, "duplicates")
         self.short.flush(r.warnings, "very short records")
         self.long.flush(r.warnings, "very long records")
@@ -276,8 +314,10 @@ def _chat_records(lines: Iterable[tuple[int, str]], report: ValidationReport,
             break
     if role is not None:
         errs.add(f"line {turn_line}: the {role} turn opened here is never closed (truncated file?).")
+        report.count("truncated")
     if record is not None:
         errs.add(f"line {record[0]}: record without a model turn (truncated file?).")
+        report.count("truncated")
         yield record[0], record[1], record[2], estimate_tokens(record[2])
     report.layout = layouts.pop() if len(layouts) == 1 else ("mixed" if layouts else None)
 
@@ -297,6 +337,8 @@ def validate_chat_lines(lines: Iterable[tuple[int, str]], report: ValidationRepo
             missing_marker.add(f"record {rid} (line {line}) lacks the system marker {report.marker!r}.")
         # The narrative follows the user-turn line, the marker line (if any) and the instruction line.
         checks.add(rid, line, narrative, toks, text_line=line + 2 + (1 if marker else 0))
+    report.count("turns", errs.total)
+    report.count("marker", missing_marker.total)
     errs.flush(report.errors, "turn structure problems")
     missing_marker.flush(report.errors, "records without the marker")
     checks.finish()
@@ -315,73 +357,20 @@ def _finish_chat(r: ValidationReport) -> None:
     if not (r.user_turns == r.model_turns == r.records):
         r.errors.append(f"User turns ({r.user_turns}), model turns ({r.model_turns}) and records "
                         f"({r.records}) should be equal.")
-    r.checks = _chat_checks(r)
-
-
-def _status(ok: bool) -> str:
-    return "pass" if ok else "fail"
-
-
-def _has(r: ValidationReport, *words: str) -> bool:
-    return any(any(w in e for w in words) for e in r.errors)
-
-
-def _common_checks(r: ValidationReport) -> list[Check]:
-    toks = r.token_stats()
-    pops = ", ".join(f"{v} {k}" for k, v in sorted(r.populations.items())) or "none"
-    phi_n = sum(1 for w in r.warnings if w.startswith("Possible PHI"))
-    return [
-        Check(_status(not _has(r, "empty narrative", "damaged", "control character", "replacement",
-                               "truncated")), "No truncation or corruption",
-              "Every narrative is non-empty and free of replacement or control characters."
-              if not _has(r, "empty narrative", "damaged", "control character", "replacement", "truncated")
-              else "Some records are empty, damaged or truncated: see the errors."),
-        Check(_status(r.utf8_valid), "UTF-8 compatibility verified",
-              "The text is valid UTF-8." if r.utf8_valid else "The file is not valid UTF-8."),
-        Check("pass" if r.latin1_ok else "info", "Latin-1 copy possible",
-              "Every character also fits latin-1." if r.latin1_ok else
-              "Some characters (such as en dashes) do not fit latin-1, so no latin-1 copy can be made; "
-              "UTF-8 is what llama.cpp reads anyway."),
-        Check("info", "File size", f"{r.file_size / 1024:.1f} KB" if r.file_size is not None else
-              "in memory"),
-        Check("warn" if any("duplicates" in w or "very " in w for w in r.warnings) else "pass",
-              "No duplicate, very short or very long records",
-              "See the warnings." if any("duplicates" in w or "very " in w for w in r.warnings)
-              else f"Narratives are between {SHORT_CHARS} and {LONG_CHARS} characters and all distinct."),
-        Check("info", "Populations", pops),
-        Check("info", "Token estimate", f"about {toks['total']:.0f} tokens in all, {toks['min']:.0f}–"
-              f"{toks['max']:.0f} per record (an estimate: medcal tokens counts exactly)"),
-        Check("warn" if phi_n else "pass", "No obvious PHI (dates, phones, e-mails, IDs, titled names)",
-              f"{len(r.phi)} possible PHI matches: review them (they do not block)." if phi_n
-              else "No date, phone, e-mail, record-number or titled-name patterns were found."),
-    ]
-
-
-def _chat_checks(r: ValidationReport) -> list[Check]:
-    expect = (f"{r.records} of {r.expected_records} expected records" if r.expected_records is not None
-              else f"{r.records} records")
-    intact = [e for e in r.errors if "differs from its source" in e or "the source has" in e]
-    return [
-        Check(_status(r.records > 0 and (r.expected_records in (None, r.records))),
-              "All records present", expect),
-        Check(_status(r.start_turns == r.end_turns and not _has(r, "line ")),
-              "Proper <start_of_turn> / <end_of_turn> pairs",
-              f"{r.start_turns} <start_of_turn>, {r.end_turns} <end_of_turn>"),
-        Check(_status(r.user_turns == r.model_turns == r.records), "User turns = model turns = records",
-              f"{r.user_turns} user, {r.model_turns} model, {r.records} records"),
-        Check(_status(not _has(r, "lacks the system marker")), "System prompt included in every record",
-              f"marker {r.marker!r}" if r.marker else "no marker line found"),
-        Check(_status(not intact) if r.compared else "info", "Clinical narratives intact",
-              ("Every narrative equals its source." if not intact else intact[0]) if r.compared
-              else "Not compared: no source narratives were given (medcal validate --source FILE)."),
-        *_common_checks(r),
-    ]
+    r.finish_checks()
 
 
 def _binary_lines(path: Path, report: ValidationReport) -> Iterator[tuple[int, str]]:
     crlf = False
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+    with open_input(path) as fh:
+        lineno = 0
+        while raw := fh.readline(MAX_LINE_CHARS + 1):
+            lineno += 1
+            if len(raw) > MAX_LINE_CHARS:
+                report.errors.append(f"{path}, line {lineno}: longer than {MAX_LINE_CHARS:,} bytes, which no "
+                                     "formatted record is; validation stopped here.")
+                report.count("damaged")
+                return
             if raw.endswith(b"\r\n"):
                 crlf = True
             try:
@@ -405,40 +394,44 @@ def validate_file(path: Path, expect_records: int | None = None,
                   sources: Sequence[bytes] | None = None, ids: Sequence[str] | None = None) -> ValidationReport:
     """Validate a formatted chat file, or a narrative file in the original format."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file.")
-    size = path.stat().st_size
+    try:
+        with open_input(path, "a calibration text file") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(1 << 16)
+    except OSError as exc:
+        raise read_error(path, exc) from None
     if size == 0:
         raise InputError(f"{path}: the file is empty.")
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
     if b"\x00" in head:
         raise InputError(f"{path}: this looks like a binary file (it contains NUL bytes), not text.")
     report = ValidationReport(source=str(path), expected_records=expect_records, file_size=size)
     if START_TURN.encode() not in head and END_TURN.encode() not in head:
         return _validate_narrative_file(path, report)
-    return validate_chat_lines(_binary_lines(path, report), report, sources, ids)
+    try:
+        return validate_chat_lines(_binary_lines(path, report), report, sources, ids)
+    except OSError as exc:
+        raise read_error(path, exc) from None
 
 
 def _validate_narrative_file(path: Path, report: ValidationReport) -> ValidationReport:
     from medcal_gui.dataset.encoding import detect_encoding
+    from medcal_gui.dataset.load_issues import LineScan
     from medcal_gui.dataset.loader import LoadOptions, iter_file_records
 
     report.kind = "narratives"
     info = detect_encoding(path)
     report.utf8_valid = info.encoding in ("utf-8", "utf-8-sig")
+    report.encoding_label = info.label
     checks = _NarrativeChecks(report, None)
-    for rec in iter_file_records(path, info, LoadOptions(), path.stem):
+    scan = LineScan(str(path), info.encoding)
+    for rec in iter_file_records(path, info, LoadOptions(), path.stem, scan):
+        # Special-token text (turn markers included) is an error of _NarrativeChecks, at the record's line.
         checks.add(rec.id, rec.line, rec.text, rec.tokens_est)
-        hit = rec.marker_position()
-        if hit:
-            report.errors.append(f"record {rec.id} (line {hit[1]}) contains the turn marker {hit[0]}.")
     checks.finish()
+    report.warnings.extend(i.message for i in scan.issues())
     if report.expected_records is not None and report.records != report.expected_records:
         report.errors.append(f"Expected {report.expected_records} records, found {report.records}.")
-    report.checks = [Check(_status(report.records > 0 and report.expected_records in (None, report.records)),
-                           "All records present", f"{report.records} narratives (original format, "
-                           f"{info.label})"), *_common_checks(report)]
+    report.finish_checks()
     return report
 
 

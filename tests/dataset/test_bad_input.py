@@ -57,14 +57,14 @@ def test_file_without_headers_suggests_split_paragraphs(cli, h, make_file, out):
     p = make_file.bytes("plain.txt", b"\nAdult patient on telemetry.\n\nNeonate patient on a monitor.\n")
     err = _fails(cli, h, out, p)
     assert f"{p}, line 2: text before the first 'Below is a <topic> topic:' header" in err
-    assert "use --split paragraphs" in err
+    assert err.rstrip().endswith("Use --split paragraphs.")  # the CLI's phrasing of the error's hint
 
 
 def test_undecodable_bytes_under_forced_encoding_name_file_and_line(cli, h, make_file, out):
     p = make_file.bytes("cp.txt", "Below is a cardiology topic:\n\nAdult patient.\n\u201cquoted\u201d\n"
                         .encode("cp1252"))
     err = _fails(cli, h, out, p, "--encoding", "utf-8")
-    assert f"{p}, line 4: bytes that are not valid utf-8" in err and "Try --encoding auto." in err
+    assert f"{p}, line 4: bytes that are not valid utf-8" in err and err.rstrip().endswith("Use --encoding auto.")
 
 
 def test_turn_marker_inside_a_narrative_names_record_file_and_line(cli, h, make_file, out):

@@ -9,7 +9,7 @@ import pytest
 
 from medcal_gui.dataset.loader import LoadOptions, discover_inputs, load_dataset
 from medcal_gui.dataset.records import CHARS_PER_TOKEN, Record, estimate_tokens, population_of
-from medcal_gui.errors import InputError
+from medcal_gui.errors import InputError, OptionHint
 
 
 def _load(paths, **opts):
@@ -105,14 +105,16 @@ def test_text_without_headers_is_an_error_suggesting_split_paragraphs(make_file)
     p = make_file.bytes("plain.txt", b"Adult patient one.\n\nAdult patient two.\n")
     ds = _load(p)
     assert ds.records == []
-    (err,) = ds.errors
-    assert err.startswith(f"{p}, line 1: ") and "--split paragraphs" in err
+    (issue,) = ds.issues
+    assert issue.message.startswith(f"{p}, line 1: ") and "--split" not in issue.message
+    assert (issue.severity, issue.line, issue.hint) == ("error", 1, OptionHint("split", "paragraphs"))
 
 
 def test_whitespace_only_file_has_no_header_error(make_file):
     p = make_file.bytes("blank.txt", b"\n\n   \n")
-    (err,) = _load(p).errors
-    assert str(p) in err and "no 'Below is a <topic> topic:' header" in err and "--split paragraphs" in err
+    (issue,) = _load(p).issues
+    assert str(p) in issue.message and "no 'Below is a <topic> topic:' header" in issue.message
+    assert issue.hint == OptionHint("split", "paragraphs")
 
 
 def test_split_paragraphs_splits_on_blank_lines(make_file):
@@ -142,8 +144,9 @@ def test_jsonl_custom_text_field_and_header_and_crlf_inside_value(make_file):
 
 def test_jsonl_missing_field_names_fields_and_line(make_file):
     p = make_file.bytes("bad.jsonl", b'{"text": "Adult ok."}\n{"body": "Adult x.", "age": 3}\n')
-    (err,) = _load(p).errors
-    assert err == (f"{p}, line 2: no 'text' field (fields: age, body); choose one with --text-field.")
+    (issue,) = _load(p).issues
+    assert issue.message == f"{p}, line 2: no 'text' field (fields: age, body)."
+    assert issue.hint == OptionHint("text_field", None, ("age", "body"))
 
 
 def test_jsonl_invalid_json_names_line(make_file):
@@ -170,8 +173,9 @@ def test_csv_text_column_with_multiline_quoted_field(make_file, h):
 def test_csv_custom_column_and_missing_column(make_file, h):
     p = make_file.bytes("notes.csv", ('note,x\n"' + h.NEONATE + '",1\n').encode())
     assert [r.text for r in _load(p, text_field="note").records] == [h.NEONATE]
-    (err,) = _load(p).errors
-    assert err == f"{p}, line 1: no 'text' column (columns: note, x); choose one with --text-field."
+    (issue,) = _load(p).issues
+    assert issue.message == f"{p}, line 1: no 'text' column (columns: note, x)."
+    assert issue.hint == OptionHint("text_field", None, ("note", "x"))
 
 
 def test_folder_input_takes_txt_jsonl_and_csv_only(make_file, h):

@@ -230,3 +230,23 @@ def test_unusable_file_is_an_input_error(tmp_path, content, message):
 def test_missing_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         validate_file(tmp_path / "absent.txt")
+
+
+def test_changed_narrative_fails_only_the_intact_row_not_the_turn_pairs_row(good, texts, h):
+    # The GUI's checklist path: a narrative edited after loading differs from its source. Only "Clinical
+    # narratives intact" may fail; the pairs row's own check (6 and 6) passes, whatever the errors say.
+    changed = good.replace(h.ADULT, h.ADULT.replace("58 years", "59 years"))
+    r = validate_text(changed, sources=texts)
+    assert any("differs from its source" in e and "line 14" in e for e in r.errors)
+    statuses = {c.title: c.status for c in r.checks}
+    assert statuses["Clinical narratives intact"] == "fail"
+    pairs = next(c for c in r.checks if c.title.startswith("Proper"))
+    assert (pairs.status, pairs.detail) == ("pass", "6 <start_of_turn>, 6 <end_of_turn>")
+    assert [t for t, s in statuses.items() if s == "fail"] == ["Clinical narratives intact"]
+
+
+def test_turn_structure_problem_fails_the_pairs_row_by_its_own_count(good):
+    broken = good.replace("<start_of_turn>model\n", "<start_of_turn>user\n", 1)
+    r = validate_text(broken)
+    assert _check(r, "Proper <start_of_turn> / <end_of_turn> pairs") == "fail"
+    assert r.problems["turns"] >= 1
