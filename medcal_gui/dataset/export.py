@@ -24,7 +24,7 @@ from medcal_gui.dataset.load_issues import LoadIssue
 from medcal_gui.dataset.loader import LoadOptions, encoding_warnings, iter_records, open_sources
 from medcal_gui.dataset.readme import render_readme
 from medcal_gui.dataset.validate import ValidationReport, narrative_digest, validate_chat_lines
-from medcal_gui.dataset.variants import Variant, load_variants
+from medcal_gui.dataset.variants import Variant, check_unique_outputs, load_variants
 from medcal_gui.errors import MedcalError
 from medcal_gui.fsutil import check_free_space, ensure_dir, make_temp, refuse_input_overwrite, sha256_file
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
@@ -119,12 +119,23 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
     else:
         primary = Path(out) if out else Path(dest_dir or ".") / DEFAULT_OUTPUT
         folder = primary.parent
-    variants = list(load_variants().values()) if all_variants else []
+    variant_problems: list[str] = []
+    variants = list(load_variants(problems=variant_problems).values()) if all_variants else []
+    latin_path = primary.with_name(primary.stem + ".latin1" + primary.suffix)
+    if all_variants:
+        reserved = {primary.name: "the primary formatted file", ORIGINAL_OUTPUT: "the original-format copy",
+                    LOG_NAME: "the log", README_NAME: "the README"}
+        if latin1_copy:
+            reserved[latin_path.name] = "the latin-1 copy"
+        check_unique_outputs(variants, reserved)
     targets = [primary] + [folder / v.output_name for v in variants]
     if all_variants:
         targets += [folder / ORIGINAL_OUTPUT, folder / LOG_NAME, folder / README_NAME]
     if latin1_copy:
-        targets.append(primary.with_name(primary.stem + ".latin1" + primary.suffix))
+        targets.append(latin_path)
+    for t in targets[1:]:
+        if t.parent != folder:  # check_filename refused folders in variant names; never write elsewhere
+            raise MedcalError(f"internal: output {t} is outside {folder}")
     for t in targets:
         refuse_input_overwrite(t, in_paths)
     ensure_dir(folder)
@@ -202,7 +213,7 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
         files = [{"path": str(p), "encoding": info.encoding, "encoding_method": info.method,
                   "chardet_confidence": info.confidence, "note": info.note} for p, info, _ in sources]
         warnings = (encoding_warnings([i for _, i, _ in sources], in_paths) + [i.message for i in load_issues]
-                    + report.warnings)
+                    + report.warnings + variant_problems)
         notes = [latin_note] if latin_note else []
         if all_variants:
             meta = {"medcal_version": __version__, "created": datetime.now(UTC).isoformat(),

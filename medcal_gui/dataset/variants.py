@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from medcal_gui.dataset.records import TURN_MARKERS
+import tomli_w
+
+from medcal_gui.dataset.special_tokens import find_special_token
 from medcal_gui.errors import InputError
 from medcal_gui.fsutil import write_text_atomic
 from medcal_gui.resources import user_variants_dir, variants_dir
 
+LOG = logging.getLogger(__name__)
 DEFAULT_VARIANT = "quantization_calibration"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_logged: set[str] = set()  # broken user files already reported in the log (the GUI reloads variants often)
 
 
 @dataclass(frozen=True)
@@ -43,17 +48,34 @@ class Variant:
         return d
 
 
+def check_filename(name: str, where: str) -> None:
+    """A variant's output file name is a plain name inside the output folder: no folder, no `..`."""
+    if not name:
+        return
+    bad = (PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or "/" in name
+           or "\\" in name or ":" in name or name in (".", "..") or ".." in name or name.startswith(".")
+           or any(ord(c) < 32 for c in name))
+    if bad:
+        raise InputError(f"{where}: the variant's filename {name!r} must be a plain file name (no folder, no "
+                         "'..', not hidden), because it is written inside the chosen output folder.")
+
+
 def _check(v: Variant, where: str) -> None:
     if not _NAME_RE.match(v.name):
         raise InputError(f"{where}: variant name {v.name!r} must be lower-case letters, digits, _ or -.")
+    check_filename(v.filename, where)
     for field_name in ("marker", "instruction", "response_text"):
         value = getattr(v, field_name)
         if "\n" in value and field_name != "response_text":
             raise InputError(f"{where}: the variant's {field_name} must be a single line.")
-        for m in TURN_MARKERS:
-            if m in value:
-                raise InputError(f"{where}: the variant's {field_name.replace('_text', '')} contains {m}, "
-                                 "which would break the chat turn structure.")
+        ctrl = next((c for c in value if (ord(c) < 32 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F), None)
+        if ctrl is not None:
+            raise InputError(f"{where}: the variant's {field_name.replace('_text', '')} contains the control "
+                             f"character U+{ord(ctrl):04X}, which does not belong in a prompt.")
+        hit = find_special_token(value)
+        if hit:
+            raise InputError(f"{where}: the variant's {field_name.replace('_text', '')} contains {hit[0]}, "
+                             "a special token of the model, which would break the chat turn structure.")
     if not v.instruction.strip():
         raise InputError(f"{where}: the variant has no instruction line.")
     if not v.response_text.strip():
@@ -84,8 +106,12 @@ def load_variant_file(path: Path, builtin: bool = False) -> Variant:
     return parse_variant(data, str(path), builtin)
 
 
-def load_variants(extra_dir: Path | None = None) -> dict[str, Variant]:
-    """Shipped variants first, then the user's; a user file cannot shadow a shipped name."""
+def load_variants(extra_dir: Path | None = None, problems: list[str] | None = None) -> dict[str, Variant]:
+    """Shipped variants first, then the user's; a user file cannot shadow a shipped name.
+
+    A broken user file (unreadable, invalid TOML, bad fields) is skipped, so it cannot hide the shipped
+    variants, but never silently: its message (file and TOML's line) goes to `problems` and to the log.
+    """
     out: dict[str, Variant] = {}
     for p in sorted(variants_dir().glob("*.toml")):
         v = load_variant_file(p, builtin=True)
@@ -95,11 +121,35 @@ def load_variants(extra_dir: Path | None = None) -> dict[str, Variant]:
         for p in sorted(udir.glob("*.toml")):
             try:
                 v = load_variant_file(p)
-            except InputError:
-                continue  # a broken user file must not hide the shipped variants
-            out.setdefault(v.name, v)
+            except InputError as exc:
+                _report(f"User variant skipped: {exc.message}", problems)
+                continue
+            if v.name in out:
+                _report(f"User variant skipped: {p} is named {v.name!r}, like the variant in "
+                        f"{out[v.name].path}; rename it.", problems)
+                continue
+            out[v.name] = v
     # The default first, then by name.
     return dict(sorted(out.items(), key=lambda kv: (kv[0] != DEFAULT_VARIANT, not kv[1].builtin, kv[0])))
+
+
+def _report(msg: str, problems: list[str] | None) -> None:
+    if problems is not None:
+        problems.append(msg)
+    if msg not in _logged:
+        _logged.add(msg)
+        LOG.warning("%s", msg)
+
+
+def check_unique_outputs(variants: list[Variant], reserved: dict[str, str]) -> None:
+    """Refuse two variants (or a variant and one of the set's fixed files) writing the same file name."""
+    used = {name.casefold(): what for name, what in reserved.items()}
+    for v in variants:
+        key = v.output_name.casefold()
+        if key in used:
+            raise InputError(f"Variant {v.name!r} ({v.path or 'built in'}) writes {v.output_name!r}, which is "
+                             f"also {used[key]}: give it another filename.")
+        used[key] = f"the file of variant {v.name!r}"
 
 
 def get_variant(name: str) -> Variant:
@@ -109,17 +159,11 @@ def get_variant(name: str) -> Variant:
     return variants[name]
 
 
-def _toml_str(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t") + '"'
-
-
 def variant_to_toml(v: Variant) -> str:
-    lines = [f"name = {_toml_str(v.name)}", f"title = {_toml_str(v.title)}",
-             f"description = {_toml_str(v.description)}", f"marker = {_toml_str(v.marker)}",
-             f"instruction = {_toml_str(v.instruction)}", "response = ["]
-    lines += [f"    {_toml_str(r)}," for r in v.response]
-    lines += ["]", f"filename = {_toml_str(v.output_name)}", ""]
-    return "\n".join(lines)
+    """The variant as TOML (tomli-w escapes every control character, so the file always loads back)."""
+    return tomli_w.dumps({"name": v.name, "title": v.title, "description": v.description, "marker": v.marker,
+                          "instruction": v.instruction, "response": list(v.response),
+                          "filename": v.output_name}, multiline_strings=False)
 
 
 def save_user_variant(v: Variant, folder: Path | None = None) -> Path:

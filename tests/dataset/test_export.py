@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import hashlib
 import json
 import math
@@ -162,3 +163,63 @@ def test_export_result_reports_validation_and_files(make_file, tmp_path, h):
     assert j["files"] == [{"path": str(src), "encoding": "utf-8", "encoding_method": "utf-8",
                            "chardet_confidence": None, "note": "valid UTF-8 throughout"}]
     assert j["outputs"] == [str(tmp_path / "o" / "medgemma_calibration_imatrix_formatted.txt")]
+
+
+def _user_variant(home, name, filename):
+    from medcal_gui.dataset.variants import save_user_variant
+
+    base = get_variant("night_sentinel")
+    v = dataclasses.replace(base, name=name, title=name, marker=f"[{name.upper()}]", builtin=False, path="",
+                            filename=filename)
+    udir = home / "variants"
+    udir.mkdir(parents=True, exist_ok=True)
+    if "/" in filename or filename.startswith("."):  # what a hand-edited file may hold: bypass the saver
+        from medcal_gui.dataset.variants import variant_to_toml
+        (udir / f"{name}.toml").write_text(variant_to_toml(v), encoding="utf-8")
+    else:
+        save_user_variant(v, udir)
+
+
+def test_all_variants_never_writes_outside_the_folder(cli, make_file, tmp_path, h, _private_medcal_home):
+    (tmp_path / "victim.txt").write_bytes(b"unrelated")
+    _user_variant(_private_medcal_home, "escape", "../victim.txt")
+    _user_variant(_private_medcal_home, "fine", "fine.txt")
+    out = tmp_path / "set"
+    res = _all_variants(cli, [make_file.narratives("a.txt", [h.ADULT])], out)
+    assert (tmp_path / "victim.txt").read_bytes() == b"unrelated"
+    assert h.listing(out) == sorted(SET + ["fine.txt"])
+    assert any("escape.toml" in w and "'../victim.txt' must be a plain file name" in w for w in res["warnings"])
+
+
+def test_all_variants_refuses_two_variants_writing_one_file(cli, make_file, tmp_path, h, _private_medcal_home):
+    _user_variant(_private_medcal_home, "copycat", "medgemma_calibration_night_sentinel.txt")
+    out = tmp_path / "set"
+    rc, _, err = cli("format", make_file.narratives("a.txt", [h.ADULT]), "--all-variants", "-d", out)
+    assert rc == 2
+    assert ("Variant 'copycat'" in err and "'medgemma_calibration_night_sentinel.txt', which is also the file of "
+            "variant 'night_sentinel'" in err)
+    assert h.listing(out) == [] and h.partials(tmp_path) == []
+
+
+def test_all_variants_refuses_a_variant_named_like_the_readme(cli, make_file, tmp_path, h, _private_medcal_home):
+    _user_variant(_private_medcal_home, "readme", "README_CALIBRATION_DATASET.md")
+    rc, _, err = cli("format", make_file.narratives("a.txt", [h.ADULT]), "--all-variants", "-d", tmp_path / "s")
+    assert rc == 2 and "which is also the README" in err
+
+
+def test_readme_sizes_and_hashes_match_every_file_written(cli, make_file, tmp_path, h, _private_medcal_home):
+    _user_variant(_private_medcal_home, "extra", "extra.txt")
+    out = tmp_path / "set"
+    _all_variants(cli, [make_file.narratives("a.txt", [h.ADULT, h.NEONATE])], out)
+    readme = (out / "README_CALIBRATION_DATASET.md").read_text(encoding="utf-8")
+    rows = {}
+    files_table = readme.split("## Files", 1)[1].split("## Sources", 1)[0]
+    for line in files_table.splitlines():
+        if line.startswith("| `"):
+            name, size, digest = (c.strip().strip("`") for c in line.strip("|").split("|"))
+            rows[name] = (int(size), digest)
+    written = set(h.listing(out)) - {"README_CALIBRATION_DATASET.md", "calibration_dataset_log.json"}
+    assert set(rows) == written and len(rows) == 6
+    for name, (size, digest) in rows.items():
+        assert (size, digest) == ((out / name).stat().st_size, sha256_file(out / name)), name
+    assert "File size: not written yet" not in readme and "File size: in memory" not in readme

@@ -126,3 +126,47 @@ def test_cli_formats_with_a_user_variant(cli, make_file, tmp_path, h):
     assert out.read_text(encoding="utf-8") == (
         "<start_of_turn>user\n[TRIAGE]\nTriage the following cardiac record:\n" + h.ADULT + "\n<end_of_turn>\n"
         "<start_of_turn>model\nTriage done. Path C:\\notes kept \nsecond line.\n<end_of_turn>\n\n")
+
+
+def test_control_characters_in_a_saved_variant_round_trip_through_real_toml(_private_medcal_home):
+    # The hand-written writer wrote a raw CR (invalid TOML) and the loader then dropped the file silently.
+    v = dataclasses.replace(MINE, title="Triage\r(CR)", description="line one\r\nline two \x01\x7f \"q\" \\ end")
+    path = save_user_variant(v)
+    assert tomllib.loads(path.read_text(encoding="utf-8"))["description"] == v.description
+    problems: list[str] = []
+    got = load_variants(problems=problems)["my_triage"]
+    assert problems == []
+    assert (got.title, got.description, got.response) == (v.title, v.description, v.response)
+
+
+@pytest.mark.parametrize("field, value", [("instruction", "Read\rthis"), ("marker", "[A\x1b]"),
+                                          ("response", ("ok\x00", "done"))])
+def test_control_characters_in_prompt_fields_are_refused(_private_medcal_home, field, value):
+    with pytest.raises(InputError, match="control character U\\+00"):
+        save_user_variant(dataclasses.replace(MINE, **{field: value}))
+
+
+@pytest.mark.parametrize("filename", ["/tmp/escaped.txt", "../escaped.txt", "sub/x.txt", "sub\\x.txt", "..",
+                                      "C:x.txt", ".hidden.txt"])
+def test_variant_filename_outside_the_output_folder_is_refused(_private_medcal_home, filename):
+    with pytest.raises(InputError, match="must be a plain file name"):
+        save_user_variant(dataclasses.replace(MINE, filename=filename))
+
+
+def _user_file(home, name, text):
+    udir = home / "variants"
+    udir.mkdir(parents=True, exist_ok=True)
+    (udir / name).write_text(text, encoding="utf-8")
+    return udir / name
+
+
+def test_broken_user_files_are_reported_with_file_and_toml_line(_private_medcal_home):
+    bad = _user_file(_private_medcal_home, "broken.toml", 'name = "broken"\ntitle = "x\n')
+    esc = _user_file(_private_medcal_home, "esc.toml", variant_to_toml(MINE).replace(
+        'filename = "medgemma_calibration_my_triage.txt"', 'filename = "../escaped.txt"'))
+    problems: list[str] = []
+    assert list(load_variants(problems=problems)) == ["quantization_calibration", "clinical_analysis",
+                                                      "night_sentinel"]
+    assert len(problems) == 2
+    assert str(bad) in problems[0] and "line 2" in problems[0]
+    assert str(esc) in problems[1] and "'../escaped.txt' must be a plain file name" in problems[1]
