@@ -97,9 +97,10 @@ class LineScan:
     """Scans decoded lines for decoding damage, per source file: a NUL character stops the file (an error,
     at its line); C0/C1 control characters, U+FFFD and mojibake become warnings with a hint."""
 
-    def __init__(self, path: str, encoding: str) -> None:
+    def __init__(self, path: str, encoding: str, strict: bool = False) -> None:
         self.path = path
         self.encoding = encoding
+        self.strict = strict  # raise on the first damage that would fail validation (the export path)
         self.c1, self.control, self.replacement, self.mojibake = _Kind(), _Kind(), _Kind(), _Kind()
 
     def wrap(self, lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
@@ -116,6 +117,8 @@ class LineScan:
         if m:
             self.control.add(lineno, f"U+{ord(m.group(0)):04X}")
         if line.isascii():
+            if self.strict and self.control.count:
+                self._fail(lineno)
             return
         m = _C1.search(line)
         if m:
@@ -125,29 +128,36 @@ class LineScan:
         bad = mojibake_in(line)
         if bad:
             self.mojibake.add(lineno, f"{bad[0]!r} for {bad[1]!r}")
+        if self.strict and (self.c1.count or self.control.count or self.replacement.count):
+            self._fail(lineno)
 
-    def issues(self) -> list[LoadIssue]:
-        out: list[LoadIssue] = []
+    def _fail(self, lineno: int) -> None:
+        _kind, what, hint = next(d for d in self._describe() if d[0] is not self.mojibake)
+        raise DataError(what + " Such text would fail validation.", self.path, lineno, hint=hint)
+
+    def _describe(self) -> list[tuple[_Kind, str, OptionHint | None]]:
+        out: list[tuple[_Kind, str, OptionHint | None]] = []
         single = self.encoding.replace("_", "-") in _SINGLE_BYTE or self.encoding.startswith("iso8859")
         if self.c1.count:
             hint = OptionHint("encoding", "cp1252") if single and self.encoding != "cp1252" else None
             why = ("bytes 0x80-0x9F are smart quotes and dashes in cp1252 but invisible C1 controls in "
                    f"{self.encoding}: the file was probably decoded with the wrong encoding"
                    if hint else "these are invisible and were probably damaged before medcal read the file")
-            out.append(self._warn(self.c1, f"C1 control characters (first: {self.c1.example}); {why}.", hint))
+            out.append((self.c1, f"C1 control characters (first: {self.c1.example}); {why}.", hint))
         if self.mojibake.count:
             hint = OptionHint("encoding", "utf-8") if single else None
             why = (f"UTF-8 text decoded as {self.encoding}" if hint else
                    "UTF-8 text that was once read as cp1252 or latin-1 and saved again: fix it at its source")
-            out.append(self._warn(self.mojibake, f"mojibake (first: {self.mojibake.example}); {why}.", hint))
+            out.append((self.mojibake, f"mojibake (first: {self.mojibake.example}); {why}.", hint))
         if self.replacement.count:
-            out.append(self._warn(self.replacement, "U+FFFD replacement characters: the text was damaged by a "
-                                  "lossy conversion before medcal read it; take it from the original.", None))
+            out.append((self.replacement, "U+FFFD replacement characters: the text was damaged by a lossy "
+                        "conversion before medcal read it; take it from the original.", None))
         if self.control.count:
-            out.append(self._warn(self.control, f"control characters (first: {self.control.example}), which "
-                                  "do not belong in a narrative: a wrong encoding or binary data?", None))
+            out.append((self.control, f"control characters (first: {self.control.example}), which do not "
+                        "belong in a narrative: a wrong encoding or binary data?", None))
         return out
 
-    def _warn(self, kind: _Kind, what: str, hint: OptionHint | None) -> LoadIssue:
-        first = kind.lines[0]
-        return LoadIssue("warning", f"{self.path}, {kind.where()}: {what}", self.path, first, hint)
+    def issues(self) -> list[LoadIssue]:
+        """One warning per kind of damage found so far, naming its lines, with a hint where one helps."""
+        return [LoadIssue("warning", f"{self.path}, {kind.where()}: {what}", self.path, kind.lines[0], hint)
+                for kind, what, hint in self._describe()]

@@ -253,7 +253,7 @@ def iter_records(sources: Sequence[tuple[Path, EncodingInfo, str]], options: Loa
     decoding warnings are appended to `warnings` once the file is read."""
     for path, info, stem in sources:
         count = 0
-        scan = LineScan(str(path), info.encoding)
+        scan = LineScan(str(path), info.encoding, strict=True)
         for rec in iter_file_records(path, info, options, stem, scan):
             count += 1
             yield check_record(rec)

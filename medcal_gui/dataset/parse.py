@@ -40,8 +40,7 @@ def parse_headers(lines: Lines, source: str, stem: str) -> Iterator[Record]:
     n = 0
     topic: str | None = None
     body: list[str] = []
-    body_line = 0
-    size = 0
+    body_line = size = text_line = 0
     seen_header = False
     for lineno, line in lines:
         m = HEADER_RE.match(line)
@@ -49,7 +48,7 @@ def parse_headers(lines: Lines, source: str, stem: str) -> Iterator[Record]:
             if seen_header:
                 n += 1
                 yield _record(stem, n, source, body_line, body, topic)
-            seen_header, topic, body, body_line, size = True, m.group(1), [], lineno + 1, 0
+            seen_header, topic, body, body_line, size, text_line = True, m.group(1), [], lineno + 1, 0, 0
             continue
         if not seen_header:
             if line.strip():
@@ -59,8 +58,9 @@ def parse_headers(lines: Lines, source: str, stem: str) -> Iterator[Record]:
                     "read by splitting it into paragraphs.", source, lineno, hint=_PARAGRAPHS)
             continue
         size += len(line) + 1
+        text_line = text_line or (lineno if line.strip() else 0)
         if size > MAX_RECORD_CHARS:
-            raise _too_long(source, body_line)
+            raise _too_long(source, text_line or body_line)
         body.append(line)
     if not seen_header:
         raise DataError("no 'Below is a <topic> topic:' header was found, so the file cannot be split into "
