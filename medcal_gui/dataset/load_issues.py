@@ -24,6 +24,8 @@ _CP1252_HIGH = "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š�
 _MOJIBAKE = re.compile("[\u00c2-\u00f4][\u0080-\u00bf" + re.escape(_CP1252_HIGH) + "]+")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _C1 = re.compile("[\u0080-\u009f]")
+# A cheap first look at a non-ASCII line: any character that may start one of the above (most lines: none).
+_SUSPECT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd\u00c2-\u00f4]")
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,12 @@ class LineScan:
         self.c1, self.control, self.replacement, self.mojibake = _Kind(), _Kind(), _Kind(), _Kind()
 
     def wrap(self, lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+        search, control = _SUSPECT.search, _CONTROL.search
         for lineno, line in lines:
-            if not line.isascii() or not line.isprintable():
+            if line.isascii():
+                if not line.isprintable() and control(line):
+                    self._scan(lineno, line)
+            elif search(line):
                 self._scan(lineno, line)
             yield lineno, line
 
