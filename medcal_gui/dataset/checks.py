@@ -14,7 +14,7 @@ PROBLEM_KINDS = (
     "turns",  # turn-structure problems (validate._chat_records)
     "truncated",  # a turn never closed / a record without its model turn
     "marker",  # records without the system marker
-    "empty", "damaged", "special",  # per-narrative errors (validate._NarrativeChecks)
+    "empty", "damaged", "special",  # per-narrative errors (narrative_checks.NarrativeChecks)
     "changed", "count_mismatch",  # narratives compared with their sources
     "duplicates", "short", "long", "phi",  # per-narrative warnings
 )
