@@ -160,3 +160,17 @@ def test_format_unknown_variant_exits_2(tmp_path, sample_file, capsys):
     rc, _, err = run(capsys, "format", sample_file, "--variant", "nope", "-o", tmp_path / "f.txt")
     assert rc == 2 and "Unknown variant 'nope'" in err
     assert not (tmp_path / "f.txt").exists()
+
+
+def test_cli_phrases_each_option_hint_with_its_flag():
+    from medcal_gui.commands._hints import cli_hint, cli_message
+    from medcal_gui.errors import DataError, OptionHint
+
+    assert cli_hint(None) == ""
+    assert cli_hint(OptionHint("split", "paragraphs")) == " Use --split paragraphs."
+    assert cli_hint(OptionHint("encoding", "cp1252")) == " Use --encoding cp1252."
+    assert cli_hint(OptionHint("text_field", None, ("body", "id"))) == (
+        " Choose the field that holds the narrative with --text-field NAME.")
+    exc = DataError("no header.", "a.txt", 3, hint=OptionHint("split", "paragraphs"))
+    assert (exc.message, exc.hint.option, exc.hint.value) == ("a.txt, line 3: no header.", "split", "paragraphs")
+    assert cli_message(exc) == "a.txt, line 3: no header. Use --split paragraphs."
