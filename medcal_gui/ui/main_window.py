@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from medcal_gui import __version__
 from medcal_gui.jobs import Progress
+from medcal_gui.ui.dialogs import ask_yes_no
 from medcal_gui.ui.log_dock import LogDock
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.panes.format_pane import FormatPane
@@ -37,13 +38,6 @@ from medcal_gui.ui.workbench import Workbench
 LOG = logging.getLogger("medcal_gui.ui")
 PANE_CLASSES: list[type[Pane]] = [NarrativesPane, FormatPane, QuantizePane, VerifyPane]
 DONE_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
-def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
-    """A yes/no question (a module function so tests can answer it)."""
-    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes
-                                  | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
 
 
 def about_text() -> str:

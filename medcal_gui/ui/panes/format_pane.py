@@ -22,12 +22,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medcal_gui.dataset.checklist import check_dataset
 from medcal_gui.dataset.export import ExportResult, export_dataset
-from medcal_gui.dataset.formatting import DEFAULT_LAYOUT, LAYOUTS, format_dataset, format_record
+from medcal_gui.dataset.formatting import DEFAULT_LAYOUT, LAYOUTS, format_record
 from medcal_gui.dataset.records import Record
-from medcal_gui.dataset.validate import ValidationReport, validate_text
+from medcal_gui.dataset.validate import ValidationReport
 from medcal_gui.dataset.variants import DEFAULT_VARIANT, Variant, load_variants
-from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
+from medcal_gui.jobs import CancelToken, ProgressCallback
 from medcal_gui.ui.checklist import ChecklistView
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.preview import ChatView, SideBySide
@@ -37,18 +38,6 @@ from medcal_gui.ui.workbench import LoadedInputs, Workbench
 
 LAYOUT_HELP = {"seed": "the seed document's record, byte for byte",
                "gemma": "Gemma's own chat template (the exact inference-time form)"}
-
-
-def check_dataset(records: list[Record], variant: Variant, layout: str, progress: ProgressCallback,
-                  cancel: CancelToken) -> ValidationReport:
-    """The checklist job: format every record with the core and validate the whole text."""
-    progress(Progress("validate", 0, len(records), "formatting", unit="records"))
-    text = format_dataset(records, variant, layout)
-    cancel.check()
-    report = validate_text(text, sources=[r.text for r in records], ids=[r.id for r in records],
-                           expected_marker=variant.marker or None)
-    progress(Progress("validate", len(records), len(records), unit="records"))
-    return report
 
 
 class FormatPane(Pane):

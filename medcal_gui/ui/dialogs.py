@@ -1,0 +1,29 @@
+"""Questions the window asks the user (module functions, so tests can answer them with monkeypatch).
+
+Error dialogs live in `error_dialog` (non-modal, logged); these are the modal questions.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+ADD, REPLACE = "add", "replace"
+
+
+def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
+    """A yes/no question; No is the default."""
+    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes
+                                  | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_add_or_replace(parent: QWidget | None, loaded: str, new: str) -> str | None:
+    """Whether files being opened join the loaded ones or replace them: ADD, REPLACE, or None (cancelled)."""
+    box = QMessageBox(QMessageBox.Icon.Question, "Open files", f"{loaded} are loaded. Add {new} to them, or "
+                      f"replace them with {new}?", QMessageBox.StandardButton.Cancel, parent)
+    add = box.addButton("&Add", QMessageBox.ButtonRole.AcceptRole)
+    replace = box.addButton("&Replace", QMessageBox.ButtonRole.DestructiveRole)
+    box.setDefaultButton(add)
+    box.exec()
+    clicked = box.clickedButton()
+    return ADD if clicked is add else REPLACE if clicked is replace else None
