@@ -88,7 +88,7 @@ def test_close_refused_keeps_the_job(qtbot, window, monkeypatch) -> None:  # typ
 def test_settings_persist_geometry_recent_and_variant(qtbot, settings, shown_errors, sample_file) -> None:  # type: ignore[no-untyped-def]
     win = MainWindow(settings=settings, load_samples=False)
     qtbot.addWidget(win)
-    win.resize(700, 500)  # inside the offscreen screen (800x600), which restoreGeometry clamps to
+    win.resize(1024, 700)  # the minimum width (wider than the 800x600 offscreen screen: kept), a new height
     with qtbot.waitSignal(win.narratives.loaded, timeout=15000):
         win.narratives.load_paths([sample_file])
     win.format.set_variant("night_sentinel")
@@ -98,7 +98,7 @@ def test_settings_persist_geometry_recent_and_variant(qtbot, settings, shown_err
     assert settings.recent_files == [str(sample_file)]
     win2 = MainWindow(settings=settings, load_samples=False)
     qtbot.addWidget(win2)
-    assert (win2.size().width(), win2.size().height()) == (700, 500)
+    assert (win2.size().width(), win2.size().height()) == (1024, 700)
     assert win2.format.variant.name == "night_sentinel"
     assert win2.format.layout_name == "gemma"
     win2._fill_recent()

@@ -67,7 +67,7 @@ class FormatPane(Pane):
     # -- layout -------------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.variant_combo = QComboBox()
-        self.variant_combo.setMinimumContentsLength(24)
+        self.variant_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.new_btn = QPushButton("New variant…")
         self.copy_btn = QPushButton("Copy…")
         self.new_btn.clicked.connect(lambda: self.edit_variant(copy=False))
@@ -105,6 +105,7 @@ class FormatPane(Pane):
         self.stack.addWidget(self.side)
         self.description = QLabel()
         self.description.setWordWrap(True)
+        self.description.setMinimumHeight(2 * self.fontMetrics().lineSpacing() + 4)  # no jump as it changes
         pv = QWidget()
         pl = QVBoxLayout(pv)
         pl.setContentsMargins(0, 0, 0, 0)
@@ -113,6 +114,8 @@ class FormatPane(Pane):
 
         self.checklist = ChecklistView()
         self.check_title = QLabel("<b>Validation checklist</b> (the whole formatted dataset)")
+        # Wrapped, so a longer title (another variant's name) never widens this side and moves the split.
+        self.check_title.setWordWrap(True)
         self.one_file = QRadioButton("Formatted file (the chosen variant)")
         self.seed_set = QRadioButton("Whole seed set")
         self.seed_set.setToolTip("Every variant's file, the narratives in the original format, the dataset log "

@@ -46,6 +46,15 @@ SPLIT_HELP = {"headers": "Each record starts with a 'Below is a <topic> topic:' 
               "paragraphs": "Plain text: records are separated by blank lines."}
 
 
+def encoding_combo_width() -> int:
+    """The "Decode as" column's width: the widest encoding name with the combo's arrow and frame."""
+    probe = QComboBox()
+    probe.setEditable(True)
+    probe.addItems(list(ENCODINGS))
+    probe.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+    return probe.sizeHint().width() + 8
+
+
 class EncodingDelegate(QStyledItemDelegate):
     """An editable combo for the "Decode as" column; a choice is committed at once."""
 
@@ -53,6 +62,7 @@ class EncodingDelegate(QStyledItemDelegate):
         combo = QComboBox(parent)
         combo.setEditable(True)
         combo.addItems(list(ENCODINGS))
+        combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)  # the list shows whole names
         combo.activated.connect(lambda _i, c=combo: emit(self.commitData, c))
         combo.lineEdit().editingFinished.connect(lambda c=combo: emit(self.commitData, c))
         return combo
@@ -114,6 +124,8 @@ class NarrativesPane(Pane):
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         hh.setSectionResizeMode(FileTableModel.FILE, QHeaderView.ResizeMode.Stretch)
         hh.setMinimumSectionSize(60)
+        hh.setSectionResizeMode(FileTableModel.OVERRIDE, QHeaderView.ResizeMode.Fixed)
+        hh.resizeSection(FileTableModel.OVERRIDE, encoding_combo_width())
         self.files.modelReset.connect(self._open_override_editors)
 
         # How files are split into records and which JSONL/CSV field holds the narrative (a change reloads).
