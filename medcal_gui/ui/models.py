@@ -14,9 +14,10 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from medcal_gui.dataset.inputs import Issue
+from medcal_gui.dataset.loaded import Issue
 from medcal_gui.dataset.loader import FileReport, LoadOptions
 from medcal_gui.dataset.records import Record
+from medcal_gui.ui.hints import gui_hint
 from medcal_gui.ui.qtcompat import emit
 
 # What the "Decode as" column offers; any Python codec name typed by hand works too.
@@ -82,10 +83,10 @@ class FileTableModel(_ColumnsModel):
         self.options = options
         self.issues = {}
         if issues is None:  # only the file reports' own errors are known
-            issues = [Issue("error", e, None, str(r.path)) for r in reports for e in r.errors]
+            issues = [Issue("error", e, str(r.path)) for r in reports for e in r.errors]
         for iss in issues:
-            if iss.source:
-                self.issues.setdefault(iss.source, []).append(iss)
+            if iss.path:
+                self.issues.setdefault(iss.path, []).append(iss)
         self.endResetModel()
 
     def file_issues(self, row: int, severity: str) -> list[Issue]:
@@ -132,7 +133,8 @@ class FileTableModel(_ColumnsModel):
                 return f"{info.label}: {info.note}" if info else "not decoded"
             if col in (self.ERRORS, self.WARNINGS):
                 kind = "error" if col == self.ERRORS else "warning"
-                return "\n".join(i.message for i in self.file_issues(index.row(), kind)) or f"no {kind}s"
+                return "\n".join(i.message + gui_hint(i.hint) for i in self.file_issues(index.row(), kind)) \
+                    or f"no {kind}s"
             if col == self.OVERRIDE:
                 return "Force an encoding for this file (auto: detect it). The file is re-read at once."
         if role == ALIGN and col in (self.CONFIDENCE, self.RECORDS, self.ERRORS, self.WARNINGS):

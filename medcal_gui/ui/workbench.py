@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from medcal_gui.dataset.inputs import Issue, LoadedInputs  # noqa: F401 - Issue: re-exported for the panes
+from medcal_gui.dataset.loaded import Issue, LoadedInputs  # noqa: F401 - Issue: re-exported for the panes
 from medcal_gui.dataset.loader import Dataset, LoadOptions
 from medcal_gui.dataset.records import Record
 from medcal_gui.errors import MedcalError

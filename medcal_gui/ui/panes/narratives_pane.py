@@ -30,12 +30,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medcal_gui.dataset.inputs import LoadedInputs, load_inputs
+from medcal_gui.dataset.loaded import LoadedInputs, load_inputs
 from medcal_gui.dataset.loader import SPLITS, LoadOptions
 from medcal_gui.dataset.records import POPULATIONS
 from medcal_gui.jobs import CancelToken, ProgressCallback
 from medcal_gui.resources import samples_dir
 from medcal_gui.ui import dialogs
+from medcal_gui.ui.hints import gui_hint
 from medcal_gui.ui.models import ENCODINGS, KEY_ROLE, SOURCE_ROLE, FileTableModel, RecordFilterProxy, RecordTableModel
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.qtcompat import emit
@@ -345,12 +346,13 @@ class NarrativesPane(Pane):
                  "warning": st.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)}
         for iss in loaded.issues:
             # The list shows a file by its name (a long path would wrap at every "/"); the tooltip has it all.
-            shown = iss.message.replace(iss.source, Path(iss.source).name) if iss.source else iss.message
-            full = f"{iss.record_id}: {iss.message}" if iss.record_id else iss.message
+            message = iss.message + gui_hint(iss.hint)
+            shown = message.replace(iss.path, Path(iss.path).name) if iss.path else message
+            full = f"{iss.record_id}: {message}" if iss.record_id else message
             item = QListWidgetItem(icons.get(iss.severity, icons["warning"]),
                                    f"{iss.record_id}: {shown}" if iss.record_id else shown)
             item.setData(KEY_ROLE, iss.record_id)
-            item.setData(SOURCE_ROLE, iss.source)
+            item.setData(SOURCE_ROLE, iss.path)
             item.setToolTip(full)
             self.issue_list.addItem(item)
         n_err, n_warn = loaded.errors, loaded.warnings

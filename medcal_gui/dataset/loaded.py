@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from medcal_gui.dataset import phi
 from medcal_gui.dataset.loader import (
@@ -21,12 +22,19 @@ from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, no_progress
 
 @dataclass(frozen=True)
 class Issue:
-    """One error or warning about the inputs, tied to a record when it is about one."""
+    """One error or warning about the inputs: where (file, line), and the record when it is about one.
+
+    The fields are those of the loader's own issues (severity, message, path, line, hint, record_id), so
+    the loader's issues are shown as they are. `hint` names a setting that would help; the front end that
+    shows the message phrases it (the core's message names no CLI flag and no GUI control).
+    """
 
     severity: str  # "error" | "warning"
     message: str
+    path: str | None = None  # the input file it is about (None: about the inputs as a whole)
+    line: int | None = None
+    hint: Any = None  # an errors.OptionHint-like object: .option, .value, .choices
     record_id: str | None = None
-    source: str | None = None  # the input file it is about (None: about the inputs as a whole)
 
 
 @dataclass
@@ -39,7 +47,7 @@ class LoadedInputs:
 
     def file_issues(self, path: Path | str) -> list[Issue]:
         """The issues about one input file (its own and its records'), in load order."""
-        return [i for i in self.issues if i.source == str(path)]
+        return [i for i in self.issues if i.path == str(path)]
 
     @property
     def errors(self) -> int:
@@ -50,12 +58,27 @@ class LoadedInputs:
         return sum(1 for i in self.issues if i.severity != "error")
 
 
-def _file_warnings(rep: FileReport) -> list[str]:
-    """Warnings about one file: its encoding fallback note, and any the loader recorded on the report."""
-    own = list(getattr(rep, "warnings", None) or [])  # decoding problems, where the loader finds them
+def _as_issue(item: Any, path: str, severity: str) -> Issue:
+    """A report's entry as an Issue: a plain message, or an issue object with its own fields."""
+    if isinstance(item, str):
+        return Issue(severity, item, path)
+    return Issue(getattr(item, "severity", severity), item.message, getattr(item, "path", None) or path,
+                 getattr(item, "line", None), getattr(item, "hint", None), getattr(item, "record_id", None))
+
+
+def file_report_issues(rep: FileReport, skip: set[str]) -> list[Issue]:
+    """One file's own issues: its errors (but those in `skip`, shown on their records), the decoding problems
+    the loader found while reading it, and its encoding fallback note."""
+    src = str(rep.path)
+    out = [_as_issue(e, src, "error") for e in rep.errors if getattr(e, "message", e) not in skip]
+    out += [_as_issue(w, src, "warning") for w in getattr(rep, "issues", None) or getattr(rep, "warnings", None)
+            or [] if getattr(w, "message", w) not in skip]
     if rep.encoding is not None:
-        own += [w for w in encoding_warnings([rep.encoding], [rep.path]) if w not in own]
-    return own
+        out += [Issue("warning", w, src) for w in encoding_warnings([rep.encoding], [rep.path])]
+    unique: dict[tuple[str, str], Issue] = {}
+    for i in out:
+        unique.setdefault((i.severity, i.message), i)
+    return list(unique.values())
 
 
 def load_inputs(inputs: Sequence[Path], options: LoadOptions, progress: ProgressCallback = no_progress,
@@ -68,22 +91,18 @@ def load_inputs(inputs: Sequence[Path], options: LoadOptions, progress: Progress
     for i, rec in enumerate(ds.records, start=1):
         for msg in record_errors(rec):
             record_msgs.add(msg)
-            issues.append(Issue("error", msg, rec.id, rec.source))
+            issues.append(Issue("error", msg, rec.source, rec.line, record_id=rec.id))
         for h in phi.scan(rec.text, rec.id, rec.line):
-            issues.append(Issue("warning", f"Possible PHI, line {h.line}: {h.label} ({h.text!r}).", rec.id,
-                                rec.source))
+            issues.append(Issue("warning", f"Possible PHI, line {h.line}: {h.label} ({h.text!r}).", rec.source,
+                                h.line, record_id=rec.id))
         if i % 200 == 0:
             if cancel is not None:
                 cancel.check()
             progress(Progress("scan", i, n, "checking records", unit="records"))
     file_issues: list[Issue] = []
-    per_file: set[str] = set()
     for rep in ds.files:
-        src = str(rep.path)
-        file_issues += [Issue("error", e, None, src) for e in rep.errors if e not in record_msgs]
-        for w in _file_warnings(rep):
-            per_file.add(w)
-            file_issues.append(Issue("warning", w, None, src))
+        file_issues += file_report_issues(rep, record_msgs)
+    per_file = {i.message for i in file_issues}
     file_issues += [Issue("warning", w) for w in ds.warnings if w not in per_file]
     progress(Progress("scan", n, n, f"{n} records", unit="records"))
     return LoadedInputs(list(inputs), ds, file_issues + issues)
