@@ -89,9 +89,10 @@ def load_inputs(inputs: Sequence[Path], options: LoadOptions, progress: Progress
     record_msgs: set[str] = set()
     n = len(ds.records)
     for i, rec in enumerate(ds.records, start=1):
+        hit = rec.marker_position()  # a record's error is its marker's line, or (empty) the record's
         for msg in record_errors(rec):
             record_msgs.add(msg)
-            issues.append(Issue("error", msg, rec.source, rec.line, record_id=rec.id))
+            issues.append(Issue("error", msg, rec.source, hit[1] if hit else rec.line, record_id=rec.id))
         for h in phi.scan(rec.text, rec.id, rec.line):
             issues.append(Issue("warning", f"Possible PHI, line {h.line}: {h.label} ({h.text!r}).", rec.source,
                                 h.line, record_id=rec.id))
