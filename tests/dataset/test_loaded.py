@@ -73,3 +73,16 @@ def test_check_dataset_honours_cancel(sample_file: Path) -> None:
     token.cancel()
     with pytest.raises(Cancelled):
         check_dataset(records, load_variants()["quantization_calibration"], "seed", cancel=token)
+
+
+def test_exported_readme_gives_the_written_file_size(sample_file: Path, tmp_path: Path) -> None:
+    from medcal_gui.dataset.export import README_NAME, export_dataset
+    from medcal_gui.dataset.formatting import DEFAULT_OUTPUT
+
+    res = export_dataset([sample_file], dest_dir=tmp_path, all_variants=True,
+                         variant=load_variants()["quantization_calibration"])
+    readme = (tmp_path / README_NAME).read_text(encoding="utf-8")
+    size = (tmp_path / DEFAULT_OUTPUT).stat().st_size
+    assert res.validation.file_size == size
+    assert f"File size: {size / 1024:.1f} KB ({size} bytes)" in readme
+    assert "in memory" not in readme
