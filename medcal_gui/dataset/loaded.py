@@ -67,12 +67,12 @@ def _as_issue(item: Any, path: str, severity: str) -> Issue:
 
 
 def file_report_issues(rep: FileReport, skip: set[str]) -> list[Issue]:
-    """One file's own issues: its errors (but those in `skip`, shown on their records), the decoding problems
-    the loader found while reading it, and its encoding fallback note."""
+    """One file's own issues: its errors and the decoding problems the loader found while reading it (but
+    those in `skip`, shown on their records), and its encoding fallback note."""
     src = str(rep.path)
-    out = [_as_issue(e, src, "error") for e in rep.errors if getattr(e, "message", e) not in skip]
-    out += [_as_issue(w, src, "warning") for w in getattr(rep, "issues", None) or getattr(rep, "warnings", None)
-            or [] if getattr(w, "message", w) not in skip]
+    own = getattr(rep, "issues", None)  # the loader's issues, with line and hint, where it records them
+    entries: list[Any] = list(own) if own is not None else list(rep.errors)
+    out = [_as_issue(e, src, "error") for e in entries if getattr(e, "message", e) not in skip]
     if rep.encoding is not None:
         out += [Issue("warning", w, src) for w in encoding_warnings([rep.encoding], [rep.path])]
     unique: dict[tuple[str, str], Issue] = {}
