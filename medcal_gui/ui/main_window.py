@@ -45,6 +45,14 @@ DONE_ROLE = Qt.ItemDataRole.UserRole + 1
 HINT_KEY = "ui/first_run_hint_done"
 # The smallest window: fits a 1280x720 screen with its panel and title bar (checked by the layout test).
 MIN_SIZE = (1024, 640)
+TITLE_BAR = 40  # what a window manager's frame adds above the window, at most
+
+
+def default_size(available: QSize) -> tuple[int, int]:
+    """The first window: 1280x800, or the screen's free area less a title bar when that is smaller (a
+    1280x720 laptop), never below the minimum size."""
+    return (max(MIN_SIZE[0], min(1280, available.width())),
+            max(MIN_SIZE[1], min(800, available.height() - TITLE_BAR)))
 
 
 def menu_label(index: int, title: str) -> str:
@@ -159,9 +167,8 @@ class MainWindow(QMainWindow):
         box = QFrame()
         box.setObjectName("first_run_hint")
         box.setFrameShape(QFrame.Shape.StyledPanel)
-        text = QLabel("<b>New here?</b> Step 1 shows the bundled sample narratives. Open your own "
-                      "(Ctrl+O) or drop them on the window, then follow the steps on the left in order; "
-                      "each explains itself. The user guide (F1) says more.")
+        text = QLabel("<b>New here?</b> Step 1 shows the bundled sample narratives: open your own (Ctrl+O) "
+                      "or drop them here, then follow the steps on the left in order.")
         text.setWordWrap(True)
         guide = QPushButton("User guide")
         guide.clicked.connect(self.show_guide)
@@ -225,7 +232,7 @@ class MainWindow(QMainWindow):
     def _restore(self) -> None:
         geo = self.settings.geometry
         if geo is None or not self.restoreGeometry(geo):
-            self.resize(1280, 800)
+            self.resize(*default_size(self.screen().availableGeometry().size()))
         state = self.settings.window_state
         if state is None or not self.restoreState(state):
             self.resizeDocks([self.log_dock], [110], Qt.Orientation.Vertical)

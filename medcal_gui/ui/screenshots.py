@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 from medcal_gui.errors import MedcalError
 from medcal_gui.ui.main_window import MainWindow
 
-SIZE = (1280, 800)
+SIZE = (1280, 720)
 SHOTS = ("01_narratives.png", "02_format.png", "02b_side_by_side.png", "03_quantize.png", "04_verify.png")
 
 

@@ -188,3 +188,12 @@ def test_first_run_hint_until_dismissed(qtbot, settings, shown_errors) -> None: 
     win2.show()
     assert not win2.hint.isVisible() and win2.hint.isHidden()
     win2.close()
+
+
+def test_first_window_fits_the_screen_it_opens_on() -> None:
+    from PySide6.QtCore import QSize
+
+    assert main_window.default_size(QSize(1920, 1080)) == (1280, 800)
+    assert main_window.default_size(QSize(1280, 720)) == (1280, 680)  # room for the title bar
+    assert main_window.default_size(QSize(1366, 740)) == (1280, 700)
+    assert main_window.default_size(QSize(800, 600)) == main_window.MIN_SIZE

@@ -148,6 +148,8 @@ class FormatPane(Pane):
         split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        self._split = split
+        self._sized = False
         lay = QVBoxLayout(self)
         lay.addLayout(row1)
         lay.addLayout(row2)
@@ -163,6 +165,13 @@ class FormatPane(Pane):
             c.currentIndexChanged.connect(lambda _i: self.update_preview())
         self.side.set_column_count(3)
         self.columns_combo.setEnabled(False)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._sized and self.width() > 0:  # sizes set before the first show are not kept
+            self._sized = True
+            total = sum(self._split.sizes()) or self.width()
+            self._split.setSizes([total * 3 // 5, total - total * 3 // 5])
 
     # -- variants and layout ------------------------------------------------------------------------------
     def reload_variants(self, select: str | None = None) -> None:
