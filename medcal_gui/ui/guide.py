@@ -6,12 +6,14 @@ import re
 from pathlib import Path
 
 from PySide6.QtCore import QUrl
+from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
 from medcal_gui.errors import InputError
 from medcal_gui.resources import resources_dir
 
 GUIDE_NAME = "user_guide.md"
+IMAGE_WIDTH = 720  # screenshots are 1280 wide: shown smaller, so the guide needs no sideways scrolling
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
 
 
@@ -35,6 +37,28 @@ def guide_markdown(path: Path | None = None) -> str:
     return _IMAGE.sub(image, text)
 
 
+def fit_images(doc: QTextDocument, width: int) -> int:
+    """Give every picture in `doc` the display width `width` (the height follows); returns how many."""
+    n = 0
+    block = doc.begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            frag = it.fragment()
+            fmt = frag.charFormat()
+            if frag.isValid() and fmt.isImageFormat():
+                img = fmt.toImageFormat()
+                img.setWidth(width)
+                cursor = QTextCursor(doc)
+                cursor.setPosition(frag.position())
+                cursor.setPosition(frag.position() + frag.length(), QTextCursor.MoveMode.KeepAnchor)
+                cursor.setCharFormat(img)
+                n += 1
+            it += 1
+        block = block.next()
+    return n
+
+
 class GuideWindow(QDialog):
     """A non-modal window with the user guide; links to other files open in it, web links are not followed."""
 
@@ -47,6 +71,7 @@ class GuideWindow(QDialog):
         self.browser.setSearchPaths([str(self.path.parent)])
         self.browser.document().setBaseUrl(QUrl.fromLocalFile(str(self.path)))
         self.browser.setMarkdown(guide_markdown(self.path))
+        fit_images(self.browser.document(), IMAGE_WIDTH)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         lay = QVBoxLayout(self)

@@ -197,3 +197,25 @@ def test_first_window_fits_the_screen_it_opens_on() -> None:
     assert main_window.default_size(QSize(1280, 720)) == (1280, 680)  # room for the title bar
     assert main_window.default_size(QSize(1366, 740)) == (1280, 700)
     assert main_window.default_size(QSize(800, 600)) == main_window.MIN_SIZE
+
+
+def test_guide_pictures_fit_the_guide_window(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtGui import QTextImageFormat
+
+    from medcal_gui.ui.guide import IMAGE_WIDTH, GuideWindow, guide_markdown, guide_path
+
+    win = GuideWindow()
+    qtbot.addWidget(win)
+    doc = win.browser.document()
+    widths = []
+    block = doc.begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fmt = it.fragment().charFormat()
+            if fmt.isImageFormat():
+                widths.append(QTextImageFormat(fmt.toImageFormat()).width())
+            it += 1
+        block = block.next()
+    shown = guide_markdown(guide_path()).count("![")
+    assert shown > 0 and len(widths) == shown and all(w == IMAGE_WIDTH for w in widths)
