@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QStackedWidget,
     QStyle,
     QVBoxLayout,
@@ -31,6 +30,7 @@ from medcal_gui.jobs import Progress
 from medcal_gui.ui.dialogs import ask_yes_no
 from medcal_gui.ui.guide import GuideWindow
 from medcal_gui.ui.log_dock import LogDock
+from medcal_gui.ui.page import Page
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.panes.format_pane import FormatPane
 from medcal_gui.ui.panes.narratives_pane import NarrativesPane
@@ -253,12 +253,7 @@ class MainWindow(QMainWindow):
         """Append a pane (a step) to the list and the stack; returns its index."""
         self.panes.append(pane)
         # In a scroll area, a pane's own minimum never sets the window's: a small screen scrolls instead.
-        page = QScrollArea()
-        page.setObjectName(f"page_{pane.key}")
-        page.setWidgetResizable(True)
-        page.setFrameShape(QFrame.Shape.NoFrame)
-        page.setWidget(pane)
-        self.stack.addWidget(page)
+        self.stack.addWidget(Page(pane))
         item = QListWidgetItem(self._blank_icon, self._step_text(len(self.panes) - 1, pane, False))
         item.setToolTip(f"{pane.title} (Ctrl+{len(self.panes)})")
         self.steps.addItem(item)

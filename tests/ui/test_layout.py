@@ -75,6 +75,8 @@ def test_nothing_overlaps_on_a_small_screen(qtbot, window, screen) -> None:  # t
         # The pane fits its page: no scroll bar is needed to reach any of it.
         assert window.panes[index].minimumSizeHint().width() <= page.width()
         assert window.panes[index].minimumSizeHint().height() <= page.height()
+        assert not page.verticalScrollBar().isVisible() and not page.horizontalScrollBar().isVisible()
+        assert window.panes[index].size() == page.viewport().size()
     window.format.set_side_by_side(True, columns=3)
     _settle(qtbot, window)
     assert overlaps(window.format) == []
@@ -82,6 +84,25 @@ def test_nothing_overlaps_on_a_small_screen(qtbot, window, screen) -> None:  # t
         for i in range(combo.count()):
             need = combo.fontMetrics().horizontalAdvance(combo.itemText(i))
             assert need + 24 <= combo.width(), (combo.itemText(i), combo.width())
+
+
+def test_a_pane_larger_than_its_page_scrolls_and_keeps_its_minimum(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    from medcal_gui.ui.page import Page
+
+    window.resize(*MIN_SIZE)
+    window.show()
+    qtbot.waitExposed(window)
+    big = QWidget()
+    big.setMinimumSize(1400, 900)
+    page = Page(big)
+    window.stack.addWidget(page)
+    window.stack.setCurrentWidget(page)
+    QApplication.processEvents()
+    assert (window.width(), window.height()) == MIN_SIZE  # the pane did not grow the window
+    assert big.width() >= 1400 and big.height() >= 900
+    assert page.verticalScrollBar().isVisible() and page.horizontalScrollBar().isVisible()
+    page.verticalScrollBar().setValue(page.verticalScrollBar().maximum())
+    assert page.verticalScrollBar().maximum() >= 900 - page.viewport().height()  # the bottom is reachable
 
 
 def test_decode_as_list_and_cell_show_whole_names(qtbot, window) -> None:  # type: ignore[no-untyped-def]
