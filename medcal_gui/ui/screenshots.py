@@ -38,6 +38,7 @@ def _settle() -> None:
 
 def take_screenshots(win: MainWindow, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
+    win.hint.hide()  # the first-run hint is not part of the panes the pictures show (not dismissed: not saved)
     win.resize(*SIZE)
     win.show()
     wait_until(lambda: win.narratives.ready(), what="the Narratives pane")
