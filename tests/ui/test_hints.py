@@ -40,3 +40,15 @@ def test_the_named_controls_exist_with_those_labels(qtbot, bench) -> None:  # ty
     labels = {lab.text() for lab in pane.findChildren(QLabel)}
     assert {"Split .txt by", "Text field (.jsonl, .csv)"} <= labels
     assert "Decode as" in pane.files.COLUMNS
+
+
+def test_error_dialog_text_carries_the_hint_in_the_window_words() -> None:
+    from medcal_gui.errors import InputError
+    from medcal_gui.ui import error_dialog
+
+    exc = InputError("/data/notes.txt: this looks like UTF-16-LE text without a byte-order mark.")
+    exc.hint = Hint("encoding", "utf-16-le")  # type: ignore[attr-defined]
+    message, _details = error_dialog.describe(exc)
+    assert message == ("/data/notes.txt: this looks like UTF-16-LE text without a byte-order mark. "
+                       "Choose utf-16-le in the file's “Decode as” cell.")
+    assert error_dialog.describe(InputError("plain"))[0] == "plain"
