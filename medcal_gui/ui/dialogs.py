@@ -19,8 +19,8 @@ def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
 
 def ask_add_or_replace(parent: QWidget | None, loaded: str, new: str) -> str | None:
     """Whether files being opened join the loaded ones or replace them: ADD, REPLACE, or None (cancelled)."""
-    box = QMessageBox(QMessageBox.Icon.Question, "Open files", f"{loaded} are loaded. Add {new} to them, or "
-                      f"replace them with {new}?", QMessageBox.StandardButton.Cancel, parent)
+    box = QMessageBox(QMessageBox.Icon.Question, "Open files", f"Loaded now: {loaded}. Add {new} to the loaded "
+                      f"narratives, or replace them with {new}?", QMessageBox.StandardButton.Cancel, parent)
     add = box.addButton("&Add", QMessageBox.ButtonRole.AcceptRole)
     replace = box.addButton("&Replace", QMessageBox.ButtonRole.DestructiveRole)
     box.setDefaultButton(add)

@@ -225,8 +225,8 @@ class NarrativesPane(Pane):
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(left)
         main.addWidget(right)
-        main.setStretchFactor(0, 3)
-        main.setStretchFactor(1, 2)
+        main.setStretchFactor(0, 2)
+        main.setStretchFactor(1, 1)
         self._main_split = main
         self._sized = False
         lay = QVBoxLayout(self)
@@ -241,7 +241,7 @@ class NarrativesPane(Pane):
         if not self._sized and self.width() > 0:  # sizes set before the first show are not kept
             self._sized = True
             total = sum(self._main_split.sizes()) or self.width()
-            self._main_split.setSizes([total * 3 // 5, total - total * 3 // 5])
+            self._main_split.setSizes([total * 2 // 3, total - total * 2 // 3])  # file names and ids need room
 
     # -- loading ------------------------------------------------------------------------------------------
     def current_options(self) -> LoadOptions:
