@@ -71,7 +71,7 @@ def take_screenshots(win: MainWindow, folder: Path) -> list[Path]:
     for i, name in ((2, SHOTS[3]), (3, SHOTS[4])):
         win.set_current(i)
         example = getattr(win.panes[i], "show_example", None)
-        timeout = 180.0 if example is not None and example() else 30.0  # a real chat and evaluation
+        timeout = 180.0 if example is not None and example() else 120.0  # a real chat and evaluation; a busy CPU
         wait_until(lambda i=i: win.panes[i].ready(), timeout_s=timeout, what=win.panes[i].title)
         shot(name)
     return out
