@@ -1,20 +1,17 @@
-"""Questions the window asks the user (module functions, so tests can answer them with monkeypatch).
-
-Error dialogs live in `error_dialog` (non-modal, logged); these are the modal questions.
-"""
+"""Small modal questions, as module functions so tests can answer them (monkeypatch `ask_yes_no`)."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-ADD, REPLACE = "add", "replace"
-
-
 def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
-    """A yes/no question; No is the default."""
+    """A yes/no question; No is the default (Esc or Enter answers No)."""
     answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes
                                   | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes
+
+
+ADD, REPLACE = "add", "replace"
 
 
 def ask_add_or_replace(parent: QWidget | None, loaded: str, new: str) -> str | None:
