@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+
 def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
     """A yes/no question; No is the default (Esc or Enter answers No)."""
     answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes
