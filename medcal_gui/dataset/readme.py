@@ -35,7 +35,9 @@ def render_readme(meta: dict[str, Any], files: dict[str, tuple[int, str]], repor
             "## Sources", "", "| file | encoding | how it was chosen |", "|---|---|---|"]
     out += [f"| `{f['path']}` | {f['encoding']} | {f['note']} |" for f in meta["source_files"]]
     out += ["", "## Validation", ""]
-    out += [f"- {_MARK[c.status]} {c.title}: {c.detail}" for c in report.checks]
+    # The checks ran while the file was written, before its size was known: give the size it has now.
+    out += [f"- {_MARK[c.status]} {c.title}: " + (f"{report.file_size / 1024:.1f} KB ({report.file_size} bytes)"
+            if c.title == "File size" and report.file_size is not None else c.detail) for c in report.checks]
     if variants:
         out += ["", "## Variants", ""]
         out += [f"- `{v.output_name}`: {v.title} (marker `{v.marker}`)" for v in variants]

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from medcal_gui.errors import MedcalError
+from medcal_gui.ui.hints import gui_hint
 from medcal_gui.ui.qtcompat import emit
 
 LOG = logging.getLogger("medcal_gui.ui")
@@ -26,8 +27,8 @@ _open_dialogs: list[QMessageBox] = []  # keep non-modal dialogs alive until clos
 
 def describe(exc: BaseException) -> tuple[str, str]:
     """(plain-words message, details) for any exception."""
-    if isinstance(exc, MedcalError):
-        return exc.message, exc.details or ""
+    if isinstance(exc, MedcalError):  # a hint (the setting that would help) in the window's words
+        return exc.message + gui_hint(getattr(exc, "hint", None)), exc.details or ""
     name = type(exc).__name__
     return (f"Something went wrong inside medcal ({name}: {exc}). Your files were not changed. "
             "The details below help to report it.", "")

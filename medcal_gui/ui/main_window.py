@@ -10,6 +10,7 @@ from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import QSize, Qt, qVersion
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -20,12 +21,16 @@ from PySide6.QtWidgets import (
     QPushButton,
     QStackedWidget,
     QStyle,
+    QVBoxLayout,
     QWidget,
 )
 
 from medcal_gui import __version__
 from medcal_gui.jobs import Progress
+from medcal_gui.ui.dialogs import ask_yes_no
+from medcal_gui.ui.guide import GuideWindow
 from medcal_gui.ui.log_dock import LogDock
+from medcal_gui.ui.page import Page
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.panes.format_pane import FormatPane
 from medcal_gui.ui.panes.narratives_pane import NarrativesPane
@@ -37,13 +42,22 @@ from medcal_gui.ui.workbench import Workbench
 LOG = logging.getLogger("medcal_gui.ui")
 PANE_CLASSES: list[type[Pane]] = [NarrativesPane, FormatPane, QuantizePane, VerifyPane]
 DONE_ROLE = Qt.ItemDataRole.UserRole + 1
+HINT_KEY = "ui/first_run_hint_done"
+# The smallest window: fits a 1280x720 screen with its panel and title bar (checked by the layout test).
+MIN_SIZE = (1024, 640)
+TITLE_BAR = 40  # what a window manager's frame adds above the window, at most
 
 
-def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
-    """A yes/no question (a module function so tests can answer it)."""
-    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes
-                                  | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
+def default_size(available: QSize) -> tuple[int, int]:
+    """The first window: 1280x800, or the screen's free area less a title bar when that is smaller (a
+    1280x720 laptop), never below the minimum size."""
+    return (max(MIN_SIZE[0], min(1280, available.width())),
+            max(MIN_SIZE[1], min(800, available.height() - TITLE_BAR)))
+
+
+def menu_label(index: int, title: str) -> str:
+    """A step's View-menu text: its number as the mnemonic, and any "&" in the title shown as itself."""
+    return f"&{index + 1} {title.replace('&', '&&')}"
 
 
 def about_text() -> str:
@@ -89,10 +103,12 @@ class MainWindow(QMainWindow):
         if model:
             self.settings.model_path = str(model)
         self.panes: list[Pane] = []
+        self._guide: GuideWindow | None = None
         self._build()
         for cls in PANE_CLASSES:
             self.add_pane(cls(self.bench))
         self._build_menus()
+        self.setMinimumSize(*MIN_SIZE)
         self._restore()
         self.set_current(0)
         self.bench.step_done_changed.connect(self._step_done_changed)
@@ -116,10 +132,15 @@ class MainWindow(QMainWindow):
         self.steps.currentRowChanged.connect(self._step_clicked)
         self.stack = QStackedWidget()
         central = QWidget()
-        lay = QHBoxLayout(central)
-        lay.setContentsMargins(6, 6, 6, 0)
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(6, 6, 6, 0)
+        self.hint = self._first_run_hint()
+        outer.addWidget(self.hint)
+        lay = QHBoxLayout()
+        lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.steps)
         lay.addWidget(self.stack, 1)
+        outer.addLayout(lay, 1)
         self.setCentralWidget(central)
         self.log_dock = LogDock(self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
@@ -140,6 +161,31 @@ class MainWindow(QMainWindow):
         pix.fill(Qt.GlobalColor.transparent)
         self._blank_icon = QIcon(pix)
         self._done_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
+
+    def _first_run_hint(self) -> QFrame:
+        """A one-line welcome on the first start, until dismissed (remembered in the settings)."""
+        box = QFrame()
+        box.setObjectName("first_run_hint")
+        box.setFrameShape(QFrame.Shape.StyledPanel)
+        text = QLabel("<b>New here?</b> Step 1 shows the bundled sample narratives: open your own (Ctrl+O) "
+                      "or drop them here, then follow the steps on the left in order.")
+        text.setWordWrap(True)
+        guide = QPushButton("User guide")
+        guide.clicked.connect(self.show_guide)
+        done = QPushButton("Got it")
+        done.clicked.connect(self.dismiss_hint)
+        row = QHBoxLayout(box)
+        row.setContentsMargins(8, 4, 8, 4)
+        row.addWidget(text, 1)
+        row.addWidget(guide)
+        row.addWidget(done)
+        self.hint_done_btn = done
+        box.setVisible(not self.settings.get_bool(HINT_KEY))
+        return box
+
+    def dismiss_hint(self) -> None:
+        self.hint.hide()
+        self.settings.set(HINT_KEY, True)
 
     def _action(self, text: str, slot: object, shortcuts: list[QKeySequence | str] | None = None) -> QAction:
         act = QAction(text, self)
@@ -165,7 +211,7 @@ class MainWindow(QMainWindow):
         view = mb.addMenu("&View")
         self.step_actions = []
         for i, pane in enumerate(self.panes):
-            act = self._action(f"&{i + 1} {pane.title}", lambda _c=False, i=i: self.set_current(i),
+            act = self._action(menu_label(i, pane.title), lambda _c=False, i=i: self.set_current(i),
                                [f"Ctrl+{i + 1}"])
             view.addAction(act)
             self.step_actions.append(act)
@@ -179,12 +225,14 @@ class MainWindow(QMainWindow):
         self.bench.jobs.busy_changed.connect(self.cancel_action.setEnabled)
 
         helpm = mb.addMenu("&Help")
+        self.guide_action = self._action("&User guide", self.show_guide, [QKeySequence.StandardKey.HelpContents])
+        helpm.addAction(self.guide_action)
         helpm.addAction(self._action("&About medcal", self.about))
 
     def _restore(self) -> None:
         geo = self.settings.geometry
         if geo is None or not self.restoreGeometry(geo):
-            self.resize(1280, 800)
+            self.resize(*default_size(self.screen().availableGeometry().size()))
         state = self.settings.window_state
         if state is None or not self.restoreState(state):
             self.resizeDocks([self.log_dock], [110], Qt.Orientation.Vertical)
@@ -204,7 +252,8 @@ class MainWindow(QMainWindow):
     def add_pane(self, pane: Pane) -> int:
         """Append a pane (a step) to the list and the stack; returns its index."""
         self.panes.append(pane)
-        self.stack.addWidget(pane)
+        # In a scroll area, a pane's own minimum never sets the window's: a small screen scrolls instead.
+        self.stack.addWidget(Page(pane))
         item = QListWidgetItem(self._blank_icon, self._step_text(len(self.panes) - 1, pane, False))
         item.setToolTip(f"{pane.title} (Ctrl+{len(self.panes)})")
         self.steps.addItem(item)
@@ -264,6 +313,14 @@ class MainWindow(QMainWindow):
     def export(self) -> None:
         self.set_current(1)
         self.format.export_dialog()
+
+    def show_guide(self) -> GuideWindow:
+        """Help > User guide: the guide shipped with the app, offline, in its own window."""
+        if self._guide is None:
+            self._guide = GuideWindow(self)
+        self._guide.show()
+        self._guide.raise_()
+        return self._guide
 
     def about(self) -> None:
         QMessageBox.about(self, "About medcal", about_text())

@@ -14,8 +14,10 @@ from PySide6.QtCore import (
     Signal,
 )
 
+from medcal_gui.dataset.loaded import Issue
 from medcal_gui.dataset.loader import FileReport, LoadOptions
 from medcal_gui.dataset.records import Record
+from medcal_gui.ui.hints import gui_hint
 from medcal_gui.ui.qtcompat import emit
 
 # What the "Decode as" column offers; any Python codec name typed by hand works too.
@@ -26,6 +28,7 @@ EDIT = Qt.ItemDataRole.EditRole
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
 ALIGN = Qt.ItemDataRole.TextAlignmentRole
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1  # the file's path / the record's id
+SOURCE_ROLE = Qt.ItemDataRole.UserRole + 2  # the input file an issue is about
 # Python's codec names for what users call them (the core reports a forced latin-1 as "iso8859-1").
 _FRIENDLY = {"iso8859-1": "latin-1", "latin_1": "latin-1", "iso8859-15": "latin-9", "mac-roman": "mac-roman"}
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -58,10 +61,11 @@ class _ColumnsModel(QAbstractTableModel):
 
 
 class FileTableModel(_ColumnsModel):
-    """One row per input file: how it was decoded, and a "Decode as" override cell."""
+    """One row per input file: how it was decoded, its errors and warnings (decoding problems with their source
+    line among them), and a "Decode as" override cell."""
 
-    COLUMNS = ("File", "Encoding", "Detected by", "Confidence", "Records", "Errors", "Decode as")
-    FILE, ENCODING, METHOD, CONFIDENCE, RECORDS, ERRORS, OVERRIDE = range(7)
+    COLUMNS = ("File", "Encoding", "Detected by", "Confidence", "Records", "Errors", "Warnings", "Decode as")
+    FILE, ENCODING, METHOD, CONFIDENCE, RECORDS, ERRORS, WARNINGS, OVERRIDE = range(8)
 
     override_requested = Signal(object, str)  # Path, codec name ("auto" removes the override)
 
@@ -69,12 +73,26 @@ class FileTableModel(_ColumnsModel):
         super().__init__(parent)
         self.reports: list[FileReport] = []
         self.options = LoadOptions()
+        self.issues: dict[str, list[Issue]] = {}
 
-    def set_reports(self, reports: list[FileReport], options: LoadOptions) -> None:
+    def set_reports(self, reports: list[FileReport], options: LoadOptions,
+                    issues: list[Issue] | None = None) -> None:
+        """Show `reports`; `issues` (the load's, each tied to its source file) fill Errors and Warnings."""
         self.beginResetModel()
         self.reports = list(reports)
         self.options = options
+        self.issues = {}
+        if issues is None:  # only the file reports' own errors are known
+            issues = [Issue("error", e, str(r.path)) for r in reports for e in r.errors]
+        for iss in issues:
+            if iss.path:
+                self.issues.setdefault(iss.path, []).append(iss)
         self.endResetModel()
+
+    def file_issues(self, row: int, severity: str) -> list[Issue]:
+        """The errors (severity "error") or warnings (anything else) of the file in `row`."""
+        return [i for i in self.issues.get(str(self.reports[row].path), [])
+                if (i.severity == "error") == (severity == "error")]
 
     def _rows(self) -> list[Any]:
         return self.reports
@@ -103,7 +121,9 @@ class FileTableModel(_ColumnsModel):
             if col == self.RECORDS:
                 return rep.records
             if col == self.ERRORS:
-                return len(rep.errors)
+                return len(self.file_issues(index.row(), "error"))
+            if col == self.WARNINGS:
+                return len(self.file_issues(index.row(), "warning"))
             if col == self.OVERRIDE:
                 return self.options.encoding_for(rep.path)
         if role == TOOLTIP:
@@ -111,11 +131,13 @@ class FileTableModel(_ColumnsModel):
                 return str(rep.path)
             if col in (self.ENCODING, self.METHOD, self.CONFIDENCE):
                 return f"{info.label}: {info.note}" if info else "not decoded"
-            if col == self.ERRORS:
-                return "\n".join(rep.errors) or "no errors"
+            if col in (self.ERRORS, self.WARNINGS):
+                kind = "error" if col == self.ERRORS else "warning"
+                return "\n".join(i.message + gui_hint(i.hint) for i in self.file_issues(index.row(), kind)) \
+                    or f"no {kind}s"
             if col == self.OVERRIDE:
                 return "Force an encoding for this file (auto: detect it). The file is re-read at once."
-        if role == ALIGN and col in (self.CONFIDENCE, self.RECORDS, self.ERRORS):
+        if role == ALIGN and col in (self.CONFIDENCE, self.RECORDS, self.ERRORS, self.WARNINGS):
             return _RIGHT
         return None
 

@@ -10,6 +10,11 @@ from medcal_gui.dataset.variants import Variant
 from medcal_gui.ui.highlighter import ChatHighlighter
 
 
+def short_title(variant: Variant) -> str:
+    """A variant's title without its parenthesised gloss ("Night sentinel (alerts...)" -> "Night sentinel")."""
+    return variant.title.split(" (", 1)[0].strip() or variant.name
+
+
 class ChatView(QPlainTextEdit):
     """Read-only, monospaced, highlighted view of formatted chat text."""
 
@@ -43,6 +48,8 @@ class SideBySide(QWidget):
             lay = QVBoxLayout(col)
             lay.setContentsMargins(0, 0, 0, 0)
             combo = QComboBox()
+            combo.currentIndexChanged.connect(
+                lambda _i, c=combo: c.setToolTip(c.currentData(Qt.ItemDataRole.ToolTipRole) or ""))
             view = ChatView()
             bar = view.verticalScrollBar()
             bar.valueChanged.connect(lambda v, src=view: self._sync(src, v))
@@ -60,13 +67,20 @@ class SideBySide(QWidget):
 
     def set_variants(self, variants: list[Variant], chosen: list[str]) -> None:
         """Fill every column's chooser; `chosen` names the variant of each column in order."""
+        longest = max((len(short_title(v)) for v in variants), default=12)
         for i, combo in enumerate(self.combos):
             combo.blockSignals(True)
             combo.clear()
             for v in variants:
-                combo.addItem(v.title, v.name)
+                combo.addItem(short_title(v), v.name)
+                combo.setItemData(combo.count() - 1, f"{v.title}: {v.description}" if v.description else v.title,
+                                  Qt.ItemDataRole.ToolTipRole)
+            # Wide enough for every name, so three columns never cut one off.
+            combo.setMinimumContentsLength(longest)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             if i < len(chosen):
                 combo.setCurrentIndex(max(0, combo.findData(chosen[i])))
+            combo.setToolTip(combo.currentData(Qt.ItemDataRole.ToolTipRole) or "")
             combo.blockSignals(False)
 
     def set_column_count(self, n: int) -> None:

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 from medcal_gui.errors import MedcalError
 from medcal_gui.ui.main_window import MainWindow
 
-SIZE = (1280, 800)
+SIZE = (1280, 720)
 SHOTS = ("01_narratives.png", "02_format.png", "02b_side_by_side.png", "03_quantize.png", "04_verify.png")
 
 
@@ -38,6 +38,7 @@ def _settle() -> None:
 
 def take_screenshots(win: MainWindow, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
+    win.hint.hide()  # the first-run hint is not part of the panes the pictures show (not dismissed: not saved)
     win.resize(*SIZE)
     win.show()
     wait_until(lambda: win.narratives.ready(), what="the Narratives pane")
@@ -70,7 +71,7 @@ def take_screenshots(win: MainWindow, folder: Path) -> list[Path]:
     for i, name in ((2, SHOTS[3]), (3, SHOTS[4])):
         win.set_current(i)
         example = getattr(win.panes[i], "show_example", None)
-        timeout = 180.0 if example is not None and example() else 30.0  # a real chat and evaluation
+        timeout = 180.0 if example is not None and example() else 120.0  # a real chat and evaluation; a busy CPU
         wait_until(lambda i=i: win.panes[i].ready(), timeout_s=timeout, what=win.panes[i].title)
         shot(name)
     return out

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from medcal_gui.dataset.loaded import Issue, LoadedInputs  # noqa: F401 - Issue: re-exported for the panes
 from medcal_gui.dataset.loader import Dataset, LoadOptions
 from medcal_gui.dataset.records import Record
 from medcal_gui.errors import MedcalError
@@ -23,24 +23,6 @@ from medcal_gui.ui.settings import Settings
 from medcal_gui.ui.workers import JobFn, JobRunner
 
 LOG = logging.getLogger("medcal_gui.ui")
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One error or warning about the inputs, tied to a record when it is about one."""
-
-    severity: str  # "error" | "warning"
-    message: str
-    record_id: str | None = None
-
-
-@dataclass
-class LoadedInputs:
-    """A load job's result: the dataset and its issues (record errors, PHI warnings, encoding notes)."""
-
-    inputs: list[Path]
-    dataset: Dataset
-    issues: list[Issue] = field(default_factory=list)
 
 
 class Workbench(QObject):

@@ -88,7 +88,7 @@ def test_close_refused_keeps_the_job(qtbot, window, monkeypatch) -> None:  # typ
 def test_settings_persist_geometry_recent_and_variant(qtbot, settings, shown_errors, sample_file) -> None:  # type: ignore[no-untyped-def]
     win = MainWindow(settings=settings, load_samples=False)
     qtbot.addWidget(win)
-    win.resize(700, 500)  # inside the offscreen screen (800x600), which restoreGeometry clamps to
+    win.resize(1024, 700)  # the minimum width (wider than the 800x600 offscreen screen: kept), a new height
     with qtbot.waitSignal(win.narratives.loaded, timeout=15000):
         win.narratives.load_paths([sample_file])
     win.format.set_variant("night_sentinel")
@@ -98,7 +98,7 @@ def test_settings_persist_geometry_recent_and_variant(qtbot, settings, shown_err
     assert settings.recent_files == [str(sample_file)]
     win2 = MainWindow(settings=settings, load_samples=False)
     qtbot.addWidget(win2)
-    assert (win2.size().width(), win2.size().height()) == (700, 500)
+    assert (win2.size().width(), win2.size().height()) == (1024, 700)
     assert win2.format.variant.name == "night_sentinel"
     assert win2.format.layout_name == "gemma"
     win2._fill_recent()
@@ -138,3 +138,84 @@ def test_errors_from_a_job_are_shown_in_the_window(qtbot, window, shown_errors) 
     assert "no such file or folder" in shown_errors[-1][0].message
     assert window.narratives.records.rowCount() == 38  # the previous data stays
     assert not window.bench.jobs.is_running() and window.isEnabled()
+
+
+def test_view_menu_shows_each_step_title_as_written(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    shown = [a.text().replace("&&", "\0").replace("&", "").replace("\0", "&") for a in window.step_actions]
+    assert shown == ["1 Narratives", "2 Format & preview", "3 Quantize", "4 Verify & chat"]
+    assert window.step_actions[1].text() == "&2 Format && preview"  # "&" doubled: no "_p" mnemonic
+    assert main_window.menu_label(3, "Verify & chat") == "&4 Verify && chat"
+
+
+def test_help_opens_the_shipped_user_guide_offline(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    from medcal_gui.resources import resources_dir
+
+    assert window.guide_action.shortcut().toString() == "F1"
+    window.guide_action.trigger()
+    guide = window._guide
+    assert guide is not None and guide.isVisible()
+    assert guide.path == resources_dir() / "user_guide.md"
+    text = guide.browser.toPlainText()
+    assert text.startswith("medcal user guide") and "The four steps" in text and "Decode as" in text
+    assert "](" not in text  # rendered Markdown, not its source
+    window.guide_action.trigger()
+    assert window._guide is guide  # one window, raised again
+    guide.close()
+
+
+def test_guide_pictures_that_are_missing_become_captions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from medcal_gui.ui.guide import guide_markdown
+
+    (tmp_path / "here.png").write_bytes(b"\x89PNG")
+    md = tmp_path / "g.md"
+    md.write_text("# G\n\n![Shown](here.png)\n\n![Format pane](../nowhere/02_format.png)\n", encoding="utf-8")
+    out = guide_markdown(md)
+    assert "![Shown](here.png)" in out
+    assert "*(Picture: Format pane)*" in out and "nowhere" not in out
+
+
+def test_first_run_hint_until_dismissed(qtbot, settings, shown_errors) -> None:  # type: ignore[no-untyped-def]
+    win = MainWindow(settings=settings, load_samples=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.hint.isVisible()
+    win.hint_done_btn.click()
+    assert not win.hint.isVisible()
+    win.close()
+    win2 = MainWindow(settings=settings, load_samples=False)
+    qtbot.addWidget(win2)
+    win2.show()
+    assert not win2.hint.isVisible() and win2.hint.isHidden()
+    win2.close()
+
+
+def test_first_window_fits_the_screen_it_opens_on() -> None:
+    from PySide6.QtCore import QSize
+
+    assert main_window.default_size(QSize(1920, 1080)) == (1280, 800)
+    assert main_window.default_size(QSize(1280, 720)) == (1280, 680)  # room for the title bar
+    assert main_window.default_size(QSize(1366, 740)) == (1280, 700)
+    assert main_window.default_size(QSize(800, 600)) == main_window.MIN_SIZE
+
+
+def test_guide_pictures_fit_the_guide_window(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtGui import QTextImageFormat
+
+    from medcal_gui.ui.guide import IMAGE_WIDTH, GuideWindow, guide_markdown, guide_path
+
+    win = GuideWindow()
+    qtbot.addWidget(win)
+    doc = win.browser.document()
+    widths = []
+    block = doc.begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fmt = it.fragment().charFormat()
+            if fmt.isImageFormat():
+                widths.append(QTextImageFormat(fmt.toImageFormat()).width())
+            it += 1
+        block = block.next()
+    shown = guide_markdown(guide_path()).count("![")
+    assert shown > 0 and len(widths) == shown and all(w == IMAGE_WIDTH for w in widths)

@@ -114,3 +114,125 @@ def test_phi_warning_jumps_to_its_record(qtbot, pane, tmp_path) -> None:  # type
     assert pane.bench.selected_record_id == "phi-0002"
     assert pane.record_view.currentIndex().data() == "phi-0002"
     assert "Dr. Smith" in pane.narrative.toPlainText()
+
+
+PARAGRAPHS = ("Adult patient, 61 years old, Male, sinus rhythm with rare ectopy on telemetry. Recommendations: "
+              "none.\n\nNeonate patient, 3 days old, Female, brief bradycardia to 90 bpm, self-resolving. "
+              "Recommendations: routine care.\n")
+
+
+def test_split_control_loads_plain_paragraphs(qtbot, pane, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "plain.txt"
+    f.write_text(PARAGRAPHS, encoding="utf-8")
+    _load(qtbot, pane, [f])
+    assert pane.records.rowCount() == 0 and _cell(pane.files, 0, FileTableModel.ERRORS) == 1
+    assert not pane.is_done()
+    with qtbot.waitSignal(pane.loaded, timeout=15000):
+        pane.split_combo.setCurrentIndex(pane.split_combo.findData("paragraphs"))  # reloads at once
+    assert pane.bench.options.split == "paragraphs"
+    assert pane.records.rowCount() == 2 and _cell(pane.files, 0, FileTableModel.ERRORS) == 0
+    assert [r.population for r in pane.bench.records] == ["adult", "neonate"]
+    assert pane.is_done()
+
+
+def test_text_field_control_reads_a_csv_column(qtbot, pane, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "notes.csv"
+    f.write_text("id,body\n1,\"Adult patient, 70 years old, stable sinus rhythm.\"\n"
+                 "2,\"Adolescent patient, 15 years old, sinus tachycardia with exercise.\"\n", encoding="utf-8")
+    _load(qtbot, pane, [f])
+    assert pane.records.rowCount() == 0
+    assert "no 'text' column" in _cell(pane.files, 0, FileTableModel.ERRORS, Qt.ItemDataRole.ToolTipRole)
+    pane.text_field.setText("body")
+    with qtbot.waitSignal(pane.loaded, timeout=15000):
+        pane.text_field.editingFinished.emit()
+    assert pane.bench.options.text_field == "body"
+    assert pane.records.rowCount() == 2
+    assert pane.bench.records[1].text == "Adolescent patient, 15 years old, sinus tachycardia with exercise."
+
+
+def test_open_files_asks_add_or_replace(qtbot, pane, sample_file, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from medcal_gui.ui import dialogs
+
+    f = tmp_path / "plain.txt"
+    f.write_text("Below is a cardiology topic:\n\nAdult patient, 80 years old, Male, sinus rhythm.\n",
+                 encoding="utf-8")
+    _load(qtbot, pane, [sample_file])
+    asked: list[tuple[str, str]] = []
+    answer: list[str | None] = [dialogs.ADD]
+    monkeypatch.setattr(dialogs, "ask_add_or_replace", lambda _p, loaded, new: asked.append((loaded, new))
+                        or answer[0])
+    with qtbot.waitSignal(pane.loaded, timeout=15000):
+        assert pane.open_paths([f])
+    assert asked == [(sample_file.name, f.name)]
+    assert pane.files.rowCount() == 2 and pane.records.rowCount() == 39
+    answer[0] = None  # cancelled: nothing changes
+    assert not pane.open_paths([sample_file])
+    assert pane.records.rowCount() == 39
+    answer[0] = dialogs.REPLACE
+    with qtbot.waitSignal(pane.loaded, timeout=15000):
+        assert pane.open_paths([f])
+    assert pane.files.rowCount() == 1 and pane.records.rowCount() == 1
+    assert len(asked) == 3
+
+
+def test_detail_view_clears_when_no_record_is_shown(qtbot, pane, sample_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _load(qtbot, pane, [sample_file])
+    assert pane.narrative.toPlainText()
+    pane.search.setText("no narrative says this")
+    assert pane.proxy.rowCount() == 0
+    assert pane.narrative.toPlainText() == "" and pane.narrative_title.text() == "<b>Narrative</b>"
+    pane.search.clear()
+    pane.record_view.selectRow(3)
+    assert pane.narrative.toPlainText() == pane.bench.records[3].text
+    empty = tmp_path / "headers_only.txt"
+    empty.write_text("no header here\n", encoding="utf-8")
+    _load(qtbot, pane, [empty])  # the reload leaves 0 rows
+    assert pane.records.rowCount() == 0
+    assert pane.narrative.toPlainText() == ""
+
+
+def test_issue_list_names_files_not_long_paths(qtbot, pane, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    deep = tmp_path / "a_rather_long_folder_name" / "another_level_of_folders" / "and_one_more"
+    deep.mkdir(parents=True)
+    f = deep / "plain.txt"
+    f.write_text(PARAGRAPHS, encoding="utf-8")
+    _load(qtbot, pane, [f])
+    item = pane.issue_list.item(0)
+    assert item.text().startswith("plain.txt, line 1: ") and str(deep) not in item.text()
+    assert str(f) in item.toolTip()  # the whole path is one hover away
+    assert pane.issues_title.text().endswith("(1 errors, 0 warnings)")
+
+
+# The core's load issues (dataset/load_issues.py, with decoding checks and hints) land from the dataset
+# branch; until they are merged these tests skip, afterwards they always run.
+def _needs_load_issues() -> None:
+    pytest.importorskip("medcal_gui.dataset.load_issues")
+
+
+def test_forced_latin1_flags_c1_controls_on_the_file_row(qtbot, pane, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _needs_load_issues()
+    f = tmp_path / "windows_notes.txt"
+    f.write_bytes(CP1252_TEXT.encode("cp1252"))
+    _load(qtbot, pane, [f])
+    with qtbot.waitSignal(pane.loaded, timeout=15000):
+        assert pane.files.setData(pane.files.index(0, FileTableModel.OVERRIDE), "latin-1")
+    assert _cell(pane.files, 0, FileTableModel.WARNINGS) >= 1
+    tip = _cell(pane.files, 0, FileTableModel.WARNINGS, Qt.ItemDataRole.ToolTipRole)
+    assert f"{f}, lines 3, 7: " in tip and "C1 control" in tip and "Choose cp1252 in the file's “Decode as” cell" in tip
+    texts = [pane.issue_list.item(i).text() for i in range(pane.issue_list.count())]
+    assert texts[0].startswith("windows_notes.txt, lines 3, 7: ")
+    assert not any(t.startswith("No errors") for t in texts)
+    assert "0 errors, 0 warnings" not in pane.issues_title.text()
+
+
+def test_load_errors_name_the_window_controls_not_cli_flags(qtbot, pane, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _needs_load_issues()
+    plain = tmp_path / "plain.txt"
+    plain.write_text(PARAGRAPHS, encoding="utf-8")
+    csv_file = tmp_path / "notes.csv"
+    csv_file.write_text("id,body\n1,\"Adult patient, stable.\"\n", encoding="utf-8")
+    _load(qtbot, pane, [plain, csv_file])
+    texts = [pane.issue_list.item(i).text() for i in range(pane.issue_list.count())]
+    assert any("Choose paragraphs in “Split .txt by”" in t for t in texts)
+    assert any("“Text field (.jsonl, .csv)”" in t for t in texts)
+    assert not any("--" in t for t in texts)

@@ -22,12 +22,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medcal_gui.dataset.checklist import check_dataset
 from medcal_gui.dataset.export import ExportResult, export_dataset
-from medcal_gui.dataset.formatting import DEFAULT_LAYOUT, LAYOUTS, format_dataset, format_record
+from medcal_gui.dataset.formatting import DEFAULT_LAYOUT, LAYOUTS, format_record
 from medcal_gui.dataset.records import Record
-from medcal_gui.dataset.validate import ValidationReport, validate_text
+from medcal_gui.dataset.validate import ValidationReport
 from medcal_gui.dataset.variants import DEFAULT_VARIANT, Variant, load_variants
-from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
+from medcal_gui.jobs import CancelToken, ProgressCallback
 from medcal_gui.ui.checklist import ChecklistView
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.preview import ChatView, SideBySide
@@ -37,18 +38,6 @@ from medcal_gui.ui.workbench import LoadedInputs, Workbench
 
 LAYOUT_HELP = {"seed": "the seed document's record, byte for byte",
                "gemma": "Gemma's own chat template (the exact inference-time form)"}
-
-
-def check_dataset(records: list[Record], variant: Variant, layout: str, progress: ProgressCallback,
-                  cancel: CancelToken) -> ValidationReport:
-    """The checklist job: format every record with the core and validate the whole text."""
-    progress(Progress("validate", 0, len(records), "formatting", unit="records"))
-    text = format_dataset(records, variant, layout)
-    cancel.check()
-    report = validate_text(text, sources=[r.text for r in records], ids=[r.id for r in records],
-                           expected_marker=variant.marker or None)
-    progress(Progress("validate", len(records), len(records), unit="records"))
-    return report
 
 
 class FormatPane(Pane):
@@ -78,7 +67,7 @@ class FormatPane(Pane):
     # -- layout -------------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.variant_combo = QComboBox()
-        self.variant_combo.setMinimumContentsLength(24)
+        self.variant_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.new_btn = QPushButton("New variant…")
         self.copy_btn = QPushButton("Copy…")
         self.new_btn.clicked.connect(lambda: self.edit_variant(copy=False))
@@ -116,6 +105,7 @@ class FormatPane(Pane):
         self.stack.addWidget(self.side)
         self.description = QLabel()
         self.description.setWordWrap(True)
+        self.description.setMinimumHeight(2 * self.fontMetrics().lineSpacing() + 4)  # no jump as it changes
         pv = QWidget()
         pl = QVBoxLayout(pv)
         pl.setContentsMargins(0, 0, 0, 0)
@@ -124,6 +114,8 @@ class FormatPane(Pane):
 
         self.checklist = ChecklistView()
         self.check_title = QLabel("<b>Validation checklist</b> (the whole formatted dataset)")
+        # Wrapped, so a longer title (another variant's name) never widens this side and moves the split.
+        self.check_title.setWordWrap(True)
         self.one_file = QRadioButton("Formatted file (the chosen variant)")
         self.seed_set = QRadioButton("Whole seed set")
         self.seed_set.setToolTip("Every variant's file, the narratives in the original format, the dataset log "
@@ -156,6 +148,8 @@ class FormatPane(Pane):
         split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        self._split = split
+        self._sized = False
         lay = QVBoxLayout(self)
         lay.addLayout(row1)
         lay.addLayout(row2)
@@ -171,6 +165,13 @@ class FormatPane(Pane):
             c.currentIndexChanged.connect(lambda _i: self.update_preview())
         self.side.set_column_count(3)
         self.columns_combo.setEnabled(False)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._sized and self.width() > 0:  # sizes set before the first show are not kept
+            self._sized = True
+            total = sum(self._split.sizes()) or self.width()
+            self._split.setSizes([total * 3 // 5, total - total * 3 // 5])
 
     # -- variants and layout ------------------------------------------------------------------------------
     def reload_variants(self, select: str | None = None) -> None:

@@ -4,6 +4,7 @@ and filter the records, read a narrative, and jump from an error or PHI warning 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,38 +30,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medcal_gui.dataset import phi
-from medcal_gui.dataset.loader import LoadOptions, load_dataset, record_errors
+from medcal_gui.dataset.loaded import LoadedInputs, load_inputs
+from medcal_gui.dataset.loader import SPLITS, LoadOptions
 from medcal_gui.dataset.records import POPULATIONS
-from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
+from medcal_gui.jobs import CancelToken, ProgressCallback
 from medcal_gui.resources import samples_dir
-from medcal_gui.ui.models import ENCODINGS, KEY_ROLE, FileTableModel, RecordFilterProxy, RecordTableModel
+from medcal_gui.ui import dialogs
+from medcal_gui.ui.hints import gui_hint
+from medcal_gui.ui.models import ENCODINGS, KEY_ROLE, SOURCE_ROLE, FileTableModel, RecordFilterProxy, RecordTableModel
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.qtcompat import emit
-from medcal_gui.ui.workbench import Issue, LoadedInputs, Workbench
+from medcal_gui.ui.workbench import Workbench
+
+__all__ = ["NarrativesPane", "load_inputs"]  # load_inputs: the core's load job, which the pane runs
+SPLIT_HELP = {"headers": "Each record starts with a 'Below is a <topic> topic:' line (the narrative format).",
+              "paragraphs": "Plain text: records are separated by blank lines."}
 
 
-def load_inputs(inputs: Sequence[Path], options: LoadOptions, progress: ProgressCallback,
-                cancel: CancelToken) -> LoadedInputs:
-    """The load job: the core's loader, then each record's errors and PHI warnings, tied to its id."""
-    ds = load_dataset(inputs, options, progress, cancel)
-    cancel.check()
-    issues: list[Issue] = []
-    record_msgs: set[str] = set()
-    n = len(ds.records)
-    for i, rec in enumerate(ds.records, start=1):
-        for msg in record_errors(rec):
-            record_msgs.add(msg)
-            issues.append(Issue("error", msg, rec.id))
-        for h in phi.scan(rec.text, rec.id, rec.line):
-            issues.append(Issue("warning", f"Possible PHI, line {h.line}: {h.label} ({h.text!r}).", rec.id))
-        if i % 200 == 0:
-            cancel.check()
-            progress(Progress("scan", i, n, "checking records", unit="records"))
-    file_issues = [Issue("error", e) for e in ds.errors if e not in record_msgs]
-    file_issues += [Issue("warning", w) for w in ds.warnings]
-    progress(Progress("scan", n, n, f"{n} records", unit="records"))
-    return LoadedInputs(list(inputs), ds, file_issues + issues)
+def encoding_combo_width() -> int:
+    """The "Decode as" column's width: the widest encoding name with the combo's arrow and frame."""
+    probe = QComboBox()
+    probe.setEditable(True)
+    probe.addItems(list(ENCODINGS))
+    probe.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+    return probe.sizeHint().width() + 8
 
 
 class EncodingDelegate(QStyledItemDelegate):
@@ -70,6 +63,7 @@ class EncodingDelegate(QStyledItemDelegate):
         combo = QComboBox(parent)
         combo.setEditable(True)
         combo.addItems(list(ENCODINGS))
+        combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)  # the list shows whole names
         combo.activated.connect(lambda _i, c=combo: emit(self.commitData, c))
         combo.lineEdit().editingFinished.connect(lambda c=combo: emit(self.commitData, c))
         return combo
@@ -94,6 +88,7 @@ class NarrativesPane(Pane):
         self.setAcceptDrops(True)
         self.files = FileTableModel(self)
         self.files.override_requested.connect(self.set_encoding)
+        self._syncing = False  # set while the split/text-field controls follow a load (no reload)
         self.records = RecordTableModel(self)
         self.proxy = RecordFilterProxy(self)
         self.proxy.setSourceModel(self.records)
@@ -130,7 +125,36 @@ class NarrativesPane(Pane):
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         hh.setSectionResizeMode(FileTableModel.FILE, QHeaderView.ResizeMode.Stretch)
         hh.setMinimumSectionSize(60)
+        hh.setSectionResizeMode(FileTableModel.OVERRIDE, QHeaderView.ResizeMode.Fixed)
+        hh.resizeSection(FileTableModel.OVERRIDE, encoding_combo_width())
         self.files.modelReset.connect(self._open_override_editors)
+
+        # How files are split into records and which JSONL/CSV field holds the narrative (a change reloads).
+        self.split_combo = QComboBox()
+        for name in SPLITS:
+            self.split_combo.addItem(name, name)
+            self.split_combo.setItemData(self.split_combo.count() - 1, SPLIT_HELP.get(name, name),
+                                         Qt.ItemDataRole.ToolTipRole)
+        self.split_combo.setToolTip("How a .txt file is split into records: " + " ".join(SPLIT_HELP.values()))
+        self.split_combo.currentIndexChanged.connect(lambda _i: self._options_changed())
+        self.text_field = QLineEdit("text")
+        self.text_field.setPlaceholderText("text")
+        self.text_field.setMaximumWidth(140)
+        self.text_field.setToolTip("The JSONL field or CSV column that holds the narrative (Enter reloads).")
+        self.text_field.editingFinished.connect(self._options_changed)
+        files_head = QHBoxLayout()
+        files_head.addWidget(QLabel("<b>Input files</b>"))
+        files_head.addStretch(1)
+        files_head.addWidget(QLabel("Split .txt by"))
+        files_head.addWidget(self.split_combo)
+        files_head.addSpacing(12)
+        files_head.addWidget(QLabel("Text field (.jsonl, .csv)"))
+        files_head.addWidget(self.text_field)
+        files_box = QWidget()
+        fl = QVBoxLayout(files_box)
+        fl.setContentsMargins(0, 0, 0, 0)
+        fl.addLayout(files_head)
+        fl.addWidget(self.file_view)
 
         self.population = QComboBox()
         self.population.addItem("All populations", "")
@@ -143,10 +167,6 @@ class NarrativesPane(Pane):
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self.proxy.set_search)
         self.shown_label = QLabel()
-        self.proxy.rowsInserted.connect(self._update_shown)
-        self.proxy.rowsRemoved.connect(self._update_shown)
-        self.proxy.modelReset.connect(self._update_shown)
-        self.proxy.layoutChanged.connect(self._update_shown)
         filt = QHBoxLayout()
         filt.addWidget(self.population)
         filt.addWidget(self.search, 1)
@@ -167,7 +187,7 @@ class NarrativesPane(Pane):
         self.record_view.selectionModel().currentRowChanged.connect(self._record_clicked)
 
         left = QSplitter(Qt.Orientation.Vertical)
-        left.addWidget(_titled("Input files", self.file_view))
+        left.addWidget(files_box)
         rec_box = QWidget()
         rl = QVBoxLayout(rec_box)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -205,28 +225,37 @@ class NarrativesPane(Pane):
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(left)
         main.addWidget(right)
-        main.setStretchFactor(0, 3)
-        main.setStretchFactor(1, 2)
+        main.setStretchFactor(0, 2)
+        main.setStretchFactor(1, 1)
         self._main_split = main
         self._sized = False
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(main, 1)
+        for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset,
+                    self.proxy.layoutChanged):
+            sig.connect(self._update_shown)
 
     def showEvent(self, event: Any) -> None:  # noqa: N802
         super().showEvent(event)
         if not self._sized and self.width() > 0:  # sizes set before the first show are not kept
             self._sized = True
             total = sum(self._main_split.sizes()) or self.width()
-            self._main_split.setSizes([total * 3 // 5, total - total * 3 // 5])
+            self._main_split.setSizes([total * 2 // 3, total - total * 2 // 3])  # file names and ids need room
 
     # -- loading ------------------------------------------------------------------------------------------
+    def current_options(self) -> LoadOptions:
+        """The split and text field the controls show, with the loaded data's encoding choices."""
+        base = self.bench.options
+        return replace(base, split=str(self.split_combo.currentData() or "headers"),
+                       text_field=self.text_field.text().strip() or "text")
+
     def load_paths(self, paths: Sequence[Path | str], options: LoadOptions | None = None) -> bool:
         """Load files/folders in the worker (replacing what is shown); False when a job is running."""
         inputs = [Path(p) for p in paths]
         if not inputs:
             return False
-        opts = options or LoadOptions()
+        opts = options or replace(self.current_options(), encodings=())
         title = f"Loading {inputs[0].name}" + (f" and {len(inputs) - 1} more" if len(inputs) > 1 else "")
 
         def job(progress: ProgressCallback, cancel: CancelToken) -> LoadedInputs:
@@ -236,6 +265,24 @@ class NarrativesPane(Pane):
         if ok and options is None:
             self.bench.settings.add_recent(inputs)
         return ok
+
+    def open_paths(self, paths: Sequence[Path | str]) -> bool:
+        """Open what the user chose: asks whether to add it to the loaded files or replace them."""
+        new = [Path(p) for p in paths]
+        loaded = self.bench.inputs
+        if not new:
+            return False
+        if loaded and loaded != [samples_dir()]:  # the bundled samples are replaced without a question
+            what = f"{len(loaded)} input(s)" if len(loaded) > 1 else loaded[0].name
+            choice = dialogs.ask_add_or_replace(self, what, f"{len(new)} more" if len(new) > 1 else new[0].name)
+            if choice is None:
+                return False
+            if choice == dialogs.ADD:
+                known = {p.resolve() for p in loaded}
+                merged = loaded + [p for p in new if p.resolve() not in known]
+                self.bench.settings.add_recent(new)
+                return self.load_paths(merged, self.current_options())
+        return self.load_paths(new)
 
     def load_samples(self) -> bool:
         return self.load_paths([samples_dir()], LoadOptions())
@@ -247,16 +294,24 @@ class NarrativesPane(Pane):
         opts = self.bench.options.with_override(Path(path), encoding)
         return self.load_paths(self.bench.inputs, opts)
 
+    def _options_changed(self) -> None:
+        """Split or text field changed: reload what is loaded with the new choice."""
+        if self._syncing or not self.bench.loaded:
+            return
+        opts = self.current_options()
+        if opts != self.bench.options:
+            self.load_paths(self.bench.inputs, opts)
+
     def open_files_dialog(self) -> None:
         names, _ = QFileDialog.getOpenFileNames(self, "Open narrative files", "",
                                                 "Narratives (*.txt *.jsonl *.csv);;All files (*)")
         if names:
-            self.load_paths(names)
+            self.open_paths(names)
 
     def open_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a folder of narratives")
         if folder:
-            self.load_paths([folder])
+            self.open_paths([folder])
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         if event.mimeData().hasUrls():
@@ -266,12 +321,16 @@ class NarrativesPane(Pane):
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
-            self.load_paths(paths)
+            self.open_paths(paths)
 
     # -- showing ------------------------------------------------------------------------------------------
     def _show(self, loaded: LoadedInputs) -> None:
         ds = loaded.dataset
-        self.files.set_reports(ds.files, ds.options)
+        self._syncing = True
+        self.split_combo.setCurrentIndex(max(0, self.split_combo.findData(ds.options.split)))
+        self.text_field.setText(ds.options.text_field)
+        self._syncing = False
+        self.files.set_reports(ds.files, ds.options, loaded.issues)
         per_record: dict[str, list[str]] = {}
         for iss in loaded.issues:
             if iss.record_id:
@@ -286,17 +345,21 @@ class NarrativesPane(Pane):
         icons = {"error": st.standardIcon(QStyle.StandardPixmap.SP_MessageBoxCritical),
                  "warning": st.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)}
         for iss in loaded.issues:
-            text = f"{iss.record_id}: {iss.message}" if iss.record_id else iss.message
-            item = QListWidgetItem(icons.get(iss.severity, icons["warning"]), text)
+            # The list shows a file by its name (a long path would wrap at every "/"); the tooltip has it all.
+            message = iss.message + gui_hint(iss.hint)
+            shown = message.replace(iss.path, Path(iss.path).name) if iss.path else message
+            full = f"{iss.record_id}: {message}" if iss.record_id else message
+            item = QListWidgetItem(icons.get(iss.severity, icons["warning"]),
+                                   f"{iss.record_id}: {shown}" if iss.record_id else shown)
             item.setData(KEY_ROLE, iss.record_id)
-            item.setToolTip(text)
+            item.setData(SOURCE_ROLE, iss.path)
+            item.setToolTip(full)
             self.issue_list.addItem(item)
-        n_err = sum(1 for i in loaded.issues if i.severity == "error")
-        n_warn = len(loaded.issues) - n_err
+        n_err, n_warn = loaded.errors, loaded.warnings
         self.issues_title.setText(f"<b>Errors and warnings</b> ({n_err} errors, {n_warn} warnings)")
         if not loaded.issues:
             self.issue_list.addItem(QListWidgetItem(st.standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton),
-                                                    "No errors and no PHI warnings."))
+                                                    "No errors and no warnings (decoding, PHI)."))
         words = ", ".join(f"{v} {k}" for k, v in sorted(pops.items()))
         self.summary.setText(f"{len(ds.records)} records from {len(ds.files)} file(s)"
                              + (f" ({words})" if words else ""))
@@ -304,6 +367,8 @@ class NarrativesPane(Pane):
         self.set_done(bool(ds.records) and n_err == 0)
         if self.bench.selected_record_id:
             self._select_in_table(self.bench.selected_record_id)
+        else:
+            self._clear_narrative()
         emit(self.loaded, loaded)
 
     def _open_override_editors(self) -> None:
@@ -312,6 +377,13 @@ class NarrativesPane(Pane):
 
     def _update_shown(self, *_: Any) -> None:
         self.shown_label.setText(f"{self.proxy.rowCount()} of {self.records.rowCount()} shown")
+        current = self.record_view.selectionModel().currentIndex()
+        if self.proxy.rowCount() == 0 or not current.isValid():
+            self._clear_narrative()  # nothing selected is shown: the detail view must not keep a stale record
+
+    def _clear_narrative(self) -> None:
+        self.narrative_title.setText("<b>Narrative</b>")
+        self.narrative.clear()
 
     def _record_clicked(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid():
@@ -352,11 +424,3 @@ class NarrativesPane(Pane):
     def ready(self) -> bool:
         return self.bench.loaded is not None and not self.bench.jobs.is_running()
 
-
-def _titled(title: str, widget: QWidget) -> QWidget:
-    box = QWidget()
-    lay = QVBoxLayout(box)
-    lay.setContentsMargins(0, 0, 0, 0)
-    lay.addWidget(QLabel(f"<b>{title}</b>"))
-    lay.addWidget(widget)
-    return box
