@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
+from medcal_gui.errors import OptionHint as Hint
 from medcal_gui.ui.hints import gui_hint
-
-
-@dataclass(frozen=True)
-class Hint:  # the shape of errors.OptionHint: option, value, choices
-    option: str
-    value: str | None = None
-    choices: tuple[str, ...] = ()
 
 
 @pytest.mark.parametrize(("hint", "text"), [

@@ -203,14 +203,7 @@ def test_issue_list_names_files_not_long_paths(qtbot, pane, tmp_path) -> None:  
     assert pane.issues_title.text().endswith("(1 errors, 0 warnings)")
 
 
-# The core's load issues (dataset/load_issues.py, with decoding checks and hints) land from the dataset
-# branch; until they are merged these tests skip, afterwards they always run.
-def _needs_load_issues() -> None:
-    pytest.importorskip("medcal_gui.dataset.load_issues")
-
-
 def test_forced_latin1_flags_c1_controls_on_the_file_row(qtbot, pane, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    _needs_load_issues()
     f = tmp_path / "windows_notes.txt"
     f.write_bytes(CP1252_TEXT.encode("cp1252"))
     _load(qtbot, pane, [f])
@@ -226,7 +219,6 @@ def test_forced_latin1_flags_c1_controls_on_the_file_row(qtbot, pane, tmp_path) 
 
 
 def test_load_errors_name_the_window_controls_not_cli_flags(qtbot, pane, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    _needs_load_issues()
     plain = tmp_path / "plain.txt"
     plain.write_text(PARAGRAPHS, encoding="utf-8")
     csv_file = tmp_path / "notes.csv"
