@@ -1,0 +1,24 @@
+"""Small modal questions, as module functions so tests can answer them (monkeypatch `ask_yes_no`)."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from medcal_gui.jobs import Progress
+from medcal_gui.progress_text import duration_text, is_long_job
+
+
+def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
+    """A yes/no question; No is the default (Esc or Enter answers No)."""
+    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes
+                                  | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def confirm_cancel(parent: QWidget | None, title: str, elapsed_s: float, last: Progress | None) -> bool:
+    """True when the job may be cancelled: a short one at once, a long one only when the user says so."""
+    if not is_long_job(elapsed_s, last):
+        return True
+    return ask_yes_no(parent, "Cancel the job?",
+                      f"“{title}” has run for {duration_text(elapsed_s)}. Cancelling stops it and loses the "
+                      "unfinished stage's work (finished stages' outputs are kept). Cancel it?")
