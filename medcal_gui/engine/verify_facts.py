@@ -34,7 +34,7 @@ def held_out_percent() -> int:
 class KldBand:
     below: float
     reading: str
-    kind: str  # "good" | "warn" | "bad" (a colour in the GUI)
+    kind: str  # "ok" | "warn" | "bad" (a colour in the GUI)
 
 
 @functools.cache

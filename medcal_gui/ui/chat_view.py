@@ -18,7 +18,7 @@ from medcal_gui.engine.chat import ChatStats
 from medcal_gui.ui.qtcompat import emit
 
 FINISH_WORDS = {"stop": "end of turn", "length": "max tokens reached", "context": "context full",
-                "stopped": "stopped by you", "": ""}
+                "stopped": "stopped by you", "turn": "stopped where it began the next turn", "": ""}
 
 
 class PieceBuffer(QObject):
@@ -98,6 +98,10 @@ class ChatTranscript(QWidget):
         cur.insertBlock()
         self.replies.append("")
         self.stats.setText("Thinking…")
+
+    def set_waiting(self, text: str) -> None:
+        """Nothing was sent to this model yet: say why (no user turn is shown for it)."""
+        self.stats.setText(text)
 
     def append(self, piece: str) -> None:
         if not self.replies:

@@ -73,10 +73,10 @@ def test_held_out_count_is_the_split_step_3_makes(n: int) -> None:
 
 def test_kld_reading_uses_the_bands_in_the_data_file() -> None:
     bands = verify_facts.kld_bands()
-    assert [b.kind for b in bands] == ["good", "warn", "bad"]
+    assert [b.kind for b in bands] == ["ok", "warn", "bad"]
     low, high = bands[0].below, bands[1].below
     assert (low, high) == (0.01, 0.1)
-    assert kld_band(low / 2).kind == "good" and kld_band(low).kind == "warn" and kld_band(high * 3).kind == "bad"
+    assert kld_band(low / 2).kind == "ok" and kld_band(low).kind == "warn" and kld_band(high * 3).kind == "bad"
     text = kld_reading(0.004)
     assert "usually indistinguishable from the base" in text
     assert "Lower is better; below 0.01 is usually indistinguishable, above 0.1 noticeable" in text
