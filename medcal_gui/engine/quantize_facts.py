@@ -61,10 +61,8 @@ def size_note(qt: QuantType, parameters: int, dry_run_bytes: int | None) -> str:
     if dry_run_bytes < est * SIZE_NOTE_RATIO:
         return ""
     return (f"llama.cpp's dry run ({dry_run_bytes / 1e6:,.0f} MB) is above the ≈ estimate ({est / 1e6:,.0f} MB, "
-            f"{qt.bpw:g} bits for every weight): llama.cpp keeps the token embeddings and the output layer at a "
-            "higher-precision type, norms in F32, and tensors whose rows do not fit the type's blocks fall back "
-            "to another type. With a large vocabulary (Gemma: 262k tokens) the embeddings are a big share of a "
-            "small model, so the gap is widest there; at 4B it narrows.")
+            f"{qt.bpw:g} bits × every weight): llama.cpp keeps the token embeddings and the output layer at a "
+            "higher-precision type and norms in F32; with a large vocabulary that is a big share of a small model.")
 
 
 def cancel_message(out: Path, computes_imatrix: bool, started_at: float) -> str:

@@ -45,6 +45,7 @@ class StageProgress(QWidget):
 
     def reset(self, text: str = "") -> None:
         self._tick.stop()
+        self.state = "waiting" if text else "idle"  # idle, waiting, running, done, skipped
         self.fraction = None
         self.last = None
         self.bar.setRange(0, 1000)
@@ -57,6 +58,7 @@ class StageProgress(QWidget):
 
     def set_progress(self, p: Progress) -> None:
         self.last = p
+        self.state = "running"
         self._reported_at = time.monotonic()
         frac = p.fraction
         if frac is None:
@@ -77,12 +79,14 @@ class StageProgress(QWidget):
 
     def finish(self, text: str) -> None:
         self._tick.stop()
+        self.state = "done"
         self.bar.setRange(0, 1000)
         self.bar.setValue(1000 if self.fraction is not None else 0)
         self.set_detail(text)
 
     def skip(self, text: str) -> None:
         self._tick.stop()
+        self.state = "skipped"
         self.fraction = None
         self.bar.setRange(0, 1000)
         self.bar.setValue(0)
@@ -91,5 +95,11 @@ class StageProgress(QWidget):
     def stop(self, text: str = "stopped") -> None:
         """The job ended before this stage finished."""
         self._tick.stop()
-        if self.fraction is not None and self.fraction < 1 or self.last is not None and self.fraction is None:
+        if self.state == "running":
+            if self.bar.maximum() == 0:  # a busy bar must not go on moving after the job ended
+                self.bar.setRange(0, 1000)
+                self.bar.setValue(0)
             self.set_detail(text)
+        elif self.state == "waiting":
+            self.set_detail("not run")
+        self.state = "stopped" if self.state in ("running", "waiting") else self.state

@@ -26,3 +26,16 @@ def test_no_eta_from_the_first_tensor(qtbot) -> None:  # type: ignore[no-untyped
     st.set_progress(p)
     assert st.detail.text() == "1/236 tensors"
     assert describe("Quantizing to Q4_K_M", p) == "Quantizing to Q4_K_M: quantize · " + st.detail.text()
+
+
+def test_a_stopped_stage_stops_its_busy_bar(qtbot) -> None:  # type: ignore[no-untyped-def]
+    running, waiting = StageProgress("Importance matrix"), StageProgress("Quantize")
+    for st in (running, waiting):
+        qtbot.addWidget(st)
+        st.reset("waiting")
+    running.set_progress(Progress("imatrix", 0, None, "loading the model"))
+    assert running.bar.maximum() == 0  # busy
+    running.stop()
+    waiting.stop()
+    assert running.bar.maximum() == 1000 and running.detail.text() == "stopped"
+    assert waiting.detail.text() == "not run"

@@ -288,8 +288,8 @@ class QuantizePane(Pane):
     def refresh_tokens(self) -> None:
         if self.model is None or self.info is None or not self.bench.records:
             self.tokens, self._tokens_key = None, None
-            self.tokens_label.setText("Load narratives (step 1) to calibrate on them." if self.model
-                                      else "")
+            self.tokens_label.setText("Load narratives (step 1) to calibrate on them."
+                                      if self.model and not self.bench.records else "")
             return
         model, records, n_ctx = self.model, list(self.bench.records), self.ctx_spin.value()
         variant, layout, hold = self.variant(), self.layout_name(), self.hold_out.isChecked()
