@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from medcal_gui.jobs import Progress
 
-MIN_ETA_UNITS = 2
+MIN_ETA_UNITS = 1
 MIN_ETA_FRACTION = 0.1
 
 
