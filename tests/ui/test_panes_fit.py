@@ -111,3 +111,13 @@ def test_verify_pane_fits_and_the_chart_never_covers_the_figures(qtbot, window, 
     after = check_fits(pane)
     moved = [name(w) for w, r in before.items() if w in after and after[w].topLeft() != r.topLeft()]
     assert moved == []
+
+
+@pytest.mark.parametrize("size", SCREENS)
+def test_the_evaluation_side_is_never_cut_off_sideways(qtbot, window, size, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
+    pane = window_at(window, qtbot, size, 3, tiny_model)
+    box = pane.eval_scroll.widget()
+    assert not pane.eval_scroll.horizontalScrollBar().isVisible()
+    assert box.width() >= box.minimumSizeHint().width()
+    btn = QRect(pane.eval_btn.mapTo(box, pane.eval_btn.rect().topLeft()), pane.eval_btn.size())
+    assert btn.right() <= pane.eval_scroll.viewport().width()  # the Evaluate button is on screen

@@ -181,6 +181,9 @@ class VerifyPane(Pane):
         self.eval_scroll.setWidgetResizable(True)
         self.eval_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.eval_scroll.setWidget(box)
+        self.eval_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        bar_w = self.eval_scroll.verticalScrollBar().sizeHint().width()
+        self.eval_scroll.setMinimumWidth(box.minimumSizeHint().width() + bar_w + 4)  # scrolls down, never across
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.setChildrenCollapsible(False)
