@@ -15,6 +15,7 @@ from PySide6.QtGui import QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from medcal_gui.engine.chat import ChatStats
+from medcal_gui.ui.fields import reserved_label
 from medcal_gui.ui.qtcompat import emit
 
 FINISH_WORDS = {"stop": "end of turn", "length": "max tokens reached", "context": "context full",
@@ -64,8 +65,7 @@ class ChatTranscript(QWidget):
         self.title.setWordWrap(True)
         self.view = QTextBrowser()
         self.view.setOpenLinks(False)
-        self.stats = QLabel("")
-        self.stats.setWordWrap(True)
+        self.stats = reserved_label(2)  # both columns keep the same height, whatever their line says
         self.replies: list[str] = []
         self.last_stats: ChatStats | None = None
         lay = QVBoxLayout(self)

@@ -19,7 +19,7 @@ class EvalResults(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.stage = StageProgress("Evaluate")
-        self.label = reserved_label(2)
+        self.label = reserved_label(3)
         self.figures = FiguresTable()
         self.reading = reserved_label(2)
         self.reading.setObjectName("kld_reading")

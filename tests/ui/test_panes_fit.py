@@ -105,7 +105,11 @@ def test_verify_pane_fits_and_the_chart_never_covers_the_figures(qtbot, window, 
     fig = before[pane.figures]
     chart = QRect(pane.chart.mapTo(pane, pane.chart.rect().topLeft()), pane.chart.size())
     assert chart.top() >= fig.bottom() and pane.figures.height() >= pane.figures.minimumHeight()
-    pane.results.ended("Evaluation cancelled.")
+    pane.results.started("Evaluating the quant against the base on the last 8 of 38 narratives "
+                         "(quantization_calibration, seed layout)…")
+    pane.quant_view.set_waiting("Not sent: the chat was stopped before its turn.")
+    pane.base_view.stats.setText("41 tokens · 0.4 tokens/s · first token after 14.54 s · prompt 205 tokens · "
+                                 "stopped by you")
     pane.results.reading.setText("KLD mean 0.004: usually indistinguishable from the base. Lower is better.")
     qtbot.wait(50)
     after = check_fits(pane)

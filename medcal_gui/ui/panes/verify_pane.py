@@ -317,7 +317,7 @@ class VerifyPane(Pane):
         first = targets[0][0]
         self._start_turn(first)
         for key, _ in targets[1:]:  # its turn comes after the first reply: nothing is sent to it yet
-            self.views[key].set_waiting(f"Waiting for the {first}'s reply; then this message is sent here.")
+            self.views[key].set_waiting(f"Waiting for the {first}'s reply.")
         self.input.clear()
         cut = self.is_demo()  # a base model: its reply ends where it writes the next turn
 
@@ -421,7 +421,7 @@ class VerifyPane(Pane):
                             progress=progress, cancel=cancel)
 
         self._evaluating = True
-        self.results.started(f"Evaluating {quant.name} against {base.name} on {what}…")
+        self.results.started(f"Evaluating the quant against the base on {what}…")
         if not self.bench.start_job(job, "Evaluating", on_done=self._evaluated,
                                     on_failed=lambda *_: self._eval_ended("Evaluation failed."),
                                     on_cancelled=lambda: self._eval_ended("Evaluation cancelled.")):
