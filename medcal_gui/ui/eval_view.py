@@ -21,7 +21,7 @@ class EvalResults(QWidget):
         self.stage = StageProgress("Evaluate")
         self.label = reserved_label(3)
         self.figures = FiguresTable()
-        self.reading = reserved_label(2)
+        self.reading = reserved_label(3)
         self.reading.setObjectName("kld_reading")
         self.chart = KldHistogram()
         lay = QVBoxLayout(self)
@@ -44,6 +44,6 @@ class EvalResults(QWidget):
     def show_result(self, m: ModelEval, chunks: int) -> None:
         self.figures.set_result(m)
         self.chart.set_values(m.kld_values, m.kld_mean, m.kld_p99)
-        self.stage.finish(f"{chunks} chunks")
+        self.stage.finish(f"{chunks} chunk" + ("" if chunks == 1 else "s"))
         self.reading.setText(f"<span style='color:{colour(kld_band(m.kld_mean).kind, self)}'>●</span> "
                              + kld_reading(m.kld_mean))
