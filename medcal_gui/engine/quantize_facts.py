@@ -72,3 +72,33 @@ def cancel_message(out: Path, computes_imatrix: bool, started_at: float) -> str:
         return (f"Cancelled: the importance matrix was kept: {imx} (choose “Load a file” to quantize with it "
                 "later). No quant was written; earlier files in the folder were not touched.")
     return "Cancelled: nothing from this run was left behind; earlier files in the folder were not touched."
+
+
+def computes_imatrix(qt: QuantType, mode: str) -> bool:
+    return mode == "compute" and qt.imatrix != "ignores"
+
+
+def run_blocker(qt: QuantType, mode: str, *, has_records: bool, n_chunks: int | None, imatrix_file: str,
+                refusal: str = "") -> str:
+    """Why a run with these inputs cannot start ("" when it can). `n_chunks` is None until counted;
+    `refusal` is llama.cpp's reason to refuse `qt` without an importance matrix ("" when it accepts it)."""
+    if computes_imatrix(qt, mode):
+        if not has_records:
+            return "Load narratives in step 1 to compute the importance matrix from them."
+        if not n_chunks:
+            return "The calibration text must fill at least one chunk."
+    if mode == "file" and not Path(imatrix_file.strip()).is_file():
+        return "Choose an existing importance matrix file."
+    if mode == "none" and refusal:
+        return refusal
+    return ""
+
+
+def output_line(out: Path, qt: QuantType, mode: str) -> str:
+    """What a run writes (HTML), and whether it replaces a file."""
+    text = f"Writes <b>{out.name}</b> (+ .sha256, .manifest.json) in {out.parent}"
+    if computes_imatrix(qt, mode):
+        text += f", and {imatrix_path_for(out).name}"
+    if out.exists():
+        text += ". <i>It exists and will be replaced.</i>"
+    return text

@@ -7,10 +7,12 @@ from __future__ import annotations
 import functools
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from medcal_gui.engine.calibrate_quantize import HELDOUT_FRACTION, split_records
+from medcal_gui.dataset.records import Record
+from medcal_gui.engine.calibrate_quantize import HELDOUT_FRACTION, heldout_text, split_records
 from medcal_gui.errors import InputError
 from medcal_gui.resources import resources_dir
 
@@ -71,3 +73,16 @@ def is_demo_model(path: Path | None) -> bool:
 
     demo = demo_model_path()
     return path.name == demo.name or path.name.startswith(demo.stem + "-")
+
+
+def heldout_split(records: Sequence[Record], variant: str, layout: str) -> tuple[str, str]:
+    """The held-out records formatted as step 3 formats its calibration text (the settings' variant and
+    layout, else the defaults step 3 uses), and a description of them."""
+    from medcal_gui.dataset.formatting import DEFAULT_LAYOUT
+    from medcal_gui.dataset.variants import DEFAULT_VARIANT, load_variants
+
+    variants = load_variants()
+    v = variants.get(variant) or variants[DEFAULT_VARIANT]
+    layout = layout or DEFAULT_LAYOUT
+    text, n = heldout_text(records, v, layout)
+    return text, f"the last {n} of {len(records)} narratives ({v.name}, {layout} layout)"

@@ -105,3 +105,39 @@ def test_the_demo_model_and_its_quants_are_recognised(tmp_path: Path) -> None:
     demo = demo_model_path()
     assert is_demo_model(demo) and is_demo_model(tmp_path / f"{demo.stem}-Q4_K_M.gguf")
     assert not is_demo_model(tmp_path / "medgemma-4b-it-f16.gguf") and not is_demo_model(None)
+
+
+def test_run_blocker_says_what_is_missing(tmp_path: Path) -> None:
+    from medcal_gui.engine.quantize_facts import run_blocker
+
+    q4, q8, iq2 = get_quant_type("Q4_K_M"), get_quant_type("Q8_0"), get_quant_type("IQ2_XXS")
+    assert "Load narratives" in run_blocker(q4, "compute", has_records=False, n_chunks=None, imatrix_file="")
+    assert "at least one chunk" in run_blocker(q4, "compute", has_records=True, n_chunks=0, imatrix_file="")
+    assert run_blocker(q4, "compute", has_records=True, n_chunks=3, imatrix_file="") == ""
+    assert run_blocker(q8, "compute", has_records=False, n_chunks=None, imatrix_file="") == ""  # ignores it
+    assert "existing importance matrix" in run_blocker(q4, "file", has_records=True, n_chunks=3,
+                                                       imatrix_file=str(tmp_path / "missing.gguf"))
+    assert run_blocker(iq2, "none", has_records=True, n_chunks=3, imatrix_file="", refusal="no: needs one") == (
+        "no: needs one")
+
+
+def test_output_line_names_the_files_and_a_replacement(tmp_path: Path) -> None:
+    from medcal_gui.engine.quantize_facts import output_line
+
+    out = tmp_path / "m-Q4_K_M.gguf"
+    line = output_line(out, get_quant_type("Q4_K_M"), "compute")
+    assert "<b>m-Q4_K_M.gguf</b>" in line and "m-Q4_K_M.imatrix.gguf" in line and "replaced" not in line
+    out.write_bytes(b"")
+    line = output_line(out, get_quant_type("Q8_0"), "compute")
+    assert "imatrix" not in line and "It exists and will be replaced" in line
+
+
+def test_heldout_split_is_the_records_step_3_keeps_out(sample_file: Path) -> None:
+    from medcal_gui.dataset.loader import LoadOptions, load_dataset
+    from medcal_gui.engine.verify_facts import heldout_split
+
+    records = load_dataset([sample_file], LoadOptions()).records
+    text, what = heldout_split(records, "no_such_variant", "")
+    held = split_records(records)[1]
+    assert what == f"the last {len(held)} of {len(records)} narratives (quantization_calibration, seed layout)"
+    assert text.count("<start_of_turn>user") == len(held)

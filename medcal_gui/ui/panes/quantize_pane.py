@@ -33,12 +33,20 @@ from medcal_gui.engine.calibrate_quantize import (
     RunResult,
     calibration_text,
     estimate_size,
-    imatrix_path_for,
     run_quantize,
 )
 from medcal_gui.engine.model_info import ModelInfo, inspect_model
 from medcal_gui.engine.quant_types import get_quant_type
-from medcal_gui.engine.quantize_facts import cancel_message, imatrix_notes, output_path, size_note, token_summary
+from medcal_gui.engine.quantize_facts import (
+    cancel_message,
+    computes_imatrix,
+    imatrix_notes,
+    output_line,
+    output_path,
+    run_blocker,
+    size_note,
+    token_summary,
+)
 from medcal_gui.engine.tokens import TokenReport, count_tokens
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.ui.background import Failed, LatestJob
@@ -357,17 +365,9 @@ class QuantizePane(Pane):
         if self.model is None or self.info is None:
             return "Choose a model first."
         qt = get_quant_type(self.qtype())
-        mode = self.imatrix_mode()
-        if mode == "compute" and qt.imatrix != "ignores":
-            if not self.bench.records:
-                return "Load narratives in step 1 to compute the importance matrix from them."
-            if self.tokens is None or self.tokens.n_chunks < 1:
-                return "The calibration text must fill at least one chunk."
-        if mode == "file" and not Path(self.imatrix_edit.text().strip()).is_file():
-            return "Choose an existing importance matrix file."
-        if mode == "none" and qt.name in self._refusals:
-            return self._refusals[qt.name]
-        return ""
+        return run_blocker(qt, self.imatrix_mode(), has_records=bool(self.bench.records),
+                           n_chunks=self.tokens.n_chunks if self.tokens else None,
+                           imatrix_file=self.imatrix_edit.text(), refusal=self._refusals.get(qt.name, ""))
 
     def _update(self) -> None:
         qt = get_quant_type(self.qtype())
@@ -377,19 +377,11 @@ class QuantizePane(Pane):
             notes.append(size_note(qt, self.info.parameter_count, self.table.exact.get(qt.name)))
         self.advice.setText("<br>".join(f"ℹ {n}" for n in notes if n))
         out = self.output_path()
-        if out is not None:
-            text = f"Writes <b>{out.name}</b> (+ .sha256, .manifest.json) in {out.parent}"
-            if mode == "compute" and qt.imatrix != "ignores":
-                text += f", and {imatrix_path_for(out).name}"
-            if out.exists():
-                text += ". <i>It exists and will be replaced.</i>"
-            self.out_label.setText(text)
-        else:
-            self.out_label.setText("")
+        self.out_label.setText(output_line(out, qt, mode) if out is not None else "")
         blocker = self._run_blocker()
         self.run_btn.setEnabled(not blocker)
         self.run_btn.setToolTip(blocker)
-        self.run_btn.setText("Run: importance matrix, then quantize" if mode == "compute" and qt.imatrix != "ignores"
+        self.run_btn.setText("Run: importance matrix, then quantize" if computes_imatrix(qt, mode)
                              else "Run: quantize")
         idle = not self._running
         for w in (self.picker, self.table):

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medcal_gui.engine.calibrate_quantize import heldout_text
 from medcal_gui.engine.chat import ChatSession, ChatStats, SamplingParams
 from medcal_gui.engine.chat_presets import ChatPreset, presets_for_variant, stream_to_boundary
 from medcal_gui.engine.evaluate import EvalResult, evaluate
@@ -37,6 +36,7 @@ from medcal_gui.engine.verify_facts import (
     DEMO_MAX_TOKENS,
     held_out_count,
     held_out_percent,
+    heldout_split,
     is_demo_model,
 )
 from medcal_gui.errors import InputError
@@ -398,13 +398,7 @@ class VerifyPane(Pane):
         if self.file_radio.isChecked():
             p = Path(self.heldout_edit.text().strip())
             return p, p.name
-        from medcal_gui.dataset.variants import load_variants
-
-        variants = load_variants()
-        v = variants.get(self.bench.settings.variant) or next(iter(variants.values()))
-        layout = self.bench.settings.layout or "seed"
-        text, n = heldout_text(self.bench.records, v, layout)
-        return text, f"the last {n} of {len(self.bench.records)} narratives ({v.name}, {layout} layout)"
+        return heldout_split(self.bench.records, self.bench.settings.variant, self.bench.settings.layout)
 
     def evaluate(self, n_chunks: int | None = None) -> bool:
         """Score the quant against the base on the held-out text (`n_chunks` overrides the Chunks box)."""
