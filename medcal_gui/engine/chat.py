@@ -98,6 +98,9 @@ class ChatSession:
         # llama.cpp may pad the context it allocates; llama-cpp-python's token buffer has the size asked for
         self.n_ctx = min(int(self.llm.n_ctx()), int(self.llm.input_ids.shape[0]))
         self._vocab = self.llm._model.vocab  # the llama_vocab pointer, for end-of-generation checks
+        # A reply that opens a new turn has ended its own: a base model (the demo) never writes <end_of_turn>.
+        start = list(self.llm.tokenize(b"<start_of_turn>", add_bos=False, special=True))
+        self._turn_start = start[0] if len(start) == 1 else None
         gguf_template = (self.llm.metadata or {}).get("tokenizer.chat_template")
         if template not in ("auto", "gguf", "gemma"):
             raise ValueError(f"unknown template choice {template!r}")
@@ -206,7 +209,7 @@ class ChatSession:
                 if t_first is None:
                     t_first = time.perf_counter()
                     stats.ttft_s = t_first - t0
-                if llama_cpp.llama_vocab_is_eog(self._vocab, tok):
+                if llama_cpp.llama_vocab_is_eog(self._vocab, tok) or tok == self._turn_start:
                     finish = "stop"
                     break
                 stats.completion_tokens += 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -69,3 +71,68 @@ def presets_for_variant(variant: str) -> list[ChatPreset]:
     """Presets built from `variant` (the task a quant was calibrated for), then the free ones."""
     ps = load_presets()
     return [p for p in ps if p.variant == variant] + [p for p in ps if not p.variant]
+
+
+# -- where a base model's reply ends ----------------------------------------------------------------------
+# A base model (the demo) continues the text: after its answer it writes the next turn's role, as text
+# ("…mendatanguser\n", "下一階model\n") or as the marker itself. A role word glued to what precedes it (not
+# after a space) and ending its line, or a literal marker, is taken as that boundary.
+BOUNDARY = re.compile(r"<start_of_turn>|<end_of_turn>|(?<![ \t])(?:user|model)[ \t]*\n")
+_PARTIAL = re.compile(r"(?:<[a-z_]*|(?<![ \t])(?:u|us|use|user|m|mo|mod|mode|model)[ \t]*)$")
+
+
+class TurnBoundary:
+    """Feed a reply piece by piece; get back the text to show, held back where a boundary may be starting.
+    `hit` turns True at the boundary; nothing after it is returned."""
+
+    def __init__(self) -> None:
+        self.shown = ""
+        self._held = ""
+        self.hit = False
+
+    def feed(self, piece: str) -> str:
+        if self.hit:
+            return ""
+        text = self._held + piece
+        m = BOUNDARY.search(self.shown[-1:] + text)  # one shown character decides the glued-word rule
+        if m is not None:
+            start = max(0, m.start() - len(self.shown[-1:]))
+            self.hit = True
+            self._held = ""
+            out = text[:start]
+        else:
+            p = _PARTIAL.search(text)
+            cut = p.start() if p is not None else len(text)
+            out, self._held = text[:cut], text[cut:]
+        self.shown += out
+        return out
+
+    def flush(self) -> str:
+        """The held-back text once the reply ended without a boundary."""
+        out, self._held = ("" if self.hit else self._held), ""
+        self.shown += out
+        return out
+
+
+def stream_to_boundary(session: Any, user_text: str, params: Any = None, stop: Any = None) -> Iterator[str]:
+    """`session.stream(...)` for a base model: stops at the first turn boundary it writes, then the reply
+    kept in the history is the text shown and `last_stats.finish_reason` is "turn"."""
+    cut = TurnBoundary()
+    gen = session.stream(user_text, params, stop)
+    try:
+        for piece in gen:
+            out = cut.feed(piece)
+            if out:
+                yield out
+            if cut.hit:
+                break
+    finally:
+        gen.close()
+    tail = cut.flush()
+    if tail:
+        yield tail
+    if cut.hit:
+        session.last_stats.finish_reason = "turn"
+        session.last_stats.message = ""
+        if session.history and session.history[-1].get("role") == "assistant":
+            session.history[-1]["content"] = cut.shown.strip()

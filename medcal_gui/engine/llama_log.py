@@ -29,6 +29,10 @@ _LEVELS = {
 # Routine notices llama.cpp logs as warnings; logged at INFO so a terminal is not flooded (the quantizer
 # prints one per tensor whose row length does not fit a k-quant; medcal summarises them instead).
 _DEMOTE = ("not divisible by", "was not control-type", "using full-size SWA cache")
+# What llama.cpp logs as errors when medcal's abort callback stops a decode (a cancel): status 1 is
+# GGML_STATUS_ABORTED, llama_decode's 2 "aborted". A normal cancel is not an error: logged at INFO.
+_ABORTED = ("failed with error 1", "compute status: 1", "failed to decode, ret = 2",
+            "removing memory module entries")
 
 _lock = threading.Lock()
 _listeners: list[LineListener] = []
@@ -40,7 +44,7 @@ _callback: Any = None
 
 def _emit(level: int, line: str) -> None:
     py_level = _LEVELS.get(level, logging.INFO)
-    if py_level == logging.WARNING and any(d in line for d in _DEMOTE):
+    if py_level == logging.WARNING and any(d in line for d in _DEMOTE) or any(a in line for a in _ABORTED):
         py_level = logging.INFO
     LOG.log(py_level, "%s", line)
     for fn in list(_listeners):

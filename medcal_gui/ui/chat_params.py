@@ -55,6 +55,13 @@ class ChatParams(QWidget):
     def set(self, key: str, value: float) -> None:
         self.boxes[key].setValue(value)  # type: ignore[arg-type]
 
+    def show_default(self, key: str, value: float) -> None:
+        """Show `value` without remembering it (a default for this model, not the user's choice)."""
+        box = self.boxes[key]
+        box.blockSignals(True)
+        box.setValue(value)  # type: ignore[arg-type]
+        box.blockSignals(False)
+
     def sampling(self) -> SamplingParams:
         b = self.boxes
         seed = int(b["seed"].value())

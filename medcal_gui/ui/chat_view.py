@@ -15,10 +15,11 @@ from PySide6.QtGui import QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from medcal_gui.engine.chat import ChatStats
+from medcal_gui.ui.fields import reserved_label
 from medcal_gui.ui.qtcompat import emit
 
 FINISH_WORDS = {"stop": "end of turn", "length": "max tokens reached", "context": "context full",
-                "stopped": "stopped by you", "": ""}
+                "stopped": "stopped by you", "turn": "stopped where it began the next turn", "": ""}
 
 
 class PieceBuffer(QObject):
@@ -64,8 +65,7 @@ class ChatTranscript(QWidget):
         self.title.setWordWrap(True)
         self.view = QTextBrowser()
         self.view.setOpenLinks(False)
-        self.stats = QLabel("")
-        self.stats.setWordWrap(True)
+        self.stats = reserved_label(2)  # both columns keep the same height, whatever their line says
         self.replies: list[str] = []
         self.last_stats: ChatStats | None = None
         lay = QVBoxLayout(self)
@@ -98,6 +98,10 @@ class ChatTranscript(QWidget):
         cur.insertBlock()
         self.replies.append("")
         self.stats.setText("Thinking…")
+
+    def set_waiting(self, text: str) -> None:
+        """Nothing was sent to this model yet: say why (no user turn is shown for it)."""
+        self.stats.setText(text)
 
     def append(self, piece: str) -> None:
         if not self.replies:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import time
 from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
@@ -27,7 +28,8 @@ from PySide6.QtWidgets import (
 
 from medcal_gui import __version__
 from medcal_gui.jobs import Progress
-from medcal_gui.ui.dialogs import ask_yes_no
+from medcal_gui.progress_text import describe
+from medcal_gui.ui.dialogs import ask_yes_no, confirm_cancel
 from medcal_gui.ui.guide import GuideWindow
 from medcal_gui.ui.log_dock import LogDock
 from medcal_gui.ui.page import Page
@@ -74,19 +76,7 @@ def about_text() -> str:
 
 
 def describe_progress(title: str, p: Progress | None) -> str:
-    if p is None:
-        return f"{title}…"
-    parts = [title + ":", p.message or p.stage]
-    if p.total:
-        parts.append(f"{p.done:g}/{p.total:g} {p.unit}".rstrip())
-    elif p.done:
-        parts.append(f"{p.done:g} {p.unit}".rstrip())
-    if p.rate:
-        parts.append(f"({p.rate:.1f} {p.rate_unit or 'units'}/s)")
-    if p.eta_s is not None:
-        s = int(p.eta_s)
-        parts.append(f"ETA {s // 60}:{s % 60:02d}")
-    return " ".join(x for x in parts if x)
+    return describe(title, p)  # the stage rows' formatter: one source for both
 
 
 class MainWindow(QMainWindow):
@@ -104,6 +94,7 @@ class MainWindow(QMainWindow):
             self.settings.model_path = str(model)
         self.panes: list[Pane] = []
         self._guide: GuideWindow | None = None
+        self._job_t0 = 0.0
         self._build()
         for cls in PANE_CLASSES:
             self.add_pane(cls(self.bench))
@@ -219,7 +210,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.log_dock.toggleViewAction())
 
         job = mb.addMenu("&Job")
-        self.cancel_action = self._action("&Cancel current job", self.cancel_job, ["Esc", "Ctrl+."])
+        self.cancel_action = self._action("&Cancel current job", self.ask_cancel_job, ["Esc", "Ctrl+."])
         self.cancel_action.setEnabled(False)
         job.addAction(self.cancel_action)
         self.bench.jobs.busy_changed.connect(self.cancel_action.setEnabled)
@@ -334,6 +325,13 @@ class MainWindow(QMainWindow):
         self.narratives.dropEvent(event)
 
     # -- the current job ----------------------------------------------------------------------------------
+    def ask_cancel_job(self) -> None:
+        """Esc / Job > Cancel: a long job asks first (an hour of imatrix is one key away)."""
+        jobs = self.bench.jobs
+        if jobs.is_running() and confirm_cancel(self, jobs.title, time.monotonic() - self._job_t0,
+                                                jobs.last_progress):
+            self.cancel_job()
+
     def cancel_job(self) -> None:
         if self.bench.jobs.is_running():
             self.job_label.setText(f"{self.bench.jobs.title}: cancelling…")
@@ -344,6 +342,7 @@ class MainWindow(QMainWindow):
         self.cancel_btn.setVisible(on)
 
     def _job_started(self, title: str) -> None:
+        self._job_t0 = time.monotonic()
         self._show_job_widgets(True)
         self.job_bar.setRange(0, 0)
         self.job_label.setText(describe_progress(title, None))

@@ -23,6 +23,7 @@ from medcal_gui.engine.convert import convert_hf, is_hf_model_dir
 from medcal_gui.engine.demo_model import DEMO_MODEL_LABEL, demo_model_path, demo_model_ready, prepare_demo_model
 from medcal_gui.errors import InputError
 from medcal_gui.jobs import Progress
+from medcal_gui.ui import dialogs
 from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.workbench import Workbench
 
@@ -94,16 +95,14 @@ class ModelPicker(QWidget):
 
     def offer_conversion(self, hf_dir: Path) -> None:
         """Convert a Hugging Face folder to an F16 GGUF beside it (asking first), then choose that."""
-        from medcal_gui.ui import main_window  # late: main_window imports the panes that import this
-
         out = hf_dir.parent / f"{hf_dir.name}-f16.gguf"
         if out.is_file():
-            if main_window.ask_yes_no(self, "Use the converted model?",
+            if dialogs.ask_yes_no(self, "Use the converted model?",
                                       f"{out.name} was converted from {hf_dir.name} before. Use it?"):
                 emit(self.chosen, out)
             return
         size_gb = sum(f.stat().st_size for f in hf_dir.glob("*.safetensors")) / 1e9
-        if not main_window.ask_yes_no(
+        if not dialogs.ask_yes_no(
                 self, "Convert to GGUF?",
                 f"{hf_dir.name} is a Hugging Face model folder. llama.cpp reads GGUF files, so medcal converts "
                 f"it first (F16, about {size_gb:.1f} GB, written to {out}). Convert now?"):

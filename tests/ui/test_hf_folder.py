@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medcal_gui.ui import main_window
+from medcal_gui.ui import dialogs
 from medcal_gui.ui.model_picker import ModelPicker
 from medcal_gui.ui.workbench import Workbench
 
@@ -22,7 +22,7 @@ def test_hf_folder_is_converted_then_chosen(qtbot, bench: Workbench, tmp_path: P
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     hf_dir = hf_fixture.make_causal(tmp_path / "tiny-gemma3-hf", hf_fixture.train_sentencepiece(), n_layer=2)
     questions: list[str] = []
-    monkeypatch.setattr(main_window, "ask_yes_no", lambda _p, title, text: questions.append(text) or True)
+    monkeypatch.setattr(dialogs, "ask_yes_no", lambda _p, title, text: questions.append(text) or True)
     picker = ModelPicker(bench)
     qtbot.addWidget(picker)
     with qtbot.waitSignal(picker.chosen, timeout=60000) as sig:

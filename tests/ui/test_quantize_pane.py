@@ -124,6 +124,8 @@ def test_cancelling_the_run_leaves_no_file(qtbot, pane: QuantizePane, tmp_path: 
     with qtbot.waitSignal(pane.bench.jobs.cancelled, timeout=20000):
         pane.cancel_btn.click()
     assert "Cancelled" in pane.result_label.text()
+    assert "nothing from this run was left behind; earlier files in the folder were not touched" in (
+        pane.result_label.text())
     assert not pane.bench.is_step_done("quantize")
     assert list((tmp_path / "out").rglob("*")) == []  # no imatrix, no quant, no .medcal-partial-*
     assert pane.run_btn.isEnabled()
@@ -145,3 +147,25 @@ def test_a_cancel_after_the_imatrix_removes_it_too(loaded_bench: Workbench, tiny
     with pytest.raises(Cancelled):
         run_quantize(plan, progress, token)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_chunks_that_will_run_follow_the_chunks_box(qtbot, pane: QuantizePane) -> None:  # type: ignore[no-untyped-def]
+    n = pane.tokens.n_chunks
+    assert n > 2
+    assert f"{n} chunk(s) will run" in pane.tokens_label.text()
+    pane.chunks_spin.setValue(2)
+    assert "; 2 chunk(s) will run." in pane.tokens_label.text()
+    assert pane.plan().n_chunks == 2  # what the run does is what the line says
+    pane.chunks_spin.setValue(0)
+    assert f"; {n} chunk(s) will run." in pane.tokens_label.text()
+
+
+def test_the_dry_run_size_says_why_it_is_above_the_estimate(qtbot, pane: QuantizePane) -> None:  # type: ignore[no-untyped-def]
+    from medcal_gui.engine.quant_types import get_quant_type
+    from medcal_gui.engine.quantize_facts import size_note
+
+    pane.table.select("Q2_K")
+    qtbot.waitUntil(lambda: pane.table.is_exact("Q2_K"), timeout=20000)
+    note = size_note(get_quant_type("Q2_K"), pane.info.parameter_count, pane.table.exact["Q2_K"])
+    assert note and "token embeddings" in note  # the tiny model: a big vocabulary for its size
+    assert note in pane.advice.text()

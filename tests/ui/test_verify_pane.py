@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from medcal_gui.dataset.loader import LoadOptions
 from medcal_gui.engine.quantize import quantize_model
@@ -103,9 +104,57 @@ def test_evaluating_a_model_against_itself_shows_zero_kld(qtbot, pane: VerifyPan
     assert pane.figures.value("tokens_scored") == f"{m.tokens_scored:,}"
     assert pane.figures.value("ppl_base") == f"{m.ppl_base:.4f}"
     assert pane.chart.n == m.tokens_scored and pane.chart.counts[0] == m.tokens_scored
+    assert pane.results.stage.bar.value() == 1000  # the evaluation has a bar, not only a percentage
+    assert "usually indistinguishable from the base" in pane.results.reading.text()
+    assert "below 0.01 is usually indistinguishable, above 0.1 noticeable" in pane.results.reading.text()
     assert pane.bench.is_step_done("verify")
 
 
 def test_histogram_bins_are_logarithmic() -> None:
     counts = histogram(np.array([0.0, 1e-9, 2e-6, 0.5, 50.0]))
     assert counts.sum() == 5 and counts[0] == 2 and counts[-1] == 1
+
+
+def test_focus_returns_to_the_message_box_after_send_and_reply(qtbot, pane: VerifyPane) -> None:  # type: ignore[no-untyped-def]
+    pane.show()
+    qtbot.waitExposed(pane)
+    temperature = pane.params.boxes["temperature"].value()
+    pane.input.setPlainText("Hello")
+    pane.send_btn.setFocus()
+    with qtbot.waitSignal(pane.reply_done, timeout=30000):
+        qtbot.mouseClick(pane.send_btn, Qt.MouseButton.LeftButton)
+        assert pane.focusWidget() is pane.input  # Send turned off: the focus did not wander to a box
+    assert pane.focusWidget() is pane.input
+    qtbot.keyClicks(pane.focusWidget(), "Hello 2")  # the next message, typed at once
+    assert pane.input.toPlainText() == "Hello 2"
+    assert pane.params.boxes["temperature"].value() == temperature
+
+
+def test_the_quant_waits_without_a_turn_it_was_never_sent(qtbot, pane: VerifyPane, tiny_model: Path,  # type: ignore[no-untyped-def]
+                                                          tiny_q8: Path) -> None:
+    pane.set_models(tiny_q8, tiny_model)
+    pane.side_check.setChecked(True)
+    pane.params.set("max_tokens", 3000)
+    pane.params.set("temperature", 1.5)
+    assert pane.send("Tell me a long story")
+    assert "You" in pane.base_view.view.toPlainText()
+    assert pane.quant_view.view.toPlainText() == ""
+    assert "Waiting for the base" in pane.quant_view.stats.text() and "Thinking" not in pane.quant_view.stats.text()
+    qtbot.waitUntil(lambda: len(pane.base_view.reply_text()) > 0, timeout=20000)
+    with qtbot.waitSignal(pane.reply_done, timeout=10000) as sig:
+        pane.stop_btn.click()
+    assert set(sig.args[0]) == {"base"}
+    assert pane.quant_view.view.toPlainText() == ""  # no "You" turn the quant never got
+    assert "Not sent" in pane.quant_view.stats.text()
+    assert pane.sessions[str(tiny_model)].history and str(tiny_q8) not in pane.sessions
+
+
+def test_the_demo_chat_says_it_is_a_base_model_and_keeps_replies_short(qtbot, bench: Workbench,  # type: ignore[no-untyped-def]
+                                                                       demo_model: Path) -> None:
+    p = VerifyPane(bench)
+    qtbot.addWidget(p)
+    assert not p.demo_note.isVisibleTo(p)
+    p.set_models(demo_model.with_name(demo_model.stem + "-Q4_K_M.gguf"), demo_model)
+    assert p.demo_note.isVisibleTo(p) and "base model" in p.demo_note.text()
+    assert p.params.sampling().max_tokens == 64
+    assert bench.settings.chat("max_tokens", -1) == -1  # a default for the demo, not remembered

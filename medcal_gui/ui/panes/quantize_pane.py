@@ -5,6 +5,7 @@ quantize as one cancellable job with a progress bar per stage."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -33,14 +33,24 @@ from medcal_gui.engine.calibrate_quantize import (
     RunResult,
     calibration_text,
     estimate_size,
-    imatrix_path_for,
     run_quantize,
 )
 from medcal_gui.engine.model_info import ModelInfo, inspect_model
-from medcal_gui.engine.quant_types import get_quant_type, imatrix_advice
+from medcal_gui.engine.quant_types import get_quant_type
+from medcal_gui.engine.quantize_facts import (
+    cancel_message,
+    computes_imatrix,
+    imatrix_notes,
+    output_line,
+    output_path,
+    run_blocker,
+    size_note,
+    token_summary,
+)
 from medcal_gui.engine.tokens import TokenReport, count_tokens
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.ui.background import Failed, LatestJob
+from medcal_gui.ui.fields import reserved_label, spin
 from medcal_gui.ui.model_card import ModelCard, colour
 from medcal_gui.ui.model_picker import ModelPicker, model_label
 from medcal_gui.ui.panes.base import Pane
@@ -50,16 +60,6 @@ from medcal_gui.ui.stage_progress import StageProgress
 from medcal_gui.ui.workbench import Workbench
 
 DEFAULT_TYPE = "Q4_K_M"
-
-
-def spin(lo: int, hi: int, value: int, special: str = "", step: int = 1) -> QSpinBox:
-    s = QSpinBox()
-    s.setRange(lo, hi)
-    s.setSingleStep(step)
-    if special:
-        s.setSpecialValueText(special)
-    s.setValue(value)
-    return s
 
 
 class QuantizePane(Pane):
@@ -122,8 +122,7 @@ class QuantizePane(Pane):
         self.threads_spin = spin(0, os.cpu_count() or 64, s.threads, "auto")
         self.ctx_spin.setToolTip("Tokens per chunk (llama-imatrix -c)")
         self.chunks_spin.setToolTip("Chunks to process at most (llama-imatrix --chunks); all by default")
-        self.tokens_label = QLabel("")
-        self.tokens_label.setWordWrap(True)
+        self.tokens_label = reserved_label(3)
         g = QGridLayout(imx)
         g.addWidget(self.compute_radio, 0, 0, 1, 4)
         g.addWidget(self.hold_out, 1, 0, 1, 4)
@@ -146,8 +145,7 @@ class QuantizePane(Pane):
         self.out_dir_edit.setPlaceholderText("next to the model")
         self.out_dir_btn = QPushButton("Folder…")
         self.out_dir_btn.clicked.connect(self._browse_out_dir)
-        self.out_label = QLabel("")
-        self.out_label.setWordWrap(True)
+        self.out_label = reserved_label(2)
         self.out_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.run_btn = QPushButton("Run: importance matrix, then quantize")
         self.run_btn.setDefault(True)
@@ -157,8 +155,7 @@ class QuantizePane(Pane):
         self.cancel_btn.clicked.connect(self.bench.jobs.cancel)
         self.imatrix_stage = StageProgress("Importance matrix")
         self.quant_stage = StageProgress("Quantize")
-        self.result_label = QLabel("")
-        self.result_label.setWordWrap(True)
+        self.result_label = reserved_label(4)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         ol = QGridLayout(out)
         ol.addWidget(QLabel("Folder"), 0, 0)
@@ -181,8 +178,7 @@ class QuantizePane(Pane):
         # type
         tbox = QGroupBox("Quantization type")
         self.table = QuantTable()
-        self.advice = QLabel("")
-        self.advice.setWordWrap(True)
+        self.advice = reserved_label(6)
         legend = QLabel("<small>Output size: ≈ marks a rough estimate (bits per weight × parameters); a size "
                         "in <b>bold</b> is llama.cpp's own figure (a dry run), computed for the selected type."
                         "</small>")
@@ -260,8 +256,7 @@ class QuantizePane(Pane):
     def output_path(self) -> Path | None:
         if self.model is None:
             return None
-        folder = Path(self.out_dir_edit.text().strip()) if self.out_dir_edit.text().strip() else self.model.parent
-        return folder / f"{self.model.stem}-{self.qtype()}.gguf"
+        return output_path(self.model, self.out_dir_edit.text(), self.qtype())
 
     def _browse_imatrix(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose an importance matrix", "",
@@ -284,6 +279,7 @@ class QuantizePane(Pane):
         s.set("quantize/chunks", self.chunks_spin.value())
         s.set("quantize/out_dir", self.out_dir_edit.text())
         self.refresh_tokens()
+        self._show_tokens()
         self._update()
 
     def _type_changed(self, name: str) -> None:
@@ -300,8 +296,8 @@ class QuantizePane(Pane):
     def refresh_tokens(self) -> None:
         if self.model is None or self.info is None or not self.bench.records:
             self.tokens, self._tokens_key = None, None
-            self.tokens_label.setText("Load narratives (step 1) to calibrate on them." if self.model
-                                      else "")
+            self.tokens_label.setText("Load narratives (step 1) to calibrate on them."
+                                      if self.model and not self.bench.records else "")
             return
         model, records, n_ctx = self.model, list(self.bench.records), self.ctx_spin.value()
         variant, layout, hold = self.variant(), self.layout_name(), self.hold_out.isChecked()
@@ -324,18 +320,22 @@ class QuantizePane(Pane):
             self._update()
             return
         self.tokens = rep
+        self._show_tokens()
+        self._update()
+
+    def _show_tokens(self) -> None:
+        """The count's line; the chunks that will run follow the Chunks box without counting again."""
+        rep = self.tokens
+        if rep is None:
+            return
         cal = self.calibration()
-        used = rep.n_chunks if not self.chunks_spin.value() else min(rep.n_chunks, self.chunks_spin.value())
-        text = (f"<b>{rep.tokens:,}</b> tokens from {cal.records} records ({cal.variant}, {cal.layout} layout"
-                + (f"; {cal.held_out} held out" if cal.held_out else "") + f") → <b>{rep.n_chunks}</b> chunks of "
-                f"{rep.n_ctx}, <b>{rep.tokens_dropped:,}</b> tokens dropped at the end; {used} chunk(s) will run.")
+        text = token_summary(rep, cal.records, cal.variant, cal.layout, cal.held_out, self.chunks_spin.value())
         bad = [w for w in rep.warnings]
         if not rep.markers_ok:
             bad.insert(0, "the turn markers are not single control tokens")
         if bad:
             text += "<br>" + "<br>".join(f"<span style='color:{colour('warn', self)}'>⚠ {w}</span>" for w in bad)
         self.tokens_label.setText(text)
-        self._update()
 
     def _estimate(self) -> None:
         if self.model is None or self.info is None:
@@ -365,44 +365,23 @@ class QuantizePane(Pane):
         if self.model is None or self.info is None:
             return "Choose a model first."
         qt = get_quant_type(self.qtype())
-        mode = self.imatrix_mode()
-        if mode == "compute" and qt.imatrix != "ignores":
-            if not self.bench.records:
-                return "Load narratives in step 1 to compute the importance matrix from them."
-            if self.tokens is None or self.tokens.n_chunks < 1:
-                return "The calibration text must fill at least one chunk."
-        if mode == "file" and not Path(self.imatrix_edit.text().strip()).is_file():
-            return "Choose an existing importance matrix file."
-        if mode == "none" and qt.name in self._refusals:
-            return self._refusals[qt.name]
-        return ""
+        return run_blocker(qt, self.imatrix_mode(), has_records=bool(self.bench.records),
+                           n_chunks=self.tokens.n_chunks if self.tokens else None,
+                           imatrix_file=self.imatrix_edit.text(), refusal=self._refusals.get(qt.name, ""))
 
     def _update(self) -> None:
         qt = get_quant_type(self.qtype())
         mode = self.imatrix_mode()
-        advice = imatrix_advice(qt, mode != "none") or ""
-        if mode == "compute" and qt.imatrix == "ignores":
-            advice = f"{qt.name} ignores the importance matrix: the run skips computing one."
-        if mode == "none" and qt.imatrix == "requires" and qt.name in self._dry_notes:
-            advice = ""  # llama.cpp's dry run says whether it can do without one: its note follows
-        # The dry run ran without an imatrix: its notes on needing one only matter when none will be used.
-        notes = [advice] + [w for w in self._dry_notes.get(qt.name, [])
-                            if "fallback" in w or (mode == "none" and "requires an importance matrix" in w)]
+        notes = imatrix_notes(qt, mode, self._dry_notes.get(qt.name, []))
+        if self.info is not None:
+            notes.append(size_note(qt, self.info.parameter_count, self.table.exact.get(qt.name)))
         self.advice.setText("<br>".join(f"ℹ {n}" for n in notes if n))
         out = self.output_path()
-        if out is not None:
-            text = f"Writes <b>{out.name}</b> (+ .sha256, .manifest.json) in {out.parent}"
-            if mode == "compute" and qt.imatrix != "ignores":
-                text += f", and {imatrix_path_for(out).name}"
-            if out.exists():
-                text += ". <i>It exists and will be replaced.</i>"
-            self.out_label.setText(text)
-        else:
-            self.out_label.setText("")
+        self.out_label.setText(output_line(out, qt, mode) if out is not None else "")
         blocker = self._run_blocker()
         self.run_btn.setEnabled(not blocker)
         self.run_btn.setToolTip(blocker)
-        self.run_btn.setText("Run: importance matrix, then quantize" if mode == "compute" and qt.imatrix != "ignores"
+        self.run_btn.setText("Run: importance matrix, then quantize" if computes_imatrix(qt, mode)
                              else "Run: quantize")
         idle = not self._running
         for w in (self.picker, self.table):
@@ -441,11 +420,11 @@ class QuantizePane(Pane):
             return run_quantize(plan, progress, cancel)
 
         self._running = "run"
+        started = time.time()
         if not self.bench.start_job(job, f"Quantizing to {plan.qtype}", on_done=self._run_done,
                                     on_failed=lambda *_: self._run_ended("Failed: see the message and the log."),
                                     on_cancelled=lambda: self._run_ended(
-                                        "Cancelled: nothing was left behind (no imatrix, no quant, no "
-                                        "temporary files).")):
+                                        cancel_message(plan.out, plan.computes_imatrix(), started))):
             self._running = ""
             return False
         self.cancel_btn.setEnabled(True)
@@ -463,14 +442,13 @@ class QuantizePane(Pane):
         elif p.stage == "quantize":
             self.quant_stage.set_progress(p)
         elif p.stage.startswith(("hash", "quantize (")):
-            self.quant_stage.detail.setText(p.stage + (f": {p.message}" if p.message else "") + "…")
+            self.quant_stage.set_detail(p.stage + (f": {p.message}" if p.message else "") + "…")
 
     def _run_ended(self, text: str) -> None:
         self._running = ""
         self.cancel_btn.setEnabled(False)
         for st in (self.imatrix_stage, self.quant_stage):
-            if st.fraction is not None and st.fraction < 1:
-                st.detail.setText("stopped")
+            st.stop()
         self.result_label.setText(text)
         self._update()
 

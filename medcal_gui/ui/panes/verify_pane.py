@@ -22,27 +22,35 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from medcal_gui.engine.calibrate_quantize import HELDOUT_FRACTION, heldout_text
 from medcal_gui.engine.chat import ChatSession, ChatStats, SamplingParams
-from medcal_gui.engine.chat_presets import ChatPreset, presets_for_variant
+from medcal_gui.engine.chat_presets import ChatPreset, presets_for_variant, stream_to_boundary
 from medcal_gui.engine.evaluate import EvalResult, evaluate
+from medcal_gui.engine.verify_facts import (
+    DEMO_CHAT_NOTE,
+    DEMO_MAX_TOKENS,
+    held_out_count,
+    held_out_percent,
+    heldout_split,
+    is_demo_model,
+)
 from medcal_gui.errors import InputError
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.ui.chat_params import ChatParams
 from medcal_gui.ui.chat_view import ChatTranscript, PieceBuffer
-from medcal_gui.ui.eval_figures import FiguresTable
-from medcal_gui.ui.kld_chart import KldHistogram
+from medcal_gui.ui.eval_view import EvalResults
+from medcal_gui.ui.fields import reserved_label, spin
 from medcal_gui.ui.panes.base import Pane
-from medcal_gui.ui.panes.quantize_pane import spin
 from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.workbench import Workbench
 
 CHAT_CTX = 2048
+STARTED = "\x00started"  # a piece that says a target's turn began (the pane shows its user turn then)
 
 
 class VerifyPane(Pane):
@@ -103,6 +111,9 @@ class VerifyPane(Pane):
         self.quant_view = ChatTranscript("Quant")
         self.views = {"base": self.base_view, "quant": self.quant_view}
         self.base_view.setVisible(False)
+        self.demo_note = QLabel(f"<small>ℹ {DEMO_CHAT_NOTE}</small>")
+        self.demo_note.setWordWrap(True)
+        self.demo_note.setVisible(False)
         talk = QSplitter(Qt.Orientation.Horizontal)
         talk.addWidget(self.base_view)
         talk.addWidget(self.quant_view)
@@ -127,6 +138,7 @@ class VerifyPane(Pane):
         cl = QVBoxLayout(chat)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.addLayout(bar)
+        cl.addWidget(self.demo_note)
         cl.addWidget(talk, 1)
         cl.addLayout(entry)
         cl.addWidget(self.params)
@@ -137,8 +149,7 @@ class VerifyPane(Pane):
         self.file_radio = QRadioButton("A file")
         self.split_radio.setChecked(not s.get_bool("verify/use_file", False))
         self.file_radio.setChecked(s.get_bool("verify/use_file", False))
-        self.split_label = QLabel("")
-        self.split_label.setWordWrap(True)
+        self.split_label = reserved_label(2)
         self.heldout_edit = QLineEdit(s.get_str("verify/heldout_file", ""))
         self.heldout_edit.setPlaceholderText("UTF-8 text, formatted like the calibration")
         hb = QPushButton("Browse…")
@@ -147,10 +158,8 @@ class VerifyPane(Pane):
         self.chunks_spin = spin(0, 100000, s.get_int("verify/chunks", 0), "all")
         self.eval_btn = QPushButton("Evaluate")
         self.eval_btn.clicked.connect(lambda: self.evaluate())
-        self.eval_label = QLabel("")
-        self.eval_label.setWordWrap(True)
-        self.figures = FiguresTable()
-        self.chart = KldHistogram()
+        self.results = EvalResults()
+        self.figures, self.chart, self.eval_label = self.results.figures, self.results.chart, self.results.label
         g = QGridLayout(box)
         g.addWidget(self.split_radio, 0, 0, 1, 3)
         g.addWidget(self.split_label, 1, 0, 1, 3)
@@ -164,15 +173,22 @@ class VerifyPane(Pane):
         figs.addStretch(1)
         figs.addWidget(self.eval_btn)
         g.addLayout(figs, 3, 0, 1, 3)
-        g.addWidget(self.eval_label, 4, 0, 1, 3)
-        g.addWidget(self.figures, 5, 0, 1, 3)
-        g.addWidget(self.chart, 6, 0, 1, 3)
-        g.setRowStretch(6, 1)
+        g.addWidget(self.results, 4, 0, 1, 3)
+        g.setRowStretch(4, 1)
         g.setColumnStretch(1, 1)
+        # On a short screen the box scrolls: the chart is never squeezed over the figures table.
+        self.eval_scroll = QScrollArea()
+        self.eval_scroll.setWidgetResizable(True)
+        self.eval_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.eval_scroll.setWidget(box)
+        self.eval_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        bar_w = self.eval_scroll.verticalScrollBar().sizeHint().width()
+        self.eval_scroll.setMinimumWidth(box.minimumSizeHint().width() + bar_w + 4)  # scrolls down, never across
 
         split = QSplitter(Qt.Orientation.Horizontal)
+        split.setChildrenCollapsible(False)
         split.addWidget(chat)
-        split.addWidget(box)
+        split.addWidget(self.eval_scroll)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         lay = QVBoxLayout(self)
@@ -231,7 +247,15 @@ class VerifyPane(Pane):
         q, b = self.quant_path(), self.base_path()
         self.quant_view.set_title(f"<b>Quant</b>: {q.name}" if q else "<b>Quant</b>: (none)")
         self.base_view.set_title(f"<b>Base</b>: {b.name}" if b else "<b>Base</b>: (none)")
+        demo = self.is_demo()
+        self.demo_note.setVisible(demo)
+        if demo and self.bench.settings.chat("max_tokens", -1) == -1:  # never set by the user
+            self.params.show_default("max_tokens", DEMO_MAX_TOKENS)
         self._update()
+
+    def is_demo(self) -> bool:
+        """Chatting with the demo model (a base model) or a quant of it."""
+        return any(is_demo_model(p) for p in (self.quant_path(), self.base_path()))
 
     def activated(self) -> None:
         self._pick_up_quant()
@@ -288,18 +312,25 @@ class VerifyPane(Pane):
         if params.seed is None and len(targets) > 1:  # the same seed for both: a fair comparison
             params.seed = int.from_bytes(os.urandom(4), "little")
         threads = self.bench.settings.threads or None
-        turn: dict[str, Any] = {"stats": {}, "keys": [k for k, _ in targets]}
+        turn: dict[str, Any] = {"stats": {}, "keys": [k for k, _ in targets], "text": text, "started": set()}
         self._turn = turn
-        for key, _ in targets:
-            self.views[key].add_user(text)
+        first = targets[0][0]
+        self._start_turn(first)
+        for key, _ in targets[1:]:  # its turn comes after the first reply: nothing is sent to it yet
+            self.views[key].set_waiting(f"Waiting for the {first}'s reply.")
         self.input.clear()
+        cut = self.is_demo()  # a base model: its reply ends where it writes the next turn
 
         def job(progress: ProgressCallback, cancel: CancelToken) -> dict[str, ChatStats]:
             for key, path in targets:
                 if cancel.cancelled:
                     break
+                if key != first:
+                    self.pieces.put(key, STARTED)
                 session = self._session(path, threads)
-                for piece in session.stream(text, params, stop=cancel):
+                pieces = (stream_to_boundary(session, text, params, stop=cancel) if cut
+                          else session.stream(text, params, stop=cancel))
+                for piece in pieces:
                     self.pieces.put(key, piece)
                 turn["stats"][key] = session.last_stats
             return turn["stats"]
@@ -308,7 +339,12 @@ class VerifyPane(Pane):
                          on_failed=lambda *_: self._reply_ended("failed: see the message"),
                          on_cancelled=lambda: self._reply_ended())
         self._update()
+        self.input.setFocus()
         return True
+
+    def _start_turn(self, key: str) -> None:
+        self.views[key].add_user(self._turn["text"])
+        self._turn["started"].add(key)
 
     def _session(self, path: Path, threads: int | None) -> ChatSession:
         """(Worker thread) the session for `path`, loaded on first use."""
@@ -320,18 +356,26 @@ class VerifyPane(Pane):
 
     def stop(self) -> None:
         self._chat.cancel()
+        self.input.setFocus()
 
     def _drain(self) -> None:
         for key, piece in self.pieces.take():
-            self.views[key].append(piece)
+            if piece == STARTED:
+                self._start_turn(key)
+            else:
+                self.views[key].append(piece)
 
     def _reply_ended(self, note: str = "") -> None:
         self._drain()
         stats: dict[str, ChatStats] = self._turn.get("stats", {})
         for key in self._turn.get("keys", []):
             st = stats.get(key)
+            if key not in self._turn.get("started", set()):
+                self.views[key].set_waiting("Not sent: the chat was stopped before its turn.")
+                continue
             self.views[key].finish(st, note if st is None and note else ("" if st else "not sent (stopped)"))
         self._update()
+        self.input.setFocus()  # the next message goes in the message box, never in a parameter box
         emit(self.reply_done, dict(stats))
 
     # -- evaluation ---------------------------------------------------------------------------------------
@@ -354,13 +398,7 @@ class VerifyPane(Pane):
         if self.file_radio.isChecked():
             p = Path(self.heldout_edit.text().strip())
             return p, p.name
-        from medcal_gui.dataset.variants import load_variants
-
-        variants = load_variants()
-        v = variants.get(self.bench.settings.variant) or next(iter(variants.values()))
-        layout = self.bench.settings.layout or "seed"
-        text, n = heldout_text(self.bench.records, v, layout)
-        return text, f"the last {n} of {len(self.bench.records)} narratives ({v.name}, {layout} layout)"
+        return heldout_split(self.bench.records, self.bench.settings.variant, self.bench.settings.layout)
 
     def evaluate(self, n_chunks: int | None = None) -> bool:
         """Score the quant against the base on the held-out text (`n_chunks` overrides the Chunks box)."""
@@ -377,7 +415,7 @@ class VerifyPane(Pane):
                             progress=progress, cancel=cancel)
 
         self._evaluating = True
-        self.eval_label.setText(f"Evaluating {quant.name} against {base.name} on {what}…")
+        self.results.started(f"Evaluating the quant against the base on {what}…")
         if not self.bench.start_job(job, "Evaluating", on_done=self._evaluated,
                                     on_failed=lambda *_: self._eval_ended("Evaluation failed."),
                                     on_cancelled=lambda: self._eval_ended("Evaluation cancelled.")):
@@ -388,19 +426,17 @@ class VerifyPane(Pane):
 
     def _job_progress(self, p: Progress) -> None:
         if self._evaluating and p.stage == "eval":
-            frac = f"{p.fraction * 100:.0f}% " if p.fraction is not None else ""
-            self.eval_label.setText(f"Evaluating: {frac}{p.message}")
+            self.results.progress(p)
 
     def _eval_ended(self, text: str) -> None:
         self._evaluating = False
-        self.eval_label.setText(text)
+        self.results.ended(text)
         self._update()
 
     def _evaluated(self, res: EvalResult) -> None:
         self.eval_result = res
         m = res.models[0]
-        self.figures.set_result(m)
-        self.chart.set_values(m.kld_values, m.kld_mean, m.kld_p99)
+        self.results.show_result(m, res.chunks)
         cached = " (base pass from the cache)" if res.base_from_cache else ""
         self._eval_ended(f"{m.name} against {res.base.name}: {res.chunks} chunks of {res.n_ctx} tokens{cached}."
                          + "".join(f"<br>ℹ {w}" for w in res.warnings))
@@ -419,11 +455,12 @@ class VerifyPane(Pane):
         for e in (self.quant_edit, self.base_edit):
             e.setEnabled(not busy)
         n = len(self.bench.records)
-        held = max(1, round(n * HELDOUT_FRACTION)) if n >= 2 else 0
+        held = held_out_count(n)
         seen = "" if self.bench.settings.get_bool("quantize/hold_out", True) else (
             " Step 3 calibrated on every record, so the quant has seen these.")
         self.split_label.setText(
-            f"<small>The last {held} of the {n} loaded narratives (20%), formatted like the calibration text: "
+            f"<small>The last {held} of the {n} loaded narratives ({held_out_percent()}%), formatted like the "
+            "calibration text: "
             f"the records step 3 keeps out of the importance matrix.{seen}</small>" if n >= 2
             else "<small>Load narratives in step 1, or choose a file.</small>")
         can_eval = bool(self.base_path() and self.quant_path()) and (
