@@ -154,7 +154,7 @@ def test_eval_command_prints_json_and_writes_the_plot(tiny_model: Path, tiny_q4:
 
     text = tmp_path / "held.txt"
     text.write_text(eval_text, encoding="utf-8")
-    png = tmp_path / "kld.png"
+    png = tmp_path / "kld.svg"
     rc = main(["eval", "--base", str(tiny_model), "--model", str(tiny_q4), "--model", str(tiny_model),
                "--text", str(text), "--ctx", str(N_CTX), "--chunks", "2", "--json", "--plot", str(png)])
     assert rc == 0
@@ -162,4 +162,27 @@ def test_eval_command_prints_json_and_writes_the_plot(tiny_model: Path, tiny_q4:
     assert [m["name"] for m in d["models"]] == [tiny_q4.name, tiny_model.name]
     assert d["models"][1]["kld_mean"] == 0.0 and d["models"][0]["kld_mean"] > 0
     assert d["tokens_scored"] == 2 * (N_CTX - 1 - N_CTX // 2)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = png.read_text(encoding="utf-8")
+    assert svg.startswith("<svg ") and svg.rstrip().endswith("</svg>")
+    assert f"{tiny_q4.name} (mean " in svg and "identical to the base: KLD 0" in svg
+    assert d["plot"] == str(png)
+
+
+@pytest.mark.parametrize("target", ["base", "text", "folder", "png"])
+def test_eval_plot_path_is_checked_before_the_work(tiny_model: Path, tiny_q4: Path, tmp_path: Path,
+                                                    target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from medcal_gui.cli import main
+
+    text = tmp_path / "held.txt"
+    text.write_text("the patient " * 400, encoding="utf-8")
+    (tmp_path / "figs.svg").mkdir()
+    plot = {"base": tiny_model, "text": text, "folder": tmp_path / "figs.svg", "png": tmp_path / "k.png"}[target]
+    before = tiny_model.read_bytes() if target == "base" else text.read_bytes()
+    rc = main(["eval", "--base", str(tiny_model), "--model", str(tiny_q4), "--text", str(text),
+               "--ctx", str(N_CTX), "--plot", str(plot)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert {"base": "same file as the input", "text": "same file as the input", "folder": "is a folder",
+            "png": "name it .svg"}[target] in err
+    assert (tiny_model.read_bytes() if target == "base" else text.read_bytes()) == before
+    assert "tokens scored" not in capsys.readouterr().out  # refused before the evaluation ran
