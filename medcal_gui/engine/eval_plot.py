@@ -54,7 +54,7 @@ def kld_histogram_svg(names: Sequence[str], kld_values: Sequence[np.ndarray], pp
     lo = max(float(pos.min()), 1e-7) if pos.size else 1e-7
     hi = max(float(pos.max()) if pos.size else 1.0, lo * 10)
     edges = np.geomspace(lo, hi, 41)
-    counts = [np.histogram(np.clip(v[v > 0], lo, hi), bins=edges)[0] for v in vals]
+    counts: list[np.ndarray] = [np.histogram(np.clip(v[v > 0], lo, hi), bins=edges)[0] for v in vals]
     cmax = max([int(c.max()) for c in counts if c.size] + [1])
     # left panel: histogram
     x0, x1, y0, y1 = 70.0, 700.0, 50.0, 400.0
@@ -71,18 +71,18 @@ def kld_histogram_svg(names: Sequence[str], kld_values: Sequence[np.ndarray], pp
         x = xp(10.0 ** e)
         body.append(f'<line x1="{x:.1f}" y1="{y1}" x2="{x:.1f}" y2="{y1 + 5}" stroke="black"/>')
         body.append(_t(x, y1 + 18, f"1e{e}", 10, "middle"))
-    for c in _nice_ticks(cmax):
-        y = yp(c)
+    for tick in _nice_ticks(cmax):
+        y = yp(tick)
         body.append(f'<line x1="{x0 - 5}" y1="{y:.1f}" x2="{x0}" y2="{y:.1f}" stroke="black"/>')
-        body.append(_t(x0 - 8, y + 4, f"{c:g}", 10, "end"))
+        body.append(_t(x0 - 8, y + 4, f"{tick:g}", 10, "end"))
     body.append(_t((x0 + x1) / 2, y1 + 38, "KL divergence per token (nats, log scale)", 11, "middle"))
     body.append(_t(18, (y0 + y1) / 2, "tokens", 11, "middle", f'transform="rotate(-90 18 {(y0 + y1) / 2})"'))
     body.append(_t((x0 + x1) / 2, y0 - 8, "KLD against the base", 12, "middle"))
-    for i, (name, v, c) in enumerate(zip(names, vals, counts, strict=True)):
+    for i, (name, v, hist) in enumerate(zip(names, vals, counts, strict=True)):
         color = COLORS[i % len(COLORS)]
         if (v > 0).any():
             pts = [f"{xp(edges[0]):.1f},{y1}"]
-            for j, n in enumerate(c):
+            for j, n in enumerate(hist.tolist()):
                 pts += [f"{xp(edges[j]):.1f},{yp(n):.1f}", f"{xp(edges[j + 1]):.1f},{yp(n):.1f}"]
             pts.append(f"{xp(edges[-1]):.1f},{y1}")
             body.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="{color}" stroke-width="1.5"/>')
