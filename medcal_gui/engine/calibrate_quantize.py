@@ -75,6 +75,11 @@ def output_names(out: Path) -> list[Path]:
     return [out, out.with_name(out.name + ".sha256"), out.with_name(out.name + ".manifest.json")]
 
 
+def quant_path_for(model: Path, qtype: str, folder: Path | None = None) -> Path:
+    """The quant's file name, the same in the GUI and the CLI: `<model stem>-<TYPE>.gguf`."""
+    return (folder if folder is not None else model.parent) / f"{model.stem}-{qtype}.gguf"
+
+
 def imatrix_path_for(out: Path) -> Path:
     return out.with_name(out.stem + ".imatrix.gguf")
 
