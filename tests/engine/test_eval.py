@@ -277,3 +277,34 @@ def test_cache_clear_command_empties_the_cache(tiny_model: Path, eval_text: str,
     assert "freed" in capsys.readouterr().out
     assert cache_usage().entries == 0 and not [p for p in eval_cache_dir().iterdir()
                                               if not p.name.startswith(TMP_PREFIX)]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real 256 KB file system (tmpfs), where this process may mount one (root on Linux); else skip."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True,
+                         text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.strip() or res.returncode}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_a_base_pass_that_cannot_fit_is_refused_before_it_starts(tiny_model: Path, eval_text: str,
+                                                                 small_disk: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcal_gui.errors import OutputError
+
+    monkeypatch.setenv("MEDCAL_EVAL_CACHE", str(small_disk / "eval"))
+    seen: list[Progress] = []
+    with pytest.raises(OutputError, match="Not enough free space .* for the evaluation cache"):
+        evaluate(tiny_model, [tiny_model], eval_text, n_ctx=N_CTX, n_chunks=3, use_cache=False,
+                 progress=seen.append)
+    assert not [p for p in seen if p.unit == "chunks" and p.done]  # no chunk was run
+    assert [p.name for p in (small_disk / "eval").iterdir()] == ["file_hashes.json"]  # no temporary folder
