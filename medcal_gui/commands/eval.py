@@ -79,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
             plot = plot_eval([m.name for m in res.models], [m.kld_values for m in res.models],
                              [m.ppl_ratio for m in res.models], args.plot,
                              title=f"{res.base.name} on {Path(res.text).name} (n_ctx {res.n_ctx})")
-        except MedcalError as exc:  # the figures stand without the plot: print them anyway
-            res.warnings.append(f"The plot was not written: {exc.message}")
+        except (MedcalError, OSError) as exc:  # the figures stand without the plot: print them anyway
+            why = exc.message if isinstance(exc, MedcalError) else (exc.strerror or str(exc))
+            res.warnings.append(f"The plot {args.plot} was not written ({why}).")
     if args.json:
         d = res.to_json()
         if plot is not None:

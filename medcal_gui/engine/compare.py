@@ -241,7 +241,8 @@ def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: S
             res.plot = plot_ranking([r.name for r in rows], [r.eval.kld_mean for r in rows],
                                     [r.eval.kld_p99 for r in rows], out_dir / PLOT_NAME,
                                     title=f"{qt.name} of {model.name}: KLD on {heldout.name}")
-        except MedcalError as exc:
-            res.warnings.append(f"The figure was not written: {exc.message}")
+        except (MedcalError, OSError) as exc:
+            why = exc.message if isinstance(exc, MedcalError) else (exc.strerror or str(exc))
+            res.warnings.append(f"The figure {PLOT_NAME} was not written ({why}); the tables were.")
         write_text_atomic(res.table_json, json.dumps(res.to_json(), indent=2, ensure_ascii=False) + "\n")
     return res

@@ -25,11 +25,12 @@ S is at most c = exp(floor) and they sum to r_b: T <= r_b (log c - min_i log p_m
 lower bound; `kld_trunc_bound` (per token, and its mean in the results) says how far above it the exact
 figure can be at worst. That worst case (the base's whole tail on the model's least likely tokens) is far
 from what happens: on the demo model the exact mean KLD is 0.26 % above the reported one while the bound
-is several times the KLD itself; it is a guarantee, not an estimate (bench/bench_eval_cache.py). With the same model on both sides every
-term is computed identically and the KLD is exactly 0. llama-perplexity drops the tail term altogether (and
-rounds log-probs to 2.4e-4); its figure differs from medcal's by that term. The log-probs are float32 rather
-than rounded to 16 bits because a rounding error of e in log p of the top token moves the KLD by about p*e,
-which would swamp the KLD of a near-lossless quant (1e-4).
+is several times the KLD itself; it is a guarantee, not an estimate (bench/bench_eval_cache.py).
+With the same model on both sides every term is computed identically and the KLD is exactly 0.
+llama-perplexity drops the tail term altogether (and rounds log-probs to 2.4e-4); its figure differs from
+medcal's by that term. The log-probs are float32 rather than rounded to 16 bits because a rounding error of
+e in log p of the top token moves the KLD by about p*e, which would swamp the KLD of a near-lossless quant
+(1e-4).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from medcal_gui.dataset.loader import load_dataset
 from medcal_gui.dataset.variants import get_variant
 from medcal_gui.engine.compare import NO_IMATRIX, compare_calibrations
 from medcal_gui.errors import InputError, OutputError
+from medcal_gui.jobs import Progress
 
 
 def split_samples(sample_file: Path, folder: Path) -> dict[str, Path]:
@@ -92,3 +93,21 @@ def test_outputs_are_checked_before_any_work(tiny_model: Path, tmp_path: Path) -
     with pytest.raises(OutputError, match="comparison.svg is a folder"):
         compare_calibrations(tiny_model, "Q4_0", held, [("a", cal)], out)
     assert sorted(p.name for p in out.iterdir()) == ["comparison.svg"]
+
+
+def test_results_are_written_even_when_the_figure_fails(tiny_model: Path, tmp_path: Path) -> None:
+    held, cal = tmp_path / "held.txt", tmp_path / "cal.txt"
+    held.write_text("the patient is well and walks home today " * 60, encoding="utf-8")
+    cal.write_text("the nurse checks the chart every morning " * 60, encoding="utf-8")
+    out = tmp_path / "o"
+
+    def progress(p: Progress) -> None:
+        if p.stage == "eval":  # after the up-front checks: something takes the figure's name meanwhile
+            (out / "comparison.svg").mkdir(exist_ok=True)
+
+    res = compare_calibrations(tiny_model, "Q4_0", held, [("a", cal)], out, n_ctx=64, imatrix_chunks=2,
+                               eval_chunks=2, threads=2, progress=progress)
+    assert res.plot is None and any("comparison.svg was not written" in w for w in res.warnings)
+    data = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    assert [r["name"] for r in data["rows"]] == ["a"] and data["plot"] is None
+    assert (out / "comparison.md").read_text(encoding="utf-8").startswith("| rank |")
