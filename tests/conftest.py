@@ -15,10 +15,12 @@ SAMPLES = REPO / "resources" / "samples"
 
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """User variants and settings go to a temp folder; the model cache stays shared across the session."""
+    """User variants and settings go to a temp folder; the model cache stays shared across runs, and the
+    evaluation cache is fresh for each test session (never base passes written by older code)."""
     home = tmp_path_factory.getbasetemp() / "medcal-home"
     monkeypatch.setenv("MEDCAL_HOME", str(home))
     monkeypatch.setenv("MEDCAL_CACHE", str(cache_root()))
+    monkeypatch.setenv("MEDCAL_EVAL_CACHE", str(tmp_path_factory.getbasetemp() / "eval-cache"))
 
 
 def cache_root() -> Path:

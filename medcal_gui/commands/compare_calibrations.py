@@ -16,8 +16,9 @@ DESCRIPTION = (
     "For each --calibration NAME=FILE: compute the importance matrix, quantize --model to --type with it, "
     "then score every quant against --model on the --heldout text (KL divergence, llama-perplexity's "
     "method) and rank them by mean KLD. Writes the imatrix and quant files, comparison.md, comparison.json "
-    "and comparison.png into -d OUTDIR. --include-no-imatrix adds a baseline without calibration text (a "
-    "uniform matrix for types llama.cpp refuses to make without one, such as IQ3_XXS)."
+    "and comparison.svg (a plain SVG figure, written after the tables) into -d OUTDIR. The held-out text "
+    "may not be, or be contained in, any calibration file. --include-no-imatrix adds a baseline without "
+    "calibration text (a uniform matrix for types llama.cpp refuses to make without one, such as IQ3_XXS)."
 )
 
 
@@ -43,7 +44,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", "-t", type=int, default=None, metavar="N", help="CPU threads (default: all)")
     p.add_argument("--no-parse-special", action="store_true",
                    help="treat special-token text like <start_of_turn> as plain text")
-    p.add_argument("--no-plot", action="store_true", help="do not write comparison.png")
+    p.add_argument("--no-plot", action="store_true", help="do not write comparison.svg")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from medcal_gui.commands._progress import TerminalProgress, sigint_cancels
+from medcal_gui.errors import MedcalError, OutputError
 from medcal_gui.jobs import CancelToken
 
 NAME = "eval"
@@ -32,8 +33,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-parse-special", action="store_true",
                    help="treat special-token text like <start_of_turn> as plain text (as llama-perplexity)")
     p.add_argument("--no-cache", action="store_true", help="run the base pass again (and refresh its cache)")
-    p.add_argument("--plot", type=Path, default=None, metavar="PNG",
-                   help="write a PNG: KLD histogram per model and the perplexity ratios")
+    p.add_argument("--plot", type=Path, default=None, metavar="SVG",
+                   help="write an SVG figure: KLD histogram per model and the perplexity ratios")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -57,23 +58,34 @@ def _table(res: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from medcal_gui.engine.evaluate import evaluate
+    from medcal_gui.fsutil import check_output_path
 
+    if args.plot is not None:
+        # checked before the work: never over an input, never a folder or a device
+        check_output_path(args.plot, [args.base, *args.model, args.text])
+        if args.plot.suffix.lower() != ".svg":
+            raise OutputError(f"--plot writes an SVG figure: name it .svg (got {args.plot}).")
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(CancelToken()) as token:
         res = evaluate(args.base, list(args.model), args.text, n_ctx=args.ctx, threads=args.threads,
                        parse_special=not args.no_parse_special, n_chunks=args.chunks,
                        use_cache=not args.no_cache, progress=bar, cancel=token)
     bar.close()
+    plot = None
     if args.plot is not None:
         from medcal_gui.engine.eval_plot import plot_eval
 
-        plot_eval([m.name for m in res.models], [m.kld_values for m in res.models],
-                  [m.ppl_ratio for m in res.models], args.plot,
-                  title=f"{res.base.name} on {Path(res.text).name} (n_ctx {res.n_ctx})")
+        try:
+            plot = plot_eval([m.name for m in res.models], [m.kld_values for m in res.models],
+                             [m.ppl_ratio for m in res.models], args.plot,
+                             title=f"{res.base.name} on {Path(res.text).name} (n_ctx {res.n_ctx})")
+        except (MedcalError, OSError) as exc:  # the figures stand without the plot: print them anyway
+            why = exc.message if isinstance(exc, MedcalError) else (exc.strerror or str(exc))
+            res.warnings.append(f"The plot {args.plot} was not written ({why}).")
     if args.json:
         d = res.to_json()
-        if args.plot is not None:
-            d["plot"] = str(args.plot)
+        if plot is not None:
+            d["plot"] = str(plot)
         print(json.dumps(d, indent=2, ensure_ascii=False))
         return 0
     src = "read from the cache" if res.base_from_cache else f"{res.base_seconds:.1f} s"
@@ -82,6 +94,6 @@ def run(args: argparse.Namespace) -> int:
     print(_table(res))
     for w in res.warnings:
         print(f"warning: {w}")
-    if args.plot is not None:
-        print(f"wrote {args.plot}")
+    if plot is not None:
+        print(f"wrote {plot}")
     return 0

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from medcal_gui.dataset.formatting import format_dataset
@@ -21,7 +21,8 @@ from medcal_gui.dataset.variants import Variant
 from medcal_gui.engine.imatrix import ImatrixResult, compute_imatrix
 from medcal_gui.engine.quant_types import get_quant_type
 from medcal_gui.engine.quantize import QuantizeResult, quantize_model
-from medcal_gui.errors import Cancelled, InputError
+from medcal_gui.errors import Cancelled, InputError, MedcalError
+from medcal_gui.fsutil import TMP_PREFIX, check_output_path
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
 
 HELDOUT_FRACTION = 0.2
@@ -74,6 +75,11 @@ def output_names(out: Path) -> list[Path]:
     return [out, out.with_name(out.name + ".sha256"), out.with_name(out.name + ".manifest.json")]
 
 
+def quant_path_for(model: Path, qtype: str, folder: Path | None = None) -> Path:
+    """The quant's file name, the same in the GUI and the CLI: `<model stem>-<TYPE>.gguf`."""
+    return (folder if folder is not None else model.parent) / f"{model.stem}-{qtype}.gguf"
+
+
 def imatrix_path_for(out: Path) -> Path:
     return out.with_name(out.stem + ".imatrix.gguf")
 
@@ -95,22 +101,82 @@ class RunPlan:
 
 
 @dataclass
+class RunOutcome:
+    """What a run left on disk: the complete files it wrote, the partial ones it removed, and the outputs of
+    an earlier run into the same names that it left as they were."""
+
+    kept: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    untouched: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = []
+        if self.kept:
+            parts.append("kept what this run finished: " + ", ".join(p.name for p in self.kept))
+        else:
+            parts.append("this run wrote no file")
+        if self.removed:
+            parts.append("removed its partial files: " + ", ".join(p.name for p in self.removed))
+        if self.untouched:
+            parts.append("earlier files left as they were: " + ", ".join(p.name for p in self.untouched))
+        return "; ".join(parts) + "."
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {k: [str(p) for p in getattr(self, k)] for k in ("kept", "removed", "untouched")}
+
+
+class RunCancelled(Cancelled):
+    """A cancelled run, with what it kept (a finished importance matrix survives a cancel during quantize)."""
+
+    def __init__(self, outcome: RunOutcome, stage: str) -> None:
+        super().__init__(f"Cancelled during {stage}: {outcome.summary()}")
+        self.outcome = outcome
+        self.stage = stage
+
+
+@dataclass
 class RunResult:
     plan: RunPlan
     imatrix: ImatrixResult | None
     imatrix_path: Path | None
     quant: QuantizeResult
+    outcome: RunOutcome = field(default_factory=RunOutcome)
+
+
+def planned_outputs(plan: RunPlan) -> list[Path]:
+    """Every file the run would write: the quant and its sidecars, and the imatrix when it computes one."""
+    return output_names(plan.out) + ([imatrix_path_for(plan.out)] if plan.computes_imatrix() else [])
+
+
+def existing_outputs(plan: RunPlan) -> list[Path]:
+    """The files of an earlier run the run would replace (the GUI asks before replacing them)."""
+    return [p for p in planned_outputs(plan) if p.exists()]
+
+
+def _partials(folder: Path) -> set[Path]:
+    try:
+        return set(folder.glob(TMP_PREFIX + "*"))
+    except OSError:
+        return set()
 
 
 def run_quantize(plan: RunPlan, progress: ProgressCallback, cancel: CancelToken) -> RunResult:
     """Importance matrix (when the plan computes one), then quantize, as one job.
 
-    A cancel or a failure at any point removes what this run wrote: the imatrix file, the quant and its
-    sidecars (the engine already removes its own temporary files).
+    Each output is written beside its final name and renamed over it only when complete, so a failure or a
+    cancel never removes or damages the files of an earlier run. A finished importance matrix is kept when
+    the quantize step after it is cancelled or fails (it cost the most); the `RunCancelled` raised then, and
+    `outcome` on any other error, say what was kept and what was left as it was.
     """
-    written: list[Path] = []
+    inputs = [plan.model] + ([plan.imatrix_file] if plan.imatrix_file else [])
+    for p in planned_outputs(plan):
+        check_output_path(p, inputs)
+    earlier = existing_outputs(plan)
+    before = _partials(plan.out.parent)
+    outcome = RunOutcome()
     imat: ImatrixResult | None = None
     imatrix_path: Path | None = plan.imatrix_file if plan.imatrix_mode == "file" else None
+    stage = "imatrix"
     try:
         if plan.computes_imatrix():
             assert plan.calibration is not None
@@ -122,10 +188,11 @@ def run_quantize(plan: RunPlan, progress: ProgressCallback, cancel: CancelToken)
             cancel.check()
             imatrix_path = imatrix_path_for(plan.out)
             imat.data.save(imatrix_path)
-            written.append(imatrix_path)
+            outcome.kept.append(imatrix_path)
             imat.out = imatrix_path
         elif plan.imatrix_mode == "compute":
             progress(Progress("imatrix", 0, 0, message=f"skipped: {plan.qtype} ignores the importance matrix"))
+        stage = "quantize"
         provenance: dict[str, object] = {}
         if plan.calibration is not None and imat is not None:
             provenance = {"calibration.sha256": plan.calibration.sha256,
@@ -134,15 +201,21 @@ def run_quantize(plan: RunPlan, progress: ProgressCallback, cancel: CancelToken)
                           "calibration.records": plan.calibration.records}
         quant = quantize_model(plan.model, plan.out, plan.qtype, imatrix=imatrix_path, threads=plan.threads,
                                provenance=provenance, progress=progress, cancel=cancel)
-        written += output_names(plan.out)
-        # A cancel that arrives now would drop the result: leave nothing behind for a run said cancelled.
-        cancel.check()
-    except BaseException:
-        for p in written:
+        # Complete: a cancel that arrives now is too late to undo anything, and nothing needs undoing.
+        outcome.kept += output_names(plan.out)
+    except BaseException as exc:
+        for p in _partials(plan.out.parent) - before:  # the engine removes its own; make sure
             with contextlib.suppress(OSError):
                 p.unlink()
+                outcome.removed.append(p)
+        outcome.untouched = [p for p in earlier if p not in outcome.kept]
+        if isinstance(exc, Cancelled):
+            raise RunCancelled(outcome, stage) from exc
+        if isinstance(exc, MedcalError):
+            exc.outcome = outcome  # type: ignore[attr-defined]
         raise
-    return RunResult(plan, imat, imatrix_path, quant)
+    outcome.untouched = [p for p in earlier if p not in outcome.kept]
+    return RunResult(plan, imat, imatrix_path, quant, outcome)
 
 
 class _DropThread(logging.Filter):

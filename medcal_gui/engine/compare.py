@@ -24,13 +24,14 @@ import numpy as np
 from medcal_gui.engine.evaluate import EvalResult, ModelEval, evaluate
 from medcal_gui.engine.imatrix_io import ImatrixData, ImatrixEntry
 from medcal_gui.engine.quant_types import get_quant_type
-from medcal_gui.errors import InputError
-from medcal_gui.fsutil import ensure_dir, refuse_input_overwrite, write_text_atomic
+from medcal_gui.errors import InputError, MedcalError
+from medcal_gui.fsutil import check_output_path, ensure_dir, same_file, write_text_atomic
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
 
 NO_IMATRIX = "no-imatrix"
+PLOT_NAME = "comparison.svg"
 
 
 @dataclass
@@ -109,6 +110,37 @@ def markdown_table(res: CompareResult) -> str:
     return head + "\n".join(lines) + "\n" + foot
 
 
+def check_heldout_unseen(heldout: Path, calibrations: Sequence[tuple[str, Path]]) -> None:
+    """Refuse a calibration file that is the held-out file, or whose content equals or contains its text:
+    a quant scored on text its calibration saw would look better than it is."""
+    held = Path(heldout).read_bytes().strip()
+    for name, cal in calibrations:
+        cal = Path(cal)
+        if same_file(cal, heldout):
+            raise InputError(f"The held-out text {heldout} is also the calibration file {name}={cal}: a held-out "
+                             "text must be text the calibration never saw. Choose another held-out file.")
+        if held and held in cal.read_bytes():
+            raise InputError(f"The calibration file {name}={cal} contains the whole held-out text {heldout}: "
+                             "a held-out text must be text the calibration never saw. Remove it from the "
+                             "calibration text or hold out other records.")
+
+
+def planned_outputs(out_dir: Path, qtype: str, names: Sequence[str], include_no_imatrix: bool,
+                    plot: bool) -> list[Path]:
+    """Every file compare_calibrations writes into `out_dir` (checked before any work starts)."""
+    out: list[Path] = []
+    quant_names = [f"{_safe_name(n)}-{qtype}.gguf" for n in names]
+    out += [out_dir / f"{_safe_name(n)}.imatrix.gguf" for n in names]
+    if include_no_imatrix:
+        quant_names.append(f"{NO_IMATRIX}-{qtype}.gguf")
+    for q in quant_names:
+        out += [out_dir / q, out_dir / (q + ".sha256"), out_dir / (q + ".manifest.json")]
+    out += [out_dir / "comparison.md", out_dir / "comparison.json"]
+    if plot:
+        out.append(out_dir / PLOT_NAME)
+    return out
+
+
 def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: Sequence[tuple[str, Path]],
                          out_dir: Path, *, include_no_imatrix: bool = False, n_ctx: int = 512,
                          imatrix_chunks: int | None = None, eval_chunks: int | None = None,
@@ -118,7 +150,7 @@ def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: S
     """Quantize `model` to `qtype` once per calibration file (NAME, FILE) and rank the quants on `heldout`.
 
     Writes into `out_dir`: `<name>.imatrix.gguf`, `<name>-<qtype>.gguf` per candidate, `comparison.md`,
-    `comparison.json` and `comparison.png`.
+    `comparison.json` (results first) and `comparison.svg`.
     """
     from medcal_gui.engine.imatrix import compute_imatrix
     from medcal_gui.engine.quantize import quantize_model
@@ -135,9 +167,10 @@ def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: S
     for p in (model, heldout, *(f for _, f in calibrations)):
         if not Path(p).is_file():
             raise InputError(f"The file {p} does not exist.")
-        if Path(p).resolve() == heldout.resolve() and p != heldout:
-            raise InputError(f"The held-out text {heldout} is also a calibration file: a held-out text must be "
-                             "text the calibration never saw.")
+    check_heldout_unseen(heldout, calibrations)
+    inputs = [model, heldout, *(Path(f) for _, f in calibrations)]
+    for out in planned_outputs(out_dir, qt.name, names, include_no_imatrix, plot):
+        check_output_path(out, inputs)
     ensure_dir(out_dir)
     warnings: list[str] = []
     staged: list[tuple[str, str | None, str, Path, int]] = []
@@ -155,8 +188,6 @@ def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: S
         safe = _safe_name(name)
         imx = out_dir / f"{safe}.imatrix.gguf"
         quant = out_dir / f"{safe}-{qt.name}.gguf"
-        refuse_input_overwrite(imx, [model, heldout, Path(cal)])
-        refuse_input_overwrite(quant, [model, heldout, Path(cal)])
         ires = compute_imatrix(model, [Path(cal)], n_ctx=n_ctx, n_chunks=imatrix_chunks, threads=threads,
                                parse_special=parse_special, out=imx, progress=prefix(f"{name} imatrix"),
                                cancel=cancel)
@@ -169,7 +200,6 @@ def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: S
     if include_no_imatrix:
         cancel.check()
         quant = out_dir / f"{NO_IMATRIX}-{qt.name}.gguf"
-        refuse_input_overwrite(quant, [model, heldout])
         kind = "none"
         try:
             quantize_model(model, quant, qt.name, imatrix=None, threads=threads,
@@ -198,15 +228,21 @@ def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: S
     rows.sort(key=lambda r: r.eval.kld_mean)
     res = CompareResult(model=model, qtype=qt.name, heldout=heldout, n_ctx=n_ctx, rows=rows, evaluation=ev,
                         seconds=time.monotonic() - t0, warnings=warnings + ev.warnings)
+    # Results first: the tables are written before any figure, so a plot that fails loses nothing.
     res.table_md = out_dir / "comparison.md"
     write_text_atomic(res.table_md, markdown_table(res))
-    if plot:
-        from medcal_gui.engine.eval_plot import plot_ranking
-
-        res.plot = plot_ranking([r.name for r in rows], [r.eval.kld_mean for r in rows],
-                                [r.eval.kld_p99 for r in rows], out_dir / "comparison.png",
-                                title=f"{qt.name} of {model.name}: KLD on {heldout.name}")
     res.table_json = out_dir / "comparison.json"
     res.seconds = time.monotonic() - t0
     write_text_atomic(res.table_json, json.dumps(res.to_json(), indent=2, ensure_ascii=False) + "\n")
+    if plot:
+        from medcal_gui.engine.eval_plot import plot_ranking
+
+        try:
+            res.plot = plot_ranking([r.name for r in rows], [r.eval.kld_mean for r in rows],
+                                    [r.eval.kld_p99 for r in rows], out_dir / PLOT_NAME,
+                                    title=f"{qt.name} of {model.name}: KLD on {heldout.name}")
+        except (MedcalError, OSError) as exc:
+            why = exc.message if isinstance(exc, MedcalError) else (exc.strerror or str(exc))
+            res.warnings.append(f"The figure {PLOT_NAME} was not written ({why}); the tables were.")
+        write_text_atomic(res.table_json, json.dumps(res.to_json(), indent=2, ensure_ascii=False) + "\n")
     return res

@@ -2,12 +2,17 @@
 
 An entry is a folder `<user cache>/eval/<key>/` named by a digest of what determines the base's output:
 the base file's sha256, the text's sha256, n_ctx, whether special tokens were parsed, the chunk limit, the
-cutoff and this format's version. It holds `meta.json`, `tokens.npy` (the evaluated tokens), `rows.npz`
-(per scored position: correct-token log-prob, top token, tail mass, kept count) and the kept entries as raw
-`ids.i32` / `lps.f32`, which are appended chunk by chunk while the base runs and memory-mapped when read.
-A folder is written under a temporary name and renamed when complete: a cancelled base pass leaves nothing.
+cutoff, the cap on kept entries and this format's version. It holds `meta.json`, `tokens.npy` (the evaluated
+tokens), `rows.npz` (per scored position: correct-token log-prob, top token, tail mass, kept count, floor) and
+the kept entries as raw `ids.i32` / `lps.f32`, which are appended chunk by chunk while the base runs and
+memory-mapped when read: at most `eval_math.max_bytes_per_token()` (62.5 KB) per scored token, whatever the
+vocabulary, and the free space for that is checked before the base pass starts.
+A folder is written under a temporary name (with the writer's process id) and renamed when complete: a
+cancelled base pass leaves nothing, and the folders of runs that were killed are pruned by the next one.
 The file hashes are remembered by (path, size, mtime) so a 500 MB base is not re-hashed on every run.
-Old entries are pruned past `MEDCAL_EVAL_CACHE_MB` (default 4096 MB), least recently used first.
+Old entries are pruned past `MEDCAL_EVAL_CACHE_MB` (default 4096 MB), least recently used first; the folder
+is `MEDCAL_EVAL_CACHE` when set, else `eval/` in the user cache. `clear_cache` (`medcal cache --clear`, the
+GUI's menu) empties it.
 """
 
 from __future__ import annotations
@@ -26,18 +31,21 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from medcal_gui.engine.eval_math import BaseRows
-from medcal_gui.fsutil import TMP_PREFIX, ensure_dir, sha256_file
+from medcal_gui.engine.eval_math import MAX_KEPT, BaseRows, max_bytes_per_token
+from medcal_gui.errors import OutputError
+from medcal_gui.fsutil import TMP_PREFIX, check_free_space, ensure_dir, sha256_file
 from medcal_gui.resources import user_cache_dir
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 _HASHES = "file_hashes.json"
+_ORPHAN_AGE_S = 24 * 3600  # a temporary entry with no process id is an orphan after a day
 
 
 def eval_cache_dir() -> Path:
-    return user_cache_dir() / "eval"
+    override = os.environ.get("MEDCAL_EVAL_CACHE")
+    return Path(override) if override else user_cache_dir() / "eval"
 
 
 def file_sha256(path: Path) -> str:
@@ -77,6 +85,7 @@ class BaseKey:
     parse_special: bool
     n_chunks: int | None
     cutoff: float
+    max_kept: int = MAX_KEPT
 
     def digest(self) -> str:
         raw = json.dumps({"format": FORMAT, **asdict(self)}, sort_keys=True)
@@ -93,7 +102,8 @@ class BaseCache:
             raise ValueError(f"cache format {self.meta.get('format')} is not {FORMAT}")
         self.tokens: np.ndarray = np.load(folder / "tokens.npy")
         with np.load(folder / "rows.npz") as z:
-            self.tgt_lp, self.top, self.tail, self.counts = (z["tgt_lp"], z["top"], z["tail"], z["counts"])
+            self.tgt_lp, self.top, self.tail, self.counts, self.floor = (
+                z["tgt_lp"], z["top"], z["tail"], z["counts"], z["floor"])
         n_entries = int(self.counts.sum(dtype=np.int64))
         self.ids: np.ndarray = _memmap(folder / "ids.i32", np.int32, n_entries)
         self.lps: np.ndarray = _memmap(folder / "lps.f32", np.float32, n_entries)
@@ -105,7 +115,7 @@ class BaseCache:
         a, b = i * self.rows_per_chunk, (i + 1) * self.rows_per_chunk
         lo, hi = int(self.offsets[a]), int(self.offsets[b])
         return BaseRows(self.tgt_lp[a:b], self.top[a:b], self.tail[a:b], self.counts[a:b],
-                        np.asarray(self.ids[lo:hi]), np.asarray(self.lps[lo:hi]))
+                        np.asarray(self.ids[lo:hi]), np.asarray(self.lps[lo:hi]), self.floor[a:b])
 
     def touch(self) -> None:
         with contextlib.suppress(OSError):
@@ -132,6 +142,12 @@ def open_cached(key: BaseKey) -> BaseCache | None:
     return cache
 
 
+def _disk_full(root: Path, exc: OSError) -> OutputError:
+    return OutputError(f"The disk holding the evaluation cache {root} is full ({exc.strerror or exc}). Free "
+                       "some space, clear the cache (`medcal cache --clear`) or set MEDCAL_EVAL_CACHE to a "
+                       "folder on another disk.")
+
+
 class BaseCacheWriter:
     """Streams a base pass into a temporary folder; `commit` renames it into place, `discard` removes it."""
 
@@ -140,29 +156,47 @@ class BaseCacheWriter:
         self.key = key
         root = eval_cache_dir()
         ensure_dir(root)
-        self.tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
-        np.save(self.tmp / "tokens.npy", np.asarray(tokens, dtype=np.int32))
-        self._ids: BinaryIO = open(self.tmp / "ids.i32", "wb")  # noqa: SIM115 - closed in commit/discard
-        self._lps: BinaryIO = open(self.tmp / "lps.f32", "wb")  # noqa: SIM115
+        prune_orphans()
+        n_vocab = int(meta.get("n_vocab", key.max_kept))
+        needed = n_chunks * rows_per_chunk * max_bytes_per_token(min(key.max_kept, n_vocab)) + 4 * len(tokens)
+        check_free_space(root, needed, "the evaluation cache (the base pass)")
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=root))
+        self._ids: BinaryIO | None = None
+        self._lps: BinaryIO | None = None
+        try:
+            np.save(self.tmp / "tokens.npy", np.asarray(tokens, dtype=np.int32))
+            self._ids = open(self.tmp / "ids.i32", "wb")  # noqa: SIM115 - closed in commit/discard
+            self._lps = open(self.tmp / "lps.f32", "wb")  # noqa: SIM115
+        except OSError as exc:
+            self.discard()
+            raise _disk_full(root, exc) from None
         self._small: list[BaseRows] = []
         self.meta = {"format": FORMAT, **asdict(key), "rows_per_chunk": rows_per_chunk,
                      "n_chunks": n_chunks, **meta}
 
     def add(self, rows: BaseRows) -> None:
-        self._ids.write(np.ascontiguousarray(rows.ids, dtype=np.int32).tobytes())
-        self._lps.write(np.ascontiguousarray(rows.lps, dtype=np.float32).tobytes())
+        assert self._ids is not None and self._lps is not None
+        try:
+            self._ids.write(np.ascontiguousarray(rows.ids, dtype=np.int32).tobytes())
+            self._lps.write(np.ascontiguousarray(rows.lps, dtype=np.float32).tobytes())
+        except OSError as exc:
+            raise _disk_full(eval_cache_dir(), exc) from None
         self._small.append(BaseRows(rows.tgt_lp, rows.top, rows.tail, rows.counts,
-                                    np.empty(0, np.int32), np.empty(0, np.float32)))
+                                    np.empty(0, np.int32), np.empty(0, np.float32), rows.floor))
 
     def commit(self, extra_meta: dict[str, Any]) -> BaseCache:
-        self._ids.close()
-        self._lps.close()
         s = self._small
-        np.savez(self.tmp / "rows.npz", tgt_lp=np.concatenate([r.tgt_lp for r in s]),
-                 top=np.concatenate([r.top for r in s]), tail=np.concatenate([r.tail for r in s]),
-                 counts=np.concatenate([r.counts for r in s]))
-        self.meta.update(extra_meta, created=time.time())
-        (self.tmp / "meta.json").write_text(json.dumps(self.meta, indent=1), encoding="utf-8")
+        try:
+            for fh in (self._ids, self._lps):
+                if fh is not None:
+                    fh.close()
+            np.savez(self.tmp / "rows.npz", tgt_lp=np.concatenate([r.tgt_lp for r in s]),
+                     top=np.concatenate([r.top for r in s]), tail=np.concatenate([r.tail for r in s]),
+                     counts=np.concatenate([r.counts for r in s]), floor=np.concatenate([r.floor for r in s]))
+            self.meta.update(extra_meta, created=time.time())
+            (self.tmp / "meta.json").write_text(json.dumps(self.meta, indent=1), encoding="utf-8")
+        except OSError as exc:
+            raise _disk_full(eval_cache_dir(), exc) from None
         final = eval_cache_dir() / self.key.digest()
         try:
             os.rename(self.tmp, final)
@@ -179,7 +213,8 @@ class BaseCacheWriter:
     def discard(self) -> None:
         for fh in (self._ids, self._lps):
             with contextlib.suppress(OSError):
-                fh.close()
+                if fh is not None:
+                    fh.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -214,13 +249,79 @@ def prune(keep: Path | None = None, limit: int | None = None) -> None:
         total -= size
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but belongs to someone else
+    return True
+
+
+def _writer_pid(name: str) -> int | None:
+    head = name[len(TMP_PREFIX):].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def prune_orphans(now: float | None = None) -> list[Path]:
+    """Remove the temporary folders and files of runs that were killed (their process is gone, or, with no
+    process id in the name, they are over a day old). Returns what was removed."""
+    root = eval_cache_dir()
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    for p in root.glob(TMP_PREFIX + "*") if root.is_dir() else []:
+        pid = _writer_pid(p.name)
+        try:
+            orphan = (not _pid_alive(pid)) if pid is not None else now - p.stat().st_mtime > _ORPHAN_AGE_S
+        except OSError:
+            continue
+        if pid == os.getpid() or not orphan:
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        removed.append(p)
+    if removed:
+        log.info("removed %d temporary evaluation cache folder(s) left by killed runs", len(removed))
+    return removed
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    folder: Path
+    entries: int
+    bytes: int
+
+
+def cache_usage() -> CacheUsage:
+    """How many complete entries the evaluation cache holds and their size on disk."""
+    root = eval_cache_dir()
+    n = size = 0
+    for d in root.iterdir() if root.is_dir() else []:
+        if d.is_dir() and (d / "meta.json").is_file():
+            n += 1
+            with contextlib.suppress(OSError):
+                size += _entry_bytes(d)
+    return CacheUsage(root, n, size)
+
+
 def clear_cache() -> int:
-    """Remove every evaluation cache entry; returns the bytes freed."""
+    """Remove every evaluation cache entry, the remembered file hashes and the folders of killed runs
+    (never a folder a running evaluation is writing); returns the bytes freed. The GUI's menu calls this."""
     root = eval_cache_dir()
     freed = 0
+    prune_orphans(now=float("inf"))
     for d in root.iterdir() if root.is_dir() else []:
+        if d.name.startswith(TMP_PREFIX):
+            continue  # a live writer's (orphans went above)
+        with contextlib.suppress(OSError):
+            freed += _entry_bytes(d) if d.is_dir() else d.stat().st_size
         if d.is_dir():
-            with contextlib.suppress(OSError):
-                freed += _entry_bytes(d)
             shutil.rmtree(d, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                d.unlink()
     return freed

@@ -217,7 +217,7 @@ def _run_model(path: Path, cache: BaseCache, n_ctx: int, threads: int, pacer: _P
             pacer.chunk(meter, i, path.name, {"kld": ksum / ((i + 1) * em.n_scored)})
         seconds = meter.elapsed()
     all_rows = ModelRows(*(np.concatenate([getattr(p, f) for p in parts])
-                           for f in ("kld", "nll", "nll_base", "same_top", "p_diff")))
+                           for f in ("kld", "nll", "nll_base", "same_top", "p_diff", "kld_bound")))
     s = summarize(all_rows)
     n_tok = cache.n_chunks * n_ctx
     return ModelEval(model=path, name=path.name, **s.__dict__, seconds=seconds,
