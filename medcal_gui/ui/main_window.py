@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from medcal_gui import __version__
 from medcal_gui.jobs import Progress
 from medcal_gui.progress_text import describe
+from medcal_gui.ui import dialogs
 from medcal_gui.ui.dialogs import ask_yes_no, confirm_cancel
 from medcal_gui.ui.guide import GuideWindow
 from medcal_gui.ui.log_dock import LogDock
@@ -197,6 +198,9 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         file.addAction(self._action("&Export…", self.export, ["Ctrl+E"]))
         file.addSeparator()
+        self.clear_cache_action = self._action("Clear the evaluation &cache…", self.clear_eval_cache)
+        file.addAction(self.clear_cache_action)
+        file.addSeparator()
         file.addAction(self._action("&Quit", self.close, ["Ctrl+Q"]))
 
         view = mb.addMenu("&View")
@@ -312,6 +316,21 @@ class MainWindow(QMainWindow):
         self._guide.show()
         self._guide.raise_()
         return self._guide
+
+    def clear_eval_cache(self) -> None:
+        """File > Clear the evaluation cache: the base passes kept for evaluations, after asking."""
+        from medcal_gui.engine.eval_cache import cache_usage, clear_cache
+
+        usage = cache_usage()
+        if usage.entries == 0:
+            self.statusBar().showMessage(f"The evaluation cache is empty ({usage.folder}).", 8000)
+            return
+        if not dialogs.ask_yes_no(self, "Clear the evaluation cache?",
+                                  f"Remove {usage.entries} saved base-model pass(es), {usage.bytes / 1e6:.1f} MB in "
+                                  f"{usage.folder}? They are computed again the next time an evaluation needs them."):
+            return
+        freed = clear_cache()
+        self.statusBar().showMessage(f"Evaluation cache cleared: {freed / 1e6:.1f} MB freed.", 8000)
 
     def about(self) -> None:
         QMessageBox.about(self, "About medcal", about_text())

@@ -219,3 +219,23 @@ def test_guide_pictures_fit_the_guide_window(qtbot) -> None:  # type: ignore[no-
         block = block.next()
     shown = guide_markdown(guide_path()).count("![")
     assert shown > 0 and len(widths) == shown and all(w == IMAGE_WIDTH for w in widths)
+
+
+def test_file_menu_clears_the_evaluation_cache_after_asking(window, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from medcal_gui.engine.eval_cache import eval_cache_dir
+    from medcal_gui.ui import dialogs
+
+    entry = eval_cache_dir() / "0123abcd"
+    entry.mkdir(parents=True, exist_ok=True)
+    (entry / "meta.json").write_text("{}", encoding="utf-8")
+    (entry / "logprobs.bin").write_bytes(b"\0" * 200_000)
+    asked: list[str] = []
+    monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, text: asked.append(text) or False)
+    window.clear_cache_action.trigger()
+    assert entry.is_dir() and len(asked) == 1 and "1 saved base-model pass(es), 0.2 MB" in asked[0]  # No keeps it
+    monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, text: True)
+    window.clear_cache_action.trigger()
+    assert not entry.exists()
+    assert "0.2 MB freed" in window.statusBar().currentMessage()
+    window.clear_cache_action.trigger()
+    assert "The evaluation cache is empty" in window.statusBar().currentMessage()
