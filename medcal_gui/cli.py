@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import logging
 import multiprocessing
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -70,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"medcal {name}: cancelled", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `medcal validate FILE | head`: the reader left; say nothing more and let nothing flush into the pipe
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

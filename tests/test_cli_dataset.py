@@ -174,3 +174,21 @@ def test_cli_phrases_each_option_hint_with_its_flag():
     exc = DataError("no header.", "a.txt", 3, hint=OptionHint("split", "paragraphs"))
     assert (exc.message, exc.hint.option, exc.hint.value) == ("a.txt, line 3: no header.", "split", "paragraphs")
     assert cli_message(exc) == "a.txt, line 3: no header. Use --split paragraphs."
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`medcal validate FILE --json | head -c 1`: no BrokenPipeError traceback when the reader leaves."""
+    import subprocess
+    import sys
+
+    # 3,000 records with a phone number each: the JSON (about 0.5 MB of PHI warnings) outgrows the pipe's buffer
+    src = tmp_path / "many.txt"
+    src.write_text("\n".join(f"Below is a adult topic:\n\nSeen today, phone 555-{1000 + i}, heart rate 72 bpm.\n"
+                             for i in range(3000)), encoding="utf-8")
+    out = tmp_path / "calib.txt"
+    subprocess.run([sys.executable, "-m", "medcal_gui", "format", str(src), "-o", str(out)], check=True,
+                   capture_output=True)
+    cmd = f"{sys.executable} -m medcal_gui validate {out} --json | head -c 1"
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert proc.stdout == "{"
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
