@@ -8,7 +8,6 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QDockWidget, QPlainTextEdit, QWidget
 
-from medcal_gui.ui.qtcompat import emit
 
 LOGGER_NAME = "medcal_gui"  # core, engine and llama.cpp ("medcal_gui.llama") all log below this
 MAX_LINES = 5000
@@ -28,7 +27,7 @@ class QtLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            emit(self.emitter.line, self.format(record), record.levelno)
+            self.emitter.line.emit(self.format(record), record.levelno)
         except RuntimeError:
             pass  # the view is gone (window closed): drop the line rather than raise inside logging
         except Exception:  # noqa: BLE001

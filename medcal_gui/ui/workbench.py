@@ -18,7 +18,6 @@ from medcal_gui.dataset.loader import Dataset, LoadOptions
 from medcal_gui.dataset.records import Record
 from medcal_gui.errors import MedcalError
 from medcal_gui.ui import error_dialog
-from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.settings import Settings
 from medcal_gui.ui.workers import JobFn, JobRunner
 
@@ -86,9 +85,9 @@ class Workbench(QObject):
         ids = {r.id for r in loaded.dataset.records}
         if self.selected_record_id not in ids:
             self.selected_record_id = loaded.dataset.records[0].id if loaded.dataset.records else None
-        emit(self.dataset_changed, loaded)
+        self.dataset_changed.emit(loaded)
         if self.selected_record_id:
-            emit(self.record_selected, self.selected_record_id)
+            self.record_selected.emit(self.selected_record_id)
 
     def record(self, record_id: str | None) -> Record | None:
         return next((r for r in self.records if r.id == record_id), None) if record_id else None
@@ -96,13 +95,13 @@ class Workbench(QObject):
     def select_record(self, record_id: str) -> None:
         if record_id != self.selected_record_id:
             self.selected_record_id = record_id
-            emit(self.record_selected, record_id)
+            self.record_selected.emit(record_id)
 
     # -- steps --------------------------------------------------------------------------------------------
     def set_step_done(self, key: str, done: bool) -> None:
         if self._done.get(key) != done:
             self._done[key] = done
-            emit(self.step_done_changed, key, done)
+            self.step_done_changed.emit(key, done)
 
     def is_step_done(self, key: str) -> bool:
         return self._done.get(key, False)

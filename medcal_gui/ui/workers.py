@@ -17,7 +17,6 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from medcal_gui.errors import Cancelled
 from medcal_gui.jobs import CancelToken, Progress
-from medcal_gui.ui.qtcompat import emit
 
 LOG = logging.getLogger(__name__)
 
@@ -47,13 +46,13 @@ class _JobThread(QThread):
         if final or now - self._last >= self.interval:
             self._last = now
             self._pending = None
-            emit(self.reported, p)
+            self.reported.emit(p)
         else:
             self._pending = p  # the latest one is sent when the job ends
 
     def _flush(self) -> None:
         if self._pending is not None:
-            emit(self.reported, self._pending)
+            self.reported.emit(self._pending)
             self._pending = None
 
     def run(self) -> None:
@@ -61,20 +60,20 @@ class _JobThread(QThread):
             result = self.fn(progress=self._report, cancel=self.token)
         except Cancelled:
             self._flush()
-            emit(self.stopped)
+            self.stopped.emit()
             return
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the GUI, never kill it
             self._flush()
             if self.token.cancelled and isinstance(exc, KeyboardInterrupt):
-                emit(self.stopped)
+                self.stopped.emit()
             else:
-                emit(self.raised, exc, traceback.format_exc())
+                self.raised.emit(exc, traceback.format_exc())
             return
         self._flush()
         if self.token.cancelled:
-            emit(self.stopped)  # the user asked to stop: a late result is dropped, not applied
+            self.stopped.emit()  # the user asked to stop: a late result is dropped, not applied
         else:
-            emit(self.succeeded, result)
+            self.succeeded.emit(result)
 
 
 class JobRunner(QObject):
@@ -127,8 +126,8 @@ class JobRunner(QObject):
         th.finished.connect(lambda th=th: self._reap(th))
         self._thread = th
         self._alive.add(th)
-        emit(self.started, title)
-        emit(self.busy_changed, True)
+        self.started.emit(title)
+        self.busy_changed.emit(True)
         th.start()
         return True
 
@@ -154,21 +153,21 @@ class JobRunner(QObject):
     def _on_progress(self, p: Progress) -> None:
         if self._sender_is_current():
             self.last_progress = p
-            emit(self.progress, p)
+            self.progress.emit(p)
 
     def _end(self) -> dict[str, Callable[..., Any] | None]:
         callbacks = self._callbacks
         self._thread = None
         self._token = None
         self._callbacks = {}
-        emit(self.busy_changed, False)
+        self.busy_changed.emit(False)
         return callbacks
 
     def _on_done(self, result: Any) -> None:
         if not self._sender_is_current():
             return
         cb = self._end()
-        emit(self.finished, result)
+        self.finished.emit(result)
         if cb.get("done"):
             cb["done"](result)
 
@@ -176,7 +175,7 @@ class JobRunner(QObject):
         if not self._sender_is_current():
             return
         cb = self._end()
-        emit(self.failed, exc, tb)
+        self.failed.emit(exc, tb)
         if cb.get("failed"):
             cb["failed"](exc, tb)
 
@@ -184,7 +183,7 @@ class JobRunner(QObject):
         if not self._sender_is_current():
             return
         cb = self._end()
-        emit(self.cancelled)
+        self.cancelled.emit()
         if cb.get("cancelled"):
             cb["cancelled"]()
 

@@ -53,9 +53,9 @@ def test_excepthooks_route_uncaught_exceptions_to_the_dialog(qtbot, shown_errors
     assert isinstance(shown_errors[1][0], ZeroDivisionError)
 
 
-def test_error_dialog_shows_plain_message_with_details(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_error_dialog_shows_plain_message_with_details(qtbot, real_show_error) -> None:  # type: ignore[no-untyped-def]
     exc = DataError("bytes that are not valid utf-8", "notes.txt", 3, details="byte 0x93 at offset 120")
-    box = error_dialog.show_error(exc)
+    box = real_show_error(exc)
     assert box is not None
     qtbot.addWidget(box)
     assert box.text() == "notes.txt, line 3: bytes that are not valid utf-8"

@@ -36,7 +36,6 @@ from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.resources import samples_dir
 from medcal_gui.ui.models import ENCODINGS, KEY_ROLE, FileTableModel, RecordFilterProxy, RecordTableModel
 from medcal_gui.ui.panes.base import Pane
-from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.workbench import Issue, LoadedInputs, Workbench
 
 
@@ -70,8 +69,8 @@ class EncodingDelegate(QStyledItemDelegate):
         combo = QComboBox(parent)
         combo.setEditable(True)
         combo.addItems(list(ENCODINGS))
-        combo.activated.connect(lambda _i, c=combo: emit(self.commitData, c))
-        combo.lineEdit().editingFinished.connect(lambda c=combo: emit(self.commitData, c))
+        combo.activated.connect(lambda _i, c=combo: self.commitData.emit(c))
+        combo.lineEdit().editingFinished.connect(lambda c=combo: self.commitData.emit(c))
         return combo
 
     def setEditorData(self, editor: QWidget, index: QModelIndex) -> None:  # noqa: N802
@@ -304,7 +303,7 @@ class NarrativesPane(Pane):
         self.set_done(bool(ds.records) and n_err == 0)
         if self.bench.selected_record_id:
             self._select_in_table(self.bench.selected_record_id)
-        emit(self.loaded, loaded)
+        self.loaded.emit(loaded)
 
     def _open_override_editors(self) -> None:
         for row in range(self.files.rowCount()):

@@ -39,7 +39,6 @@ from medcal_gui.ui.eval_figures import FiguresTable
 from medcal_gui.ui.kld_chart import KldHistogram
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.panes.quantize_pane import spin
-from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.workbench import Workbench
 
 CHAT_CTX = 2048
@@ -245,7 +244,7 @@ class VerifyPane(Pane):
             self.presets = presets_for_variant(variant)
         except InputError as exc:
             self.presets = []
-            emit(self.bench.message, exc.message)
+            self.bench.message.emit(exc.message)
         self.preset_combo.clear()
         self.preset_combo.addItem(f"Choose a preset prompt ({variant} first)…", None)
         for p in self.presets:
@@ -332,7 +331,7 @@ class VerifyPane(Pane):
             st = stats.get(key)
             self.views[key].finish(st, note if st is None and note else ("" if st else "not sent (stopped)"))
         self._update()
-        emit(self.reply_done, dict(stats))
+        self.reply_done.emit(dict(stats))
 
     # -- evaluation ---------------------------------------------------------------------------------------
     def _browse_heldout(self) -> None:
@@ -366,7 +365,7 @@ class VerifyPane(Pane):
         """Score the quant against the base on the held-out text (`n_chunks` overrides the Chunks box)."""
         base, quant = self.base_path(), self.quant_path()
         if not base or not quant:
-            emit(self.bench.message, "Choose the quant and its base first.")
+            self.bench.message.emit("Choose the quant and its base first.")
             return False
         text, what = self.heldout()
         n_ctx, chunks = self.ctx_spin.value(), n_chunks or self.chunks_spin.value() or None
@@ -405,7 +404,7 @@ class VerifyPane(Pane):
         self._eval_ended(f"{m.name} against {res.base.name}: {res.chunks} chunks of {res.n_ctx} tokens{cached}."
                          + "".join(f"<br>ℹ {w}" for w in res.warnings))
         self.set_done(True)
-        emit(self.evaluated, res)
+        self.evaluated.emit(res)
 
     # -- state --------------------------------------------------------------------------------------------
     def _update(self) -> None:
