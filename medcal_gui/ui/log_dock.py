@@ -8,7 +8,6 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QDockWidget, QPlainTextEdit, QWidget
 
-
 LOGGER_NAME = "medcal_gui"  # core, engine and llama.cpp ("medcal_gui.llama") all log below this
 MAX_LINES = 5000
 
