@@ -90,9 +90,15 @@ class JobRunner(QObject):
     cancelled = Signal()
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None, interval: float = MIN_INTERVAL_S) -> None:
+    def __init__(self, parent: QObject | None = None, interval: float = MIN_INTERVAL_S, *,
+                 heavy: bool = False) -> None:
         super().__init__(parent)
         self.interval = interval
+        self.heavy = heavy  # loads models or runs all cores: one heavy job at a time (see Workbench)
+        # asked before every start: the reason this runner may not start now (another heavy job), or None
+        self.guard: Callable[[JobRunner], str | None] | None = None
+        self.refusal = ""  # why the last start() was refused
+        self.closed = False  # closing down: nothing starts any more
         self.title = ""
         self.last_progress: Progress | None = None
         self._thread: _JobThread | None = None
@@ -110,9 +116,12 @@ class JobRunner(QObject):
     def start(self, fn: JobFn, title: str = "", *, on_done: Callable[[Any], Any] | None = None,
               on_failed: Callable[[BaseException, str], Any] | None = None,
               on_cancelled: Callable[[], Any] | None = None) -> bool:
-        """Start `fn(progress=, cancel=)` in a worker thread; False (nothing started) while one runs."""
-        if self._thread is not None:
-            LOG.info("not starting %r: %r is still running", title, self.title)
+        """Start `fn(progress=, cancel=)` in a worker thread; False (nothing started, `refusal` says why)
+        while one runs, while another heavy job runs, or once the runner is closed."""
+        blocker = self.blocker()
+        if blocker:
+            self.refusal = blocker
+            LOG.info("not starting %r: %s", title, blocker)
             return False
         self.title = title
         self.last_progress = None
@@ -130,6 +139,23 @@ class JobRunner(QObject):
         self.busy_changed.emit(True)
         th.start()
         return True
+
+    def blocker(self) -> str | None:
+        """Why a job could not start now, or None."""
+        if self.closed:
+            return "medcal is closing"
+        if self._thread is not None:
+            return f"“{self.title}” is still running"
+        return self.guard(self) if self.guard is not None else None
+
+    def close_down(self) -> None:
+        """Cancel the running job and refuse every later start (the window closes)."""
+        self.closed = True
+        self.cancel()
+
+    def stopped(self) -> bool:
+        """No job running and every worker thread has returned."""
+        return self._thread is None and all(th.isFinished() for th in self._alive)
 
     def cancel(self) -> None:
         """Ask the running job to stop at its next safe point; `cancelled` follows."""

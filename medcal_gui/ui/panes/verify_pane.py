@@ -57,7 +57,7 @@ class VerifyPane(Pane):
         self.presets: list[ChatPreset] = []
         self.eval_result: EvalResult | None = None
         self._seen_quant: Path | None = None
-        self._chat = bench.create_runner()
+        self._chat = bench.create_runner(heavy=True)  # never beside an evaluation
         self._turn: dict[str, Any] = {}
         self.pieces = PieceBuffer(self)
         self.pieces.arrived.connect(self._drain)
@@ -277,7 +277,7 @@ class VerifyPane(Pane):
         """Send `text` (default: the message box) to the quant, and to the base when side by side."""
         text = (text if text is not None else self.input.toPlainText()).strip()
         targets = self._targets()
-        if not text or not targets or self._chat.is_running():
+        if not text or not targets or self._chat.is_running() or not self.bench.may_start(self._chat):
             return False
         missing = [str(p) for _, p in targets if not p.is_file()]
         if missing:
@@ -319,6 +319,11 @@ class VerifyPane(Pane):
 
     def stop(self) -> None:
         self._chat.cancel()
+
+    def close_models(self) -> None:
+        """Free every chat model now (the window closes); call only while no reply runs."""
+        for key in list(self.sessions):
+            self.sessions.pop(key).close()
 
     def _drain(self) -> None:
         for key, piece in self.pieces.take():
