@@ -28,8 +28,13 @@ PROBE = ("import PySide6, importlib.util as u; print(PySide6.__version__, "
 # pytest's own plugin hook: report at the end of the session whether torch got imported by the tests
 TORCH_PLUGIN = """
 import sys
+_start = {}
+def pytest_configure(config):
+    _start.update(none=sys.getrefcount(None), true=sys.getrefcount(True))
 def pytest_unconfigure(config):
     print("\\nrepeat_ui_tests: torch imported:", "torch" in sys.modules, flush=True)
+    print("repeat_ui_tests: refcount drift None %+d True %+d" % (sys.getrefcount(None) - _start["none"],
+          sys.getrefcount(True) - _start["true"]), flush=True)
 """
 
 
@@ -48,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", "--runs", type=int, default=10)
     ap.add_argument("--python", default=sys.executable, help="interpreter to run pytest with")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per run")
+    ap.add_argument("--logs", type=Path, default=None,
+                    help="folder for the full output of every run that crashed or failed (default: none kept)")
     ap.add_argument("pytest_args", nargs="*", default=["tests/ui"])
     args = ap.parse_args(argv)
 
@@ -72,11 +79,15 @@ def main(argv: list[str] | None = None) -> int:
                 rc, out = -1, f"timed out after {args.timeout} s\n" + str(exc.stdout or "")
             dt = time.monotonic() - t0
             times.append(dt)
+            drift = re.search(r"refcount drift (None \S+ True \S+)", out)
             m = re.search(r"torch imported: (True|False)", out)
             if m:
                 torch_seen.add(m.group(1) == "True")
             fatal = crash_lines(out)
             summary = next((ln for ln in reversed(out.splitlines()) if re.search(r"\d+ (passed|failed)", ln)), "")
+            if args.logs is not None and (rc != 0 or fatal):
+                args.logs.mkdir(parents=True, exist_ok=True)
+                (args.logs / f"run-{i:02d}.log").write_text(out)
             if rc < 0 or fatal:
                 crashes += 1
                 why = f"signal {signal.Signals(-rc).name}" if rc < -1 else ("timeout" if rc == -1 else f"rc {rc}")
@@ -84,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 if rc != 0:
                     failures += 1
-                print(f"run {i:2}: rc {rc} in {dt:.0f} s: {summary.strip('= ')}")
+                print(f"run {i:2}: rc {rc} in {dt:.0f} s: {summary.strip('= ')}"
+                      + (f" (refcount drift {drift.group(1)})" if drift else ""))
             sys.stdout.flush()
     finally:
         shutil.rmtree(plugin_dir, ignore_errors=True)
