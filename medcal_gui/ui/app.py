@@ -45,7 +45,7 @@ def run_gui(model: Path | None = None, screenshot: Path | None = None, verbose: 
             try:
                 take_screenshots(win, Path(screenshot))
             finally:
-                win.close()
+                win.closer.shut_down()  # waits (on the event loop) for the jobs: no thread outlives Qt
             return 0
         win.show()
         return int(app.exec())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
@@ -97,6 +97,28 @@ class CloseController(QObject):
         if self.bench.stopped():  # nothing was running: close at once
             return self._finish_now(event)
         return False
+
+    def shut_down(self, timeout_ms: int = 60000) -> bool:
+        """Close without asking (screenshots, scripted runs): stop every job, run the event loop until they
+        have stopped, close. False when a job was still running after `timeout_ms`."""
+        if self.closed:
+            return True
+        self._stop()
+        if not self.bench.stopped():
+            loop = QEventLoop()
+            poll = QTimer()
+            poll.setInterval(POLL_MS)
+            poll.timeout.connect(lambda: loop.quit() if self.bench.stopped() else None)
+            QTimer.singleShot(timeout_ms, loop.quit)
+            poll.start()
+            loop.exec()
+            poll.stop()
+            self._timer.stop()
+        if not self.bench.stopped():
+            LOG.warning("a job did not stop within %d s", timeout_ms // 1000)
+            return False
+        self._close()
+        return True
 
     def _ask(self) -> None:
         self.question = box = QuitQuestion(self.window, self.bench)

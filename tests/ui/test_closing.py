@@ -109,3 +109,13 @@ def test_chat_and_evaluation_never_run_at_once(qtbot, window, tiny_model: Path, 
     with qtbot.waitSignal(pane.reply_done, timeout=30000):
         pane.stop()
     assert len(shown_errors) == 2
+
+
+def test_shut_down_waits_for_the_jobs_without_asking(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    started, stopped = threading.Event(), threading.Event()
+    window.show()
+    assert window.bench.start_job(_slow_to_stop(started, stopped, 0.3), "Quantizing")
+    assert started.wait(5)
+    assert window.closer.shut_down(10000)  # what `medcal gui --screenshot` does at the end
+    assert window.closer.question is None and not window.isVisible()
+    assert stopped.is_set() and window.bench.stopped()
