@@ -119,3 +119,20 @@ def test_shut_down_waits_for_the_jobs_without_asking(qtbot, window) -> None:  # 
     assert window.closer.shut_down(10000)  # what `medcal gui --screenshot` does at the end
     assert window.closer.question is None and not window.isVisible()
     assert stopped.is_set() and window.bench.stopped()
+
+
+def test_a_model_changed_during_a_reply_is_freed_when_the_reply_ends(qtbot, window, tiny_model: Path,  # type: ignore[no-untyped-def]
+                                                                      tmp_path: Path) -> None:
+    other = tmp_path / "other.gguf"
+    other.write_bytes(tiny_model.read_bytes())
+    pane = window.pane("verify")
+    pane.set_models(tiny_model, None)
+    pane.params.set("max_tokens", 400)
+    assert pane.send("Tell me a long story")
+    qtbot.waitUntil(lambda: str(tiny_model) in pane.sessions, timeout=20000)
+    llm = pane.sessions[str(tiny_model)].llm
+    pane.set_models(other, None)  # while the reply runs: the model cannot be freed yet
+    assert str(tiny_model) in pane.sessions
+    with qtbot.waitSignal(pane.reply_done, timeout=30000):
+        pane.stop()
+    assert str(tiny_model) not in pane.sessions and llm._model.model is None

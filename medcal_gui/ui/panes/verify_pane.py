@@ -335,7 +335,7 @@ class VerifyPane(Pane):
         for key in self._turn.get("keys", []):
             st = stats.get(key)
             self.views[key].finish(st, note if st is None and note else ("" if st else "not sent (stopped)"))
-        self._update()
+        self._models_changed()  # frees the models deselected during the reply; updates the pane
         self.reply_done.emit(dict(stats))
 
     # -- evaluation ---------------------------------------------------------------------------------------
