@@ -27,14 +27,20 @@ PROBE = ("import PySide6, importlib.util as u; print(PySide6.__version__, "
          "'torch-installed' if u.find_spec('torch') else 'no-torch')")
 # pytest's own plugin hook: report at the end of the session whether torch got imported by the tests
 TORCH_PLUGIN = """
-import sys
+import gc, sys, threading
 _start = {}
+_gc_runs = {"gui": 0, "worker": 0}
+def _on_gc(phase, info):
+    if phase == "start":
+        _gc_runs["gui" if threading.current_thread() is threading.main_thread() else "worker"] += 1
 def pytest_configure(config):
     _start.update(none=sys.getrefcount(None), true=sys.getrefcount(True))
+    gc.callbacks.append(_on_gc)
 def pytest_unconfigure(config):
     print("\\nrepeat_ui_tests: torch imported:", "torch" in sys.modules, flush=True)
     print("repeat_ui_tests: refcount drift None %+d True %+d" % (sys.getrefcount(None) - _start["none"],
           sys.getrefcount(True) - _start["true"]), flush=True)
+    print("repeat_ui_tests: collections gui %(gui)d worker %(worker)d" % _gc_runs, flush=True)
 """
 
 
@@ -80,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             dt = time.monotonic() - t0
             times.append(dt)
             drift = re.search(r"refcount drift (None \S+ True \S+)", out)
+            gcs = re.search(r"collections (gui \d+ worker \d+)", out)
             m = re.search(r"torch imported: (True|False)", out)
             if m:
                 torch_seen.add(m.group(1) == "True")
@@ -96,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                 if rc != 0:
                     failures += 1
                 print(f"run {i:2}: rc {rc} in {dt:.0f} s: {summary.strip('= ')}"
-                      + (f" (refcount drift {drift.group(1)})" if drift else ""))
+                      + (f" (refcount drift {drift.group(1)})" if drift else "")
+                      + (f" (gc runs: {gcs.group(1)})" if gcs else ""))
             sys.stdout.flush()
     finally:
         shutil.rmtree(plugin_dir, ignore_errors=True)
