@@ -305,7 +305,7 @@ class MainWindow(QMainWindow):
 
     def _job_ended(self, text: str) -> None:
         self._show_job_widgets(False)
-        self.job_label.setText("")
+        self.job_label.setText("Stopping…" if self.closer.stopping else "")
         self.statusBar().showMessage(text, 6000)
         LOG.info("%s", text)
 
