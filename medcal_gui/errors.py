@@ -65,6 +65,10 @@ class ModelError(InputError):
     """A model file cannot be used."""
 
 
+class SetupError(MedcalError):
+    """The installation itself cannot work (a library of another version than medcal was built for)."""
+
+
 class Cancelled(MedcalError):
     """The user cancelled a job; partial outputs have been removed."""
 

@@ -19,6 +19,8 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
+from medcal_gui.errors import SetupError
+
 # #define GGML_MAX_DIMS           4
 # #define GGML_MAX_SRC            10
 # #define GGML_MAX_OP_PARAMS      64
@@ -148,9 +150,30 @@ def ggml_backend_tensor_get(t: int, dst: np.ndarray, size: int) -> None:
     _ggml.ggml_backend_tensor_get(t, dst.ctypes.data, 0, size)
 
 
-def struct_size_matches() -> bool:
-    """True when our `GgmlTensor` has the size the library reports (a cheap ABI check)."""
-    return int(_ggml.ggml_tensor_overhead()) - GGML_OBJECT_SIZE == ctypes.sizeof(GgmlTensor)
+def struct_size_matches(tensor_size: int | None = None) -> bool:
+    """True when our `GgmlTensor` (or a struct of `tensor_size` bytes) has the size the library reports."""
+    size = ctypes.sizeof(GgmlTensor) if tensor_size is None else tensor_size
+    return int(_ggml.ggml_tensor_overhead()) - GGML_OBJECT_SIZE == size
+
+
+_abi_checked = False
+
+
+def check_abi(tensor_size: int | None = None) -> None:
+    """Refuse to read ggml tensors through a mirror of another layout (a segfault or wrong numbers
+    otherwise). Checked once per process, before the first graph callback is handed to C."""
+    global _abi_checked
+    if _abi_checked and tensor_size is None:
+        return
+    if not struct_size_matches(tensor_size):
+        lib = int(_ggml.ggml_tensor_overhead()) - GGML_OBJECT_SIZE
+        ours = ctypes.sizeof(GgmlTensor) if tensor_size is None else tensor_size
+        raise SetupError(
+            f"The installed llama.cpp library does not match this medcal: its ggml tensor is {lib} bytes, "
+            f"medcal expects {ours}. Reinstall medcal with the llama-cpp-python version it pins "
+            f"(0.3.36; installed {getattr(llama_cpp, '__version__', '?')}).")
+    if tensor_size is None:
+        _abi_checked = True
 
 
 def op_ids(*names: str, limit: int = 512) -> dict[str, int]:
@@ -224,6 +247,8 @@ def set_llama_log_callback(cb: Any) -> None:
 
 # typedef bool (*ggml_backend_sched_eval_callback)(struct ggml_tensor * t, bool ask, void * user_data);
 def make_eval_callback(fn: Callable[[int, bool], bool]) -> Any:
+    check_abi()  # the callback reads tensors through GgmlTensor
+
     def _cb(t: int, ask: bool, _user_data: Any) -> bool:
         return fn(t, ask)
 

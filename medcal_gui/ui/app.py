@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from medcal_gui import __version__
 from medcal_gui.ui.error_dialog import install_excepthooks
+from medcal_gui.ui.gc_policy import GuiThreadCollector
 from medcal_gui.ui.settings import APP, ORG
 
 LOG = logging.getLogger("medcal_gui.ui")
@@ -34,6 +35,7 @@ def run_gui(model: Path | None = None, screenshot: Path | None = None, verbose: 
 
     app = create_app()
     restore = install_excepthooks()
+    collector = GuiThreadCollector(app).install()  # Qt objects are never collected on a worker thread
     try:
         logging.getLogger("medcal_gui").setLevel(logging.DEBUG if verbose else logging.INFO)
         win = MainWindow(model=model)
@@ -43,9 +45,10 @@ def run_gui(model: Path | None = None, screenshot: Path | None = None, verbose: 
             try:
                 take_screenshots(win, Path(screenshot))
             finally:
-                win.close()
+                win.closer.shut_down()  # waits (on the event loop) for the jobs: no thread outlives Qt
             return 0
         win.show()
         return int(app.exec())
     finally:
+        collector.uninstall()
         restore()

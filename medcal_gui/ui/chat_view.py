@@ -16,7 +16,6 @@ from PySide6.QtWidgets import QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from medcal_gui.engine.chat import ChatStats
 from medcal_gui.ui.fields import reserved_label
-from medcal_gui.ui.qtcompat import emit
 
 FINISH_WORDS = {"stop": "end of turn", "length": "max tokens reached", "context": "context full",
                 "stopped": "stopped by you", "turn": "stopped where it began the next turn", "": ""}
@@ -36,7 +35,7 @@ class PieceBuffer(QObject):
             first = not self._items
             self._items.append((key, text))
         if first:
-            emit(self.arrived)
+            self.arrived.emit()
 
     def take(self) -> list[tuple[str, str]]:
         with self._lock:

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from medcal_gui.errors import MedcalError
 from medcal_gui.ui.hints import gui_hint
-from medcal_gui.ui.qtcompat import emit
 
 LOG = logging.getLogger("medcal_gui.ui")
 
@@ -93,13 +92,13 @@ def install_excepthooks() -> Callable[[], None]:
         if issubclass(etype, KeyboardInterrupt):
             old_sys(etype, value, tb)
             return
-        emit(bridge.raised, value, "".join(traceback.format_exception(etype, value, tb)))
+        bridge.raised.emit(value, "".join(traceback.format_exception(etype, value, tb)))
 
     def thread_hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_value is None or isinstance(args.exc_value, SystemExit):
             return
         text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
-        emit(bridge.raised, args.exc_value, text)  # queued to the GUI thread
+        bridge.raised.emit(args.exc_value, text)  # queued to the GUI thread
 
     sys.excepthook = sys_hook
     threading.excepthook = thread_hook

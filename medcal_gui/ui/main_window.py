@@ -30,7 +30,8 @@ from medcal_gui import __version__
 from medcal_gui.jobs import Progress
 from medcal_gui.progress_text import describe
 from medcal_gui.ui import dialogs
-from medcal_gui.ui.dialogs import ask_yes_no, confirm_cancel
+from medcal_gui.ui.closing import CloseController
+from medcal_gui.ui.dialogs import confirm_cancel
 from medcal_gui.ui.guide import GuideWindow
 from medcal_gui.ui.log_dock import LogDock
 from medcal_gui.ui.page import Page
@@ -111,6 +112,8 @@ class MainWindow(QMainWindow):
         jobs.finished.connect(lambda _r: self._job_ended(f"{jobs.title}: done"))
         jobs.failed.connect(lambda exc, _tb: self._job_ended(f"{jobs.title}: failed"))
         jobs.cancelled.connect(lambda: self._job_ended(f"{jobs.title}: cancelled"))
+        self.closer = CloseController(self, self.bench, show_stopping=self._show_stopping, save=self._save,
+                                      before_close=self._before_close)
         if load_samples:
             self.narratives.load_samples()
 
@@ -377,24 +380,31 @@ class MainWindow(QMainWindow):
 
     def _job_ended(self, text: str) -> None:
         self._show_job_widgets(False)
-        self.job_label.setText("")
+        self.job_label.setText("Stopping…" if self.closer.stopping else "")
         self.statusBar().showMessage(text, 6000)
         LOG.info("%s", text)
 
     # -- closing ------------------------------------------------------------------------------------------
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        jobs = self.bench.jobs
-        if jobs.is_running():
-            if not ask_yes_no(self, "Quit medcal?",
-                              f"“{jobs.title}” is still running. Cancel it and quit? Nothing partial is "
-                              "left behind."):
-                event.ignore()
-                return
-        self.bench.cancel_all()
-        if not self.bench.wait_all(30000):
-            LOG.warning("a job did not stop within 30 s; quitting anyway")
+    def _show_stopping(self, title: str) -> None:
+        """The visible state while jobs stop before quitting: the event loop keeps running meanwhile."""
+        self.centralWidget().setEnabled(False)
+        self.cancel_action.setEnabled(False)
+        self.cancel_btn.setEnabled(False)
+        self.job_label.setText(f"Stopping “{title}”…" if title else "Stopping…")
+        self.statusBar().showMessage("Stopping before quitting…")
+
+    def _save(self) -> None:
         self.settings.geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.settings.sync()
+
+    def _before_close(self) -> None:
+        for pane in self.panes:
+            close_models = getattr(pane, "close_models", None)
+            if close_models is not None:
+                close_models()  # free the chat models (their memory and threads) before Qt goes
         self.log_dock.detach()
-        super().closeEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.closer.close_event(event):
+            super().closeEvent(event)

@@ -24,7 +24,6 @@ from medcal_gui.engine.demo_model import DEMO_MODEL_LABEL, demo_model_path, demo
 from medcal_gui.errors import InputError
 from medcal_gui.jobs import Progress
 from medcal_gui.ui import dialogs
-from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.workbench import Workbench
 
 RECENT_KEY = "model/recent"
@@ -86,7 +85,7 @@ class ModelPicker(QWidget):
                     f"{path} is a folder but not a Hugging Face model (it needs config.json and *.safetensors). "
                     "Choose a GGUF file, or the folder of a Hugging Face download."))
             return
-        emit(self.chosen, path)
+        self.chosen.emit(path)
 
     def open_hf_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face model folder")
@@ -99,7 +98,7 @@ class ModelPicker(QWidget):
         if out.is_file():
             if dialogs.ask_yes_no(self, "Use the converted model?",
                                       f"{out.name} was converted from {hf_dir.name} before. Use it?"):
-                emit(self.chosen, out)
+                self.chosen.emit(out)
             return
         size_gb = sum(f.stat().st_size for f in hf_dir.glob("*.safetensors")) / 1e9
         if not dialogs.ask_yes_no(

@@ -18,7 +18,6 @@ from medcal_gui.dataset.loaded import Issue
 from medcal_gui.dataset.loader import FileReport, LoadOptions
 from medcal_gui.dataset.records import Record
 from medcal_gui.ui.hints import gui_hint
-from medcal_gui.ui.qtcompat import emit
 
 # What the "Decode as" column offers; any Python codec name typed by hand works too.
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252", "latin-1", "iso-8859-15", "utf-16", "utf-32",
@@ -148,7 +147,7 @@ class FileTableModel(_ColumnsModel):
         rep = self.reports[index.row()]
         if enc == self.options.encoding_for(rep.path):
             return False
-        emit(self.override_requested, rep.path, enc)
+        self.override_requested.emit(rep.path, enc)
         return True
 
     def row_of(self, path: Path) -> int:

@@ -9,7 +9,6 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from medcal_gui.engine.quant_types import QuantType, all_quant_types
 from medcal_gui.ui.model_card import colour
-from medcal_gui.ui.qtcompat import emit
 
 COLUMNS = ("Type", "Bits/wt", "Size", "Imatrix")
 IMATRIX_WORDS = {"ignores": "ignores", "benefits": "benefits", "requires": "requires"}
@@ -76,7 +75,7 @@ class QuantTable(QTableWidget):
     def _selection_changed(self) -> None:
         qt = self.current()
         if qt is not None:
-            emit(self.type_changed, qt.name)
+            self.type_changed.emit(qt.name)
 
     def set_parameters(self, n: int) -> None:
         """A new model: estimates from its parameter count; earlier dry-run sizes no longer apply."""

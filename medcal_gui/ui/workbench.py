@@ -18,7 +18,6 @@ from medcal_gui.dataset.loader import Dataset, LoadOptions
 from medcal_gui.dataset.records import Record
 from medcal_gui.errors import MedcalError
 from medcal_gui.ui import error_dialog
-from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.settings import Settings
 from medcal_gui.ui.workers import JobFn, JobRunner
 
@@ -35,7 +34,8 @@ class Workbench(QObject):
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.settings = settings or Settings()
-        self.jobs = JobRunner(self)  # the user-visible job: status bar, Job > Cancel
+        self.jobs = JobRunner(self, heavy=True)  # the user-visible job: status bar, Job > Cancel
+        self.jobs.guard = self._heavy_guard
         self.jobs.failed.connect(self._job_failed)
         self.loaded: LoadedInputs | None = None
         self.selected_record_id: str | None = None
@@ -68,9 +68,9 @@ class Workbench(QObject):
         ids = {r.id for r in loaded.dataset.records}
         if self.selected_record_id not in ids:
             self.selected_record_id = loaded.dataset.records[0].id if loaded.dataset.records else None
-        emit(self.dataset_changed, loaded)
+        self.dataset_changed.emit(loaded)
         if self.selected_record_id:
-            emit(self.record_selected, self.selected_record_id)
+            self.record_selected.emit(self.selected_record_id)
 
     def record(self, record_id: str | None) -> Record | None:
         return next((r for r in self.records if r.id == record_id), None) if record_id else None
@@ -78,13 +78,13 @@ class Workbench(QObject):
     def select_record(self, record_id: str) -> None:
         if record_id != self.selected_record_id:
             self.selected_record_id = record_id
-            emit(self.record_selected, record_id)
+            self.record_selected.emit(record_id)
 
     # -- steps --------------------------------------------------------------------------------------------
     def set_step_done(self, key: str, done: bool) -> None:
         if self._done.get(key) != done:
             self._done[key] = done
-            emit(self.step_done_changed, key, done)
+            self.step_done_changed.emit(key, done)
 
     def is_step_done(self, key: str) -> bool:
         return self._done.get(key, False)
@@ -98,20 +98,49 @@ class Workbench(QObject):
         if self.jobs.start(fn, title, on_done=on_done, on_failed=on_failed, on_cancelled=on_cancelled):
             LOG.info("%s…", title)
             return True
-        self.show_error(MedcalError(f"“{self.jobs.title}” is still running. Wait for it to finish, or "
-                                    "cancel it (Esc) and try again."))
+        self._refused(self.jobs)
         return False
 
-    def create_runner(self) -> JobRunner:
-        """A private runner for a pane's background work (not in the status bar); failures are shown."""
-        runner = JobRunner(self)
+    def create_runner(self, *, heavy: bool = False) -> JobRunner:
+        """A private runner for a pane's background work (not in the status bar); failures are shown.
+        A heavy one (it loads models or runs every core: the chat) never runs beside another heavy job."""
+        runner = JobRunner(self, heavy=heavy)
+        if heavy:
+            runner.guard = self._heavy_guard
         runner.failed.connect(self._job_failed)
         self._runners.append(runner)
         return runner
 
+    def may_start(self, runner: JobRunner) -> bool:
+        """True when `runner` can start a job now; otherwise says why (a plain message) and returns False."""
+        if runner.blocker() is None:
+            return True
+        runner.refusal = runner.blocker() or ""
+        self._refused(runner)
+        return False
+
+    def _heavy_guard(self, runner: JobRunner) -> str | None:
+        other = next((r for r in self._runners if r is not runner and r.heavy and r.is_running()), None)
+        return f"“{other.title}” is still running" if other is not None else None
+
+    def _refused(self, runner: JobRunner) -> None:
+        if runner.closed:
+            return  # closing: nothing to say
+        self.show_error(MedcalError(f"{runner.refusal}. Wait for it to finish, or stop it (Esc cancels the "
+                                    "current job) and try again."))
+
     def cancel_all(self) -> None:
         for r in self._runners:
             r.cancel()
+
+    def close_down(self) -> None:
+        """Cancel every job and start no more (the window closes)."""
+        for r in self._runners:
+            r.close_down()
+
+    def stopped(self) -> bool:
+        """Every runner idle and every worker thread returned."""
+        return all(r.stopped() for r in self._runners)
 
     def wait_all(self, timeout_ms: int = 30000) -> bool:
         return all(r.wait(timeout_ms) for r in self._runners)

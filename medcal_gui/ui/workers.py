@@ -17,7 +17,6 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from medcal_gui.errors import Cancelled
 from medcal_gui.jobs import CancelToken, Progress
-from medcal_gui.ui.qtcompat import emit
 
 LOG = logging.getLogger(__name__)
 
@@ -47,13 +46,13 @@ class _JobThread(QThread):
         if final or now - self._last >= self.interval:
             self._last = now
             self._pending = None
-            emit(self.reported, p)
+            self.reported.emit(p)
         else:
             self._pending = p  # the latest one is sent when the job ends
 
     def _flush(self) -> None:
         if self._pending is not None:
-            emit(self.reported, self._pending)
+            self.reported.emit(self._pending)
             self._pending = None
 
     def run(self) -> None:
@@ -61,20 +60,20 @@ class _JobThread(QThread):
             result = self.fn(progress=self._report, cancel=self.token)
         except Cancelled:
             self._flush()
-            emit(self.stopped)
+            self.stopped.emit()
             return
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the GUI, never kill it
             self._flush()
             if self.token.cancelled and isinstance(exc, KeyboardInterrupt):
-                emit(self.stopped)
+                self.stopped.emit()
             else:
-                emit(self.raised, exc, traceback.format_exc())
+                self.raised.emit(exc, traceback.format_exc())
             return
         self._flush()
         if self.token.cancelled:
-            emit(self.stopped)  # the user asked to stop: a late result is dropped, not applied
+            self.stopped.emit()  # the user asked to stop: a late result is dropped, not applied
         else:
-            emit(self.succeeded, result)
+            self.succeeded.emit(result)
 
 
 class JobRunner(QObject):
@@ -91,9 +90,15 @@ class JobRunner(QObject):
     cancelled = Signal()
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None, interval: float = MIN_INTERVAL_S) -> None:
+    def __init__(self, parent: QObject | None = None, interval: float = MIN_INTERVAL_S, *,
+                 heavy: bool = False) -> None:
         super().__init__(parent)
         self.interval = interval
+        self.heavy = heavy  # loads models or runs all cores: one heavy job at a time (see Workbench)
+        # asked before every start: the reason this runner may not start now (another heavy job), or None
+        self.guard: Callable[[JobRunner], str | None] | None = None
+        self.refusal = ""  # why the last start() was refused
+        self.closed = False  # closing down: nothing starts any more
         self.title = ""
         self.last_progress: Progress | None = None
         self._thread: _JobThread | None = None
@@ -111,9 +116,12 @@ class JobRunner(QObject):
     def start(self, fn: JobFn, title: str = "", *, on_done: Callable[[Any], Any] | None = None,
               on_failed: Callable[[BaseException, str], Any] | None = None,
               on_cancelled: Callable[[], Any] | None = None) -> bool:
-        """Start `fn(progress=, cancel=)` in a worker thread; False (nothing started) while one runs."""
-        if self._thread is not None:
-            LOG.info("not starting %r: %r is still running", title, self.title)
+        """Start `fn(progress=, cancel=)` in a worker thread; False (nothing started, `refusal` says why)
+        while one runs, while another heavy job runs, or once the runner is closed."""
+        blocker = self.blocker()
+        if blocker:
+            self.refusal = blocker
+            LOG.info("not starting %r: %s", title, blocker)
             return False
         self.title = title
         self.last_progress = None
@@ -127,10 +135,27 @@ class JobRunner(QObject):
         th.finished.connect(lambda th=th: self._reap(th))
         self._thread = th
         self._alive.add(th)
-        emit(self.started, title)
-        emit(self.busy_changed, True)
+        self.started.emit(title)
+        self.busy_changed.emit(True)
         th.start()
         return True
+
+    def blocker(self) -> str | None:
+        """Why a job could not start now, or None."""
+        if self.closed:
+            return "medcal is closing"
+        if self._thread is not None:
+            return f"“{self.title}” is still running"
+        return self.guard(self) if self.guard is not None else None
+
+    def close_down(self) -> None:
+        """Cancel the running job and refuse every later start (the window closes)."""
+        self.closed = True
+        self.cancel()
+
+    def stopped(self) -> bool:
+        """No job running and every worker thread has returned."""
+        return self._thread is None and all(th.isFinished() for th in self._alive)
 
     def cancel(self) -> None:
         """Ask the running job to stop at its next safe point; `cancelled` follows."""
@@ -154,21 +179,21 @@ class JobRunner(QObject):
     def _on_progress(self, p: Progress) -> None:
         if self._sender_is_current():
             self.last_progress = p
-            emit(self.progress, p)
+            self.progress.emit(p)
 
     def _end(self) -> dict[str, Callable[..., Any] | None]:
         callbacks = self._callbacks
         self._thread = None
         self._token = None
         self._callbacks = {}
-        emit(self.busy_changed, False)
+        self.busy_changed.emit(False)
         return callbacks
 
     def _on_done(self, result: Any) -> None:
         if not self._sender_is_current():
             return
         cb = self._end()
-        emit(self.finished, result)
+        self.finished.emit(result)
         if cb.get("done"):
             cb["done"](result)
 
@@ -176,7 +201,7 @@ class JobRunner(QObject):
         if not self._sender_is_current():
             return
         cb = self._end()
-        emit(self.failed, exc, tb)
+        self.failed.emit(exc, tb)
         if cb.get("failed"):
             cb["failed"](exc, tb)
 
@@ -184,7 +209,7 @@ class JobRunner(QObject):
         if not self._sender_is_current():
             return
         cb = self._end()
-        emit(self.cancelled)
+        self.cancelled.emit()
         if cb.get("cancelled"):
             cb["cancelled"]()
 

@@ -1,7 +1,13 @@
-"""GUI test fixtures: offscreen Qt, settings in a temp folder, error dialogs collected instead of shown."""
+"""GUI test fixtures: offscreen Qt, settings in a temp folder, the app's GC policy, and error dialogs
+collected instead of shown.
+
+Every GUI test fails if it showed an error dialog it did not expect. A test expects them by looking at them
+(it takes the `shown_errors` fixture itself) or by the marker `@pytest.mark.expect_error_dialog`.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +19,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from medcal_gui.ui import error_dialog  # noqa: E402
+from medcal_gui.ui.gc_policy import GuiThreadCollector  # noqa: E402
 from medcal_gui.ui.settings import Settings  # noqa: E402
 from medcal_gui.ui.workbench import Workbench  # noqa: E402
+
+REAL_SHOW_ERROR = error_dialog.show_error
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "expect_error_dialog: the test shows error dialogs on purpose")
 
 
 @pytest.fixture
@@ -23,20 +36,46 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(q)
 
 
-@pytest.fixture
-def shown_errors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[BaseException, str | None]]:
-    """Every show_error call, instead of a dialog."""
+def _expects_dialogs(request: pytest.FixtureRequest) -> bool:
+    if request.node.get_closest_marker("expect_error_dialog") is not None:
+        return True
+    fn = getattr(request.node, "function", None)
+    return fn is not None and "shown_errors" in inspect.signature(fn).parameters
+
+
+@pytest.fixture(autouse=True)
+def shown_errors(request: pytest.FixtureRequest,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[BaseException, str | None]]]:
+    """Every show_error call, instead of a dialog; an unexpected one fails the test."""
     seen: list[tuple[BaseException, str | None]] = []
 
     def fake(exc: BaseException, tb: str | None = None, parent: object = None, title: str = "") -> None:
         seen.append((exc, tb))
 
     monkeypatch.setattr(error_dialog, "show_error", fake)
-    return seen
+    yield seen
+    if seen and not _expects_dialogs(request):
+        shown = "\n".join(f"- {type(e).__name__}: {error_dialog.describe(e)[0]}\n{tb or ''}" for e, tb in seen)
+        pytest.fail(f"{len(seen)} unexpected error dialog(s):\n{shown}", pytrace=False)
 
 
 @pytest.fixture
-def bench(qapp, settings: Settings, shown_errors) -> Iterator[Workbench]:  # type: ignore[no-untyped-def]
+def real_show_error():  # type: ignore[no-untyped-def]
+    """The real dialog, for the tests of the dialog itself."""
+    return REAL_SHOW_ERROR
+
+
+@pytest.fixture
+def gui_gc(qapp) -> Iterator[GuiThreadCollector]:  # type: ignore[no-untyped-def]
+    """The app's policy: garbage is collected on the GUI thread only, from a timer."""
+    collector = GuiThreadCollector(qapp).install()
+    yield collector
+    collector.uninstall()
+    collector.deleteLater()
+
+
+@pytest.fixture
+def bench(qapp, settings: Settings, gui_gc) -> Iterator[Workbench]:  # type: ignore[no-untyped-def]
     b = Workbench(settings)
     yield b
     b.cancel_all()
@@ -44,7 +83,7 @@ def bench(qapp, settings: Settings, shown_errors) -> Iterator[Workbench]:  # typ
 
 
 @pytest.fixture
-def window(qtbot, settings: Settings, shown_errors):  # type: ignore[no-untyped-def]
+def window(qtbot, settings: Settings, gui_gc):  # type: ignore[no-untyped-def]
     from medcal_gui.ui.main_window import MainWindow
 
     win = MainWindow(settings=settings)
@@ -52,3 +91,4 @@ def window(qtbot, settings: Settings, shown_errors):  # type: ignore[no-untyped-
     qtbot.waitUntil(lambda: win.bench.loaded is not None and not win.bench.busy(), timeout=15000)
     yield win
     win.close()
+    qtbot.waitUntil(lambda: not win.bench.busy() and win.bench.wait_all(0), timeout=15000)

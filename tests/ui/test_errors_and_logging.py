@@ -53,9 +53,9 @@ def test_excepthooks_route_uncaught_exceptions_to_the_dialog(qtbot, shown_errors
     assert isinstance(shown_errors[1][0], ZeroDivisionError)
 
 
-def test_error_dialog_shows_plain_message_with_details(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_error_dialog_shows_plain_message_with_details(qtbot, real_show_error) -> None:  # type: ignore[no-untyped-def]
     exc = DataError("bytes that are not valid utf-8", "notes.txt", 3, details="byte 0x93 at offset 120")
-    box = error_dialog.show_error(exc)
+    box = real_show_error(exc)
     assert box is not None
     qtbot.addWidget(box)
     assert box.text() == "notes.txt, line 3: bytes that are not valid utf-8"
@@ -75,5 +75,54 @@ def test_log_dock_shows_core_logs_from_any_thread(qtbot) -> None:  # type: ignor
         qtbot.waitUntil(lambda: "llama says hi" in dock.text(), timeout=5000)
         assert "loaded 38 records" in dock.text()
         assert dock.view.isReadOnly()
+    finally:
+        dock.detach()
+
+
+def test_log_dock_hides_llama_details_until_asked_and_filters(qtbot, window, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    from medcal_gui.engine.tokens import _Vocab
+
+    dock = window.log_dock
+    t = threading.Thread(target=lambda: _Vocab(tiny_model).close())  # a real llama.cpp model load
+    t.start()
+    t.join(60)
+    logging.getLogger("medcal_gui.llama").warning("llama.cpp warns about something")
+    qtbot.waitUntil(lambda: any("vocab only" in ln.text for ln in dock.lines), timeout=5000)  # queued
+    llama_info = [ln for ln in dock.lines if ln.logger == "medcal_gui.llama" and ln.levelno == logging.INFO]
+    assert any("vocab only - skipping tensors" in ln.text for ln in llama_info)
+    shown = dock.text()
+    assert not any(ln.text in shown for ln in llama_info)  # the default view: no llama.cpp INFO line
+    assert "llama.cpp warns about something" in shown  # its warnings are shown
+    assert "Loading samples: done" in shown  # medcal's own lines are
+
+    dock.details.setChecked(True)
+    assert "vocab only - skipping tensors" in dock.text()
+    n_all = len(dock.text().splitlines())
+    dock.filter.setText("EOG")
+    lines = dock.text().splitlines()
+    assert 0 < len(lines) < n_all and all("eog" in ln.lower() for ln in lines)
+    dock.details.setChecked(False)
+    assert dock.text() == ""  # EOG lines are llama.cpp details only
+    dock.filter.clear()
+    assert "vocab only" not in dock.text() and "Loading samples: done" in dock.text()
+
+
+def test_log_dock_follows_the_newest_line_unless_scrolled_up(qtbot) -> None:  # type: ignore[no-untyped-def]
+    dock = LogDock()
+    qtbot.addWidget(dock)
+    dock.resize(400, 150)
+    dock.show()
+    try:
+        bar = dock.view.verticalScrollBar()
+        for i in range(300):
+            dock.append(f"line {i}")
+        assert bar.maximum() > 0 and bar.value() == bar.maximum()
+        bar.setValue(10)  # the user scrolls up to read
+        for i in range(50):
+            dock.append(f"more {i}")
+        assert bar.value() == 10
+        bar.setValue(bar.maximum())  # back at the end: following again
+        dock.append("newest")
+        assert bar.value() == bar.maximum()
     finally:
         dock.detach()

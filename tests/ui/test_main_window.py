@@ -53,38 +53,6 @@ def test_status_bar_follows_the_job_and_cancel_stops_it(qtbot, window) -> None: 
     assert not window.cancel_action.isEnabled()
 
 
-def test_close_with_running_job_asks_then_cancels(qtbot, window, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    asked: list[str] = []
-    monkeypatch.setattr(main_window, "ask_yes_no", lambda parent, title, text: asked.append(text) or True)
-    stopped = threading.Event()
-
-    def job(progress: ProgressCallback, cancel: CancelToken) -> None:
-        try:
-            while True:
-                cancel.check()
-                cancel.wait(0.01)
-        finally:
-            stopped.set()
-
-    window.show()
-    assert window.bench.start_job(job, "Quantizing")
-    assert window.close()
-    assert asked and "Quantizing" in asked[0]
-    assert stopped.is_set()  # the worker thread finished before the window closed
-    assert not window.bench.jobs._alive or all(t.isFinished() for t in window.bench.jobs._alive)
-
-
-def test_close_refused_keeps_the_job(qtbot, window, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(main_window, "ask_yes_no", lambda *a: False)
-    gate = threading.Event()
-    window.show()
-    window.bench.start_job(lambda progress, cancel: gate.wait(5), "Waiting")
-    assert not window.close()
-    assert window.bench.jobs.is_running()
-    with qtbot.waitSignal(window.bench.jobs.finished, timeout=5000):
-        gate.set()
-
-
 def test_settings_persist_geometry_recent_and_variant(qtbot, settings, shown_errors, sample_file) -> None:  # type: ignore[no-untyped-def]
     win = MainWindow(settings=settings, load_samples=False)
     qtbot.addWidget(win)

@@ -32,7 +32,6 @@ from medcal_gui.jobs import CancelToken, ProgressCallback
 from medcal_gui.ui.checklist import ChecklistView
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.preview import ChatView, SideBySide
-from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.variant_editor import VariantEditor
 from medcal_gui.ui.workbench import LoadedInputs, Workbench
 
@@ -208,7 +207,7 @@ class FormatPane(Pane):
     def edit_variant(self, copy: bool) -> Variant | None:
         dlg = VariantEditor(self, self.variant if copy else None)
         if dlg.exec() and dlg.saved:
-            emit(self.bench.message, f"Saved variant {dlg.saved.name} to {dlg.saved_path}")
+            self.bench.message.emit(f"Saved variant {dlg.saved.name} to {dlg.saved_path}")
             self.reload_variants(dlg.saved.name)
             return dlg.saved
         return None
@@ -311,7 +310,7 @@ class FormatPane(Pane):
             f"<b>Validation checklist</b> — {self.variant.name}, {self.layout_name} layout: "
             + ("all checks pass" if not fails else f"{fails} problem(s)"))
         self.set_done(not self.checklist.has_fail())
-        emit(self.checklist_ready, report)
+        self.checklist_ready.emit(report)
 
     def ready(self) -> bool:
         return self.report is not None and not self._checker.is_running()
@@ -319,7 +318,7 @@ class FormatPane(Pane):
     # -- export -------------------------------------------------------------------------------------------
     def export_dialog(self) -> None:
         if not self.bench.loaded:
-            emit(self.bench.message, "Load narratives first.")
+            self.bench.message.emit("Load narratives first.")
             return
         folder = QFileDialog.getExistingDirectory(self, "Export to folder")
         if folder:
@@ -346,6 +345,6 @@ class FormatPane(Pane):
         names = ", ".join(p.name for p in res.outputs)
         self.export_label.setText(f"Wrote {len(res.outputs)} file(s), {res.records} records: {names}")
         self.export_label.setToolTip("\n".join(str(p) for p in res.outputs))
-        emit(self.bench.message, f"Exported {len(res.outputs)} file(s) to {res.outputs[0].parent}")
-        emit(self.bench.exported, res)
-        emit(self.export_done, res)
+        self.bench.message.emit(f"Exported {len(res.outputs)} file(s) to {res.outputs[0].parent}")
+        self.bench.exported.emit(res)
+        self.export_done.emit(res)

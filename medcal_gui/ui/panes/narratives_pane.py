@@ -39,7 +39,6 @@ from medcal_gui.ui import dialogs
 from medcal_gui.ui.hints import gui_hint
 from medcal_gui.ui.models import ENCODINGS, KEY_ROLE, SOURCE_ROLE, FileTableModel, RecordFilterProxy, RecordTableModel
 from medcal_gui.ui.panes.base import Pane
-from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.workbench import Workbench
 
 __all__ = ["NarrativesPane", "load_inputs"]  # load_inputs: the core's load job, which the pane runs
@@ -64,8 +63,8 @@ class EncodingDelegate(QStyledItemDelegate):
         combo.setEditable(True)
         combo.addItems(list(ENCODINGS))
         combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)  # the list shows whole names
-        combo.activated.connect(lambda _i, c=combo: emit(self.commitData, c))
-        combo.lineEdit().editingFinished.connect(lambda c=combo: emit(self.commitData, c))
+        combo.activated.connect(lambda _i, c=combo: self.commitData.emit(c))
+        combo.lineEdit().editingFinished.connect(lambda c=combo: self.commitData.emit(c))
         return combo
 
     def setEditorData(self, editor: QWidget, index: QModelIndex) -> None:  # noqa: N802
@@ -369,7 +368,7 @@ class NarrativesPane(Pane):
             self._select_in_table(self.bench.selected_record_id)
         else:
             self._clear_narrative()
-        emit(self.loaded, loaded)
+        self.loaded.emit(loaded)
 
     def _open_override_editors(self) -> None:
         for row in range(self.files.rowCount()):

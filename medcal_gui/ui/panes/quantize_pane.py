@@ -54,7 +54,6 @@ from medcal_gui.ui.fields import reserved_label, spin
 from medcal_gui.ui.model_card import ModelCard, colour
 from medcal_gui.ui.model_picker import ModelPicker, model_label
 from medcal_gui.ui.panes.base import Pane
-from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.quant_table import QuantTable, size_text
 from medcal_gui.ui.stage_progress import StageProgress
 from medcal_gui.ui.workbench import Workbench
@@ -405,7 +404,7 @@ class QuantizePane(Pane):
     def run(self) -> bool:
         blocker = self._run_blocker()
         if blocker:
-            emit(self.bench.message, blocker)
+            self.bench.message.emit(blocker)
             return False
         plan = self.plan()
         self.imatrix_stage.reset("waiting" if plan.computes_imatrix() else "")
@@ -468,5 +467,5 @@ class QuantizePane(Pane):
         self.bench.settings.set("quantize/last_output", str(q.out))
         self.bench.settings.set("quantize/last_base", str(res.plan.model))
         self.set_done(True)
-        emit(self.bench.message, f"Quantized to {q.out}")
-        emit(self.quantized, res)
+        self.bench.message.emit(f"Quantized to {q.out}")
+        self.quantized.emit(res)

@@ -46,7 +46,6 @@ from medcal_gui.ui.chat_view import ChatTranscript, PieceBuffer
 from medcal_gui.ui.eval_view import EvalResults
 from medcal_gui.ui.fields import reserved_label, spin
 from medcal_gui.ui.panes.base import Pane
-from medcal_gui.ui.qtcompat import emit
 from medcal_gui.ui.workbench import Workbench
 
 CHAT_CTX = 2048
@@ -66,7 +65,7 @@ class VerifyPane(Pane):
         self.presets: list[ChatPreset] = []
         self.eval_result: EvalResult | None = None
         self._seen_quant: Path | None = None
-        self._chat = bench.create_runner()
+        self._chat = bench.create_runner(heavy=True)  # never beside an evaluation
         self._turn: dict[str, Any] = {}
         self.pieces = PieceBuffer(self)
         self.pieces.arrived.connect(self._drain)
@@ -269,7 +268,7 @@ class VerifyPane(Pane):
             self.presets = presets_for_variant(variant)
         except InputError as exc:
             self.presets = []
-            emit(self.bench.message, exc.message)
+            self.bench.message.emit(exc.message)
         self.preset_combo.clear()
         self.preset_combo.addItem(f"Choose a preset prompt ({variant} first)…", None)
         for p in self.presets:
@@ -302,7 +301,7 @@ class VerifyPane(Pane):
         """Send `text` (default: the message box) to the quant, and to the base when side by side."""
         text = (text if text is not None else self.input.toPlainText()).strip()
         targets = self._targets()
-        if not text or not targets or self._chat.is_running():
+        if not text or not targets or self._chat.is_running() or not self.bench.may_start(self._chat):
             return False
         missing = [str(p) for _, p in targets if not p.is_file()]
         if missing:
@@ -358,6 +357,11 @@ class VerifyPane(Pane):
         self._chat.cancel()
         self.input.setFocus()
 
+    def close_models(self) -> None:
+        """Free every chat model now (the window closes); call only while no reply runs."""
+        for key in list(self.sessions):
+            self.sessions.pop(key).close()
+
     def _drain(self) -> None:
         for key, piece in self.pieces.take():
             if piece == STARTED:
@@ -374,9 +378,9 @@ class VerifyPane(Pane):
                 self.views[key].set_waiting("Not sent: the chat was stopped before its turn.")
                 continue
             self.views[key].finish(st, note if st is None and note else ("" if st else "not sent (stopped)"))
-        self._update()
+        self._models_changed()  # frees the models deselected during the reply; updates the pane
         self.input.setFocus()  # the next message goes in the message box, never in a parameter box
-        emit(self.reply_done, dict(stats))
+        self.reply_done.emit(dict(stats))
 
     # -- evaluation ---------------------------------------------------------------------------------------
     def _browse_heldout(self) -> None:
@@ -404,7 +408,7 @@ class VerifyPane(Pane):
         """Score the quant against the base on the held-out text (`n_chunks` overrides the Chunks box)."""
         base, quant = self.base_path(), self.quant_path()
         if not base or not quant:
-            emit(self.bench.message, "Choose the quant and its base first.")
+            self.bench.message.emit("Choose the quant and its base first.")
             return False
         text, what = self.heldout()
         n_ctx, chunks = self.ctx_spin.value(), n_chunks or self.chunks_spin.value() or None
@@ -441,7 +445,7 @@ class VerifyPane(Pane):
         self._eval_ended(f"{m.name} against {res.base.name}: {res.chunks} chunks of {res.n_ctx} tokens{cached}."
                          + "".join(f"<br>ℹ {w}" for w in res.warnings))
         self.set_done(True)
-        emit(self.evaluated, res)
+        self.evaluated.emit(res)
 
     # -- state --------------------------------------------------------------------------------------------
     def _update(self) -> None:
