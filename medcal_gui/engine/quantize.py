@@ -40,7 +40,7 @@ from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-FREE_MARGIN = 4 * MiB  # on top of check_free_space's 5 %: llama.cpp pads, and the sidecars need room
+FREE_MARGIN = 1 * MiB  # on top of check_free_space's 5 %: llama.cpp pads, and the sidecars need room
 SIDECARS = (".sha256", ".manifest.json")
 
 
