@@ -58,7 +58,7 @@ def _child_of(pid: int, within_s: float = 60.0) -> int:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         for p, cmd in _group_members(pid):
-            if p != pid and "quantize_child" in cmd:
+            if p != pid and "resource_tracker" not in cmd:  # the process that runs llama_model_quantize
                 return p
         time.sleep(0.05)
     raise AssertionError("the quantize child never started")
