@@ -143,12 +143,10 @@ class _BackgroundHash:
         self._thread.join(5)
 
 
-def _coverage_warnings(model: Path, data: ImatrixData, label: str) -> list[str]:
-    """A warning when the imatrix covers only part of the model's weight matrices (made on another model)."""
-    from medcal_gui.engine.gguf_check import open_gguf
-
-    reader = open_gguf(model)
-    wanted = [t.name for t in reader.tensors if t.name.startswith("blk.") and len(t.shape) >= 2]
+def _coverage_warnings(model: Path, matrices: list[str], data: ImatrixData, label: str) -> list[str]:
+    """A warning when the imatrix covers only part of the model's layer weight matrices (`matrices`: the 2-D
+    tensors llama.cpp listed in the dry run), as when it was made on another model with fewer layers."""
+    wanted = [n for n in matrices if n.startswith("blk.")]
     missing = [n for n in wanted if n not in data.entries]
     if not wanted or not missing:
         return []
@@ -208,8 +206,6 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
     if advice and not (qt.imatrix == "requires" and data is None):
         warnings.append(advice)
 
-    if data is not None:
-        warnings += _coverage_warnings(model, data, imatrix_label or "")
     if not dry_run:
         ensure_dir(out.parent)
 
@@ -239,6 +235,8 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
     rc = run_quantize(job, dry)
     if rc != 0:
         raise ModelError(dry.explain(f"Cannot quantize {model}"))
+    if data is not None:
+        warnings += _coverage_warnings(model, dry.matrices, data, imatrix_label or "")
     if dry.fallback:
         warnings.append(
             f"{dry.fallback[0]} of {dry.fallback[1]} tensors cannot take {qt.name}'s block size (their rows "

@@ -25,7 +25,7 @@ from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter
 
 log = logging.getLogger("medcal_gui.engine.quantize")
 
-TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
+TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)(?:\s+-\s+\[\s*(\d+),\s*(\d+))?")
 SIZE_LINE = re.compile(r"(model|quant) size\s*=\s*([0-9.]+) MiB")
 FALLBACK_LINE = re.compile(r"(\d+) of (\d+) tensor\(s\) required fallback quantization")
 MISSING_LINE = re.compile(r"Missing importance matrix for tensor (\S+)")
@@ -57,6 +57,7 @@ class LogWatch:
         self.errors: list[str] = []
         self.fallback: tuple[int, int] | None = None
         self.needs_imatrix = False  # a dry run found tensors that llama.cpp will refuse without one
+        self.matrices: list[str] = []  # names of the 2-D (or more) tensors, in the file's order
 
     def __call__(self, level: int, line: str) -> None:
         if level >= 4 and line.strip("= \n"):
@@ -65,6 +66,8 @@ class LogWatch:
         m = TENSOR_LINE.match(line)
         if m:
             self.done, self.total = int(m.group(1)), int(m.group(2))
+            if m.group(5) is not None and int(m.group(5)) > 1:
+                self.matrices.append(m.group(3))
             self.progress(Progress(self.stage, self.done, self.total, unit="tensors",
                                    rate=self.meter.rate(self.done), rate_unit="tensors",
                                    eta_s=self.meter.eta(self.done, self.total), message=m.group(3)))
