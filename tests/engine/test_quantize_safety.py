@@ -259,3 +259,23 @@ def test_an_imatrix_from_a_model_with_fewer_layers_is_reported(tiny_model: Path,
         quantize_model(tiny_model, tmp_path / "q2.gguf", "IQ2_XXS", imatrix=one_layer_imatrix)
     assert "Pass one (--imatrix)" not in exc.value.message
     assert "blk.1." in exc.value.message and "another model" in exc.value.message
+
+
+def test_the_input_hash_is_reused_only_for_the_same_file_version(tiny_model: Path, tmp_path: Path) -> None:
+    import hashlib
+    import json
+    import shutil
+
+    model = Path(shutil.copy(tiny_model, tmp_path / "m.gguf"))
+
+    def manifest_sha(name: str) -> str:
+        quantize_model(model, tmp_path / name, "Q8_0")
+        return str(json.loads((tmp_path / f"{name}.manifest.json").read_text())["input"]["sha256"])
+
+    first = manifest_sha("a.gguf")
+    assert first == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert manifest_sha("b.gguf") == first  # from the cache
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 0xFF  # same size, different content, newer mtime
+    model.write_bytes(bytes(data))
+    assert manifest_sha("c.gguf") == hashlib.sha256(bytes(data)).hexdigest() != first
