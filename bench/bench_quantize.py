@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,11 +31,17 @@ from medcal_gui.engine.tiny_model import write_tiny_gemma3  # noqa: E402
 DEFAULT_TOOL = Path("/work/cache/llama-tools/bin/llama-quantize")
 
 
-def _timed(cmd: list[str]) -> float:
+def _timed(cmd: list[str], cpu: list[float], cache: Path | None = None) -> float:
+    """Wall seconds of `cmd`; appends its CPU seconds (user + system, children included) to `cpu`."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if cache is not None:
+        env["MEDCAL_CACHE"] = str(cache)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     dt = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     if r.returncode:
         print(r.stdout[-2000:], r.stderr[-3000:])
         raise SystemExit(f"failed: {' '.join(cmd)}")
@@ -59,6 +66,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--llama-quantize", type=Path, default=DEFAULT_TOOL if DEFAULT_TOOL.exists() else None)
     ap.add_argument("--allow-requantize", action="store_true")
+    ap.add_argument("--cold", action="store_true",
+                    help="an empty medcal cache for every run (the input is hashed every time)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or write_tiny_gemma3(Path(tmp) / "tiny.gguf")
@@ -86,20 +95,25 @@ def main() -> int:
                 ref_cmd += [str(model), str(ref_out), qt, str(args.threads)]
             med_t: list[float] = []
             ref_t: list[float] = []
-            for _ in range(args.repeat):
+            med_cpu: list[float] = []
+            ref_cpu: list[float] = []
+            for i in range(args.repeat):
                 if ref_cmd:
                     ref_out.unlink(missing_ok=True)
-                    ref_t.append(_timed(ref_cmd))
+                    ref_t.append(_timed(ref_cmd, ref_cpu))
                 for p in (med_out, med_out.with_name(med_out.name + ".sha256"),
                           med_out.with_name(med_out.name + ".manifest.json")):
                     p.unlink(missing_ok=True)
-                med_t.append(_timed(med_cmd))
-            med = statistics.median(med_t)
-            line = f"{qt:8s} medcal quantize {med:6.2f} s ({' '.join(f'{t:.2f}' for t in med_t)})"
+                cache = Path(tempfile.mkdtemp(dir=tmp, prefix=f"cache{i}-")) if args.cold else None
+                med_t.append(_timed(med_cmd, med_cpu, cache))
+            med, mc = statistics.median(med_t), statistics.median(med_cpu)
+            line = (f"{qt:8s} medcal quantize {med:6.2f} s wall ({' '.join(f'{t:.2f}' for t in med_t)}), "
+                    f"{mc:.2f} s CPU")
             if ref_t:
-                ref = statistics.median(ref_t)
-                line += (f"  llama-quantize {ref:6.2f} s ({' '.join(f'{t:.2f}' for t in ref_t)})  "
-                         f"ratio {med / ref:.3f}  identical tensors: {_same_tensors(ref_out, med_out)}")
+                ref, rc = statistics.median(ref_t), statistics.median(ref_cpu)
+                line += (f"\n         llama-quantize  {ref:6.2f} s wall ({' '.join(f'{t:.2f}' for t in ref_t)}), "
+                         f"{rc:.2f} s CPU\n         ratio medcal/llama-quantize: wall {med / ref:.3f}, CPU "
+                         f"{mc / rc:.3f}; identical tensors: {_same_tensors(ref_out, med_out)}")
             print(line, flush=True)
     return 0
 

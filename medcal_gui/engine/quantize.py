@@ -25,7 +25,7 @@ from medcal_gui import __version__
 from medcal_gui.engine.imatrix_io import ImatrixData
 from medcal_gui.engine.quant_types import QuantType, get_quant_type, imatrix_advice
 from medcal_gui.engine.quantize_child import QuantizeJob, run_quantize
-from medcal_gui.engine.quantize_process import LogWatch, run_child
+from medcal_gui.engine.quantize_process import LogWatch, discard_child, run_child, start_child
 from medcal_gui.errors import InputError, MedcalError, ModelError
 from medcal_gui.fsutil import (
     atomic_path,
@@ -270,39 +270,46 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                       kv_overrides=kv)
     input_bytes = model.stat().st_size
 
-    # The dry run only reads metadata: quick enough to run here, and it sizes the free-space check.
-    dry = LogWatch(progress, "quantize (size estimate)" if not dry_run else "quantize")
-    rc = run_quantize(job, dry)
-    if rc != 0:
-        raise ModelError(dry.explain(f"Cannot quantize {model}"))
-    if data is not None:
-        warnings += _coverage_warnings(model, dry.matrices, data, imatrix_label or "")
-    if dry.fallback:
-        warnings.append(
-            f"{dry.fallback[0]} of {dry.fallback[1]} tensors cannot take {qt.name}'s block size (their rows "
-            "are not a multiple of 256 values) and use a nearby fallback type instead, as llama-quantize does."
-        )
-    if qt.imatrix == "requires" and data is None:
-        # Whether llama.cpp needs an imatrix depends on the tensors that really take the low-bit type: on
-        # models whose rows don't fit its 256-value blocks they all fall back, and llama.cpp proceeds.
-        if dry.needs_imatrix:
-            raise InputError(advice or f"{qt.name} requires an importance matrix.")
-        warnings.append(f"{qt.name} usually requires an importance matrix. Without one, llama.cpp stores the "
-                        f"tensors that would need it in k-quant types instead, so this file is not a true {qt.name}: "
-                        "compute an importance matrix for the real thing.")
-    est = int(dry.sizes.get("quant", 0.0) * MiB)
-    overhead = max(0, input_bytes - int(dry.sizes.get("model", 0.0) * MiB))
-    estimate = est + overhead
-    if dry_run:
-        return QuantizeResult(model=model, out=None, qtype=qt.name, ftype=qt.ftype, dry_run=True,
-                              input_bytes=input_bytes, output_bytes=estimate, tensors=dry.total,
-                              seconds=time.monotonic() - t0, imatrix=imatrix_label,
-                              imatrix_entries=len(data.entries) if data else 0,
-                              imatrix_chunks=data.chunk_count if data else 0, warnings=warnings)
+    # The child starts now and loads llama.cpp while this process does the dry run and the checks.
+    child = start_child() if not dry_run else None
+    try:
+        # The dry run only reads metadata: quick enough to run here, and it sizes the free-space check.
+        dry = LogWatch(progress, "quantize (size estimate)" if not dry_run else "quantize")
+        rc = run_quantize(job, dry)
+        if rc != 0:
+            raise ModelError(dry.explain(f"Cannot quantize {model}"))
+        if data is not None:
+            warnings += _coverage_warnings(model, dry.matrices, data, imatrix_label or "")
+        if dry.fallback:
+            warnings.append(
+                f"{dry.fallback[0]} of {dry.fallback[1]} tensors cannot take {qt.name}'s block size (their rows "
+                "are not a multiple of 256 values) and use a nearby fallback type instead, as llama-quantize does."
+            )
+        if qt.imatrix == "requires" and data is None:
+            # Whether llama.cpp needs an imatrix depends on the tensors that really take the low-bit type: on
+            # models whose rows don't fit its 256-value blocks they all fall back, and llama.cpp proceeds.
+            if dry.needs_imatrix:
+                raise InputError(advice or f"{qt.name} requires an importance matrix.")
+            warnings.append(f"{qt.name} usually requires an importance matrix. Without one, llama.cpp stores "
+                            "the tensors that would need it in k-quant types instead, so this file is not a true "
+                            f"{qt.name}: compute an importance matrix for the real thing.")
+        est = int(dry.sizes.get("quant", 0.0) * MiB)
+        overhead = max(0, input_bytes - int(dry.sizes.get("model", 0.0) * MiB))
+        estimate = est + overhead
+        if dry_run:
+            return QuantizeResult(model=model, out=None, qtype=qt.name, ftype=qt.ftype, dry_run=True,
+                                  input_bytes=input_bytes, output_bytes=estimate, tensors=dry.total,
+                                  seconds=time.monotonic() - t0, imatrix=imatrix_label,
+                                  imatrix_entries=len(data.entries) if data else 0,
+                                  imatrix_chunks=data.chunk_count if data else 0, warnings=warnings)
 
-    check_free_space(out.parent, estimate + FREE_MARGIN, f"the quantized model {out.name}")
-    if imatrix_path is not None:
-        imatrix_sha = _sha256(imatrix_path, cancel, no_progress, "hash imatrix")
+        check_free_space(out.parent, estimate + FREE_MARGIN, f"the quantized model {out.name}")
+        if imatrix_path is not None:
+            imatrix_sha = _sha256(imatrix_path, cancel, no_progress, "hash imatrix")
+    except BaseException:
+        if child is not None:
+            discard_child(child)
+        raise
 
     watch = LogWatch(progress, "quantize", has_imatrix=data is not None)
     t_q = time.monotonic()
@@ -312,7 +319,7 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
         with atomic_path(out) as tmp:
             job.out = str(tmp)
             job.dry_run = False
-            rc = run_child(job, watch, cancel)
+            rc = run_child(job, watch, cancel, child)
             if rc != 0:
                 raise ModelError(watch.explain(f"Quantizing {model} to {qt.name} failed", out))
             quantize_s = time.monotonic() - t_q
@@ -322,6 +329,8 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
             model_sha = input_hash.result()
     finally:
         input_hash.stop()
+        if child is not None:
+            discard_child(child)  # gone already unless something failed before it got its job
     # Sidecars are written after the model is in place: a cancel before this point leaves nothing.
     sha_file = out.with_name(out.name + ".sha256")
     write_text_atomic(sha_file, f"{out_sha}  {out.name}\n")

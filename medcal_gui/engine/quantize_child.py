@@ -2,9 +2,10 @@
 in a child process (`main`, started by `start_child`), because the real run cannot be interrupted any other
 way.
 
-The child is a fresh `python -m medcal_gui.engine.quantize_child` (no multiprocessing: no resource-tracker
-process, no re-import of the parent's `__main__`). The parent writes `pickle((parent_pid, job))` to its
-stdin; the child answers on its stdout with JSON lines `["log", level, line]` and finally `["done", rc]`.
+The child is a fresh `python -m medcal_gui.engine.quantize_child PARENT_PID` (no multiprocessing: no
+resource-tracker process, no re-import of the parent's `__main__`), started early so that its start-up
+overlaps the parent's preparations. The parent writes `pickle(job)` to its stdin (nothing: no job, exit);
+the child answers on its stdout with JSON lines `["log", level, line]` and finally `["done", rc]`.
 The child dies with its parent: on Linux through prctl(PR_SET_PDEATHSIG, SIGKILL), everywhere through a
 thread that polls the parent's pid, so a `kill -9` of `medcal quantize` (or of the GUI) stops the writing.
 Keep this module light: the child imports it fresh, and only it (plus llama_cpp when the job runs).
@@ -68,8 +69,8 @@ def child_command() -> list[str]:
     """The command line that starts the child: the same interpreter with this module as the script, or, in a
     stand-alone bundle (no interpreter to hand), the bundle's executable with CHILD_FLAG."""
     if getattr(sys, "frozen", False):
-        return [sys.executable, CHILD_FLAG]
-    return [sys.executable, "-X", "faulthandler", "-m", "medcal_gui.engine.quantize_child"]
+        return [sys.executable, CHILD_FLAG, str(os.getpid())]
+    return [sys.executable, "-X", "faulthandler", "-m", "medcal_gui.engine.quantize_child", str(os.getpid())]
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -112,8 +113,13 @@ def main() -> int:
 
     # Ctrl-C in a terminal reaches the whole process group: the parent decides, and terminates this process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent_pid, job = pickle.loads(sys.stdin.buffer.read())
-    die_with_parent(int(parent_pid))
+    die_with_parent(int(sys.argv[-1]))
+    # Load llama.cpp while the parent prepares the job (it starts this process early), then wait for it.
+    from medcal_gui.engine import ggml_ctypes, llama_log  # noqa: F401
+    payload = sys.stdin.buffer.read()
+    if not payload:  # the parent decided not to run a job after all
+        return 0
+    job = pickle.loads(payload)
     # Messages go to a private copy of stdout; anything the libraries print lands on stderr instead.
     out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)

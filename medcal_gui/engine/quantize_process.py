@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
 import queue
 import re
@@ -125,12 +124,31 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def run_child(job: QuantizeJob, watch: LogWatch, cancel: CancelToken) -> int:
-    """Run `job` in a child process (see quantize_child), turning its lines into `watch` calls; a cancel
-    terminates it. The child is always gone when this returns or raises."""
-    payload = pickle.dumps((os.getpid(), job), protocol=pickle.HIGHEST_PROTOCOL)
-    proc = subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+def start_child() -> subprocess.Popen[bytes]:
+    """Start a quantize child; it loads llama.cpp and waits for `run_child` (or `discard_child`)."""
+    return subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, close_fds=True)
+
+
+def discard_child(proc: subprocess.Popen[bytes]) -> None:
+    """End a child that `run_child` never got (it exits on its own once its stdin closes)."""
+    for f in (proc.stdin, proc.stdout, proc.stderr):
+        if f is not None:
+            f.close()
+    try:
+        proc.wait(0.5)
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+
+
+def run_child(job: QuantizeJob, watch: LogWatch, cancel: CancelToken,
+              proc: subprocess.Popen[bytes] | None = None) -> int:
+    """Run `job` in a child process (see quantize_child; `proc` from `start_child`, else a new one), turning
+    its lines into `watch` calls; a cancel terminates it. The child is always gone when this returns or
+    raises."""
+    payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+    if proc is None:
+        proc = start_child()
     lines: queue.Queue[bytes | None] = queue.Queue()
     tail: list[bytes] = []
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
