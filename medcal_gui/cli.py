@@ -54,6 +54,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
 def main(argv: Sequence[str] | None = None) -> int:
     # The quantize child and the CPU probe use the spawn start method; a frozen bundle needs this first.
     multiprocessing.freeze_support()
+    if argv is None and sys.argv[1:2] == ["--medcal-quantize-child"]:  # a bundle's quantize child
+        return int(importlib.import_module("medcal_gui.engine.quantize_child").main())
     parser, commands = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

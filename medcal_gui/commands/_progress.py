@@ -73,7 +73,8 @@ class TerminalProgress:
 
 @contextmanager
 def sigint_cancels(token: CancelToken) -> Iterator[CancelToken]:
-    """While active, the first Ctrl-C cancels the job through `token` instead of killing the process."""
+    """While active, the first Ctrl-C (or SIGTERM) cancels the job through `token` instead of killing the
+    process."""
     if threading.current_thread() is not threading.main_thread():
         yield token
         return
@@ -85,7 +86,9 @@ def sigint_cancels(token: CancelToken) -> Iterator[CancelToken]:
         token.cancel()
 
     old = signal.signal(signal.SIGINT, handler)
+    old_term = signal.signal(signal.SIGTERM, handler)  # `kill PID` cancels too: children stop, partials go
     try:
         yield token
     finally:
         signal.signal(signal.SIGINT, old)
+        signal.signal(signal.SIGTERM, old_term)

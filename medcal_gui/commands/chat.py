@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
         params.seed = int.from_bytes(os.urandom(4), "little")  # A and B sample with the same seed
     stop = StopFlag()
+    interrupted: list[bool] = []
 
     def answer(text: str) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
@@ -96,11 +97,14 @@ def run(args: argparse.Namespace) -> int:
                         sys.stdout.flush()
             except KeyboardInterrupt:
                 stop.set()
+                interrupted.append(True)
             if not args.json:
                 print()
                 print(_stats_line(s.name, s.last_stats), file=sys.stderr)
             out.append({"model": s.name, "template": s.template_source, "text": "".join(pieces),
                         "stats": s.last_stats.to_json()})
+            if interrupted:
+                break
         return out
 
     try:
@@ -108,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
             res = answer(prompt)
             if args.json:
                 print(json.dumps({"prompt": prompt, "replies": res}, indent=2, ensure_ascii=False))
+            if interrupted:  # Ctrl-C stopped the answer: not a success
+                print("medcal chat: cancelled", file=sys.stderr)
+                return 130
             return 0
         print(f"chatting with {', '.join(s.name for s in sessions)} ({sessions[0].template_source} template); "
               "/reset starts over, /quit ends", file=sys.stderr)

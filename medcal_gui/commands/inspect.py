@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from medcal_gui.engine.model_info import inspect_model
-
 NAME = "inspect"
 HELP = "describe a GGUF model: architecture, size, file type, tokenizer, chat markers, warnings"
 
@@ -18,6 +16,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from medcal_gui.engine.model_info import inspect_model
+
     info = inspect_model(args.model)
     if args.json:
         print(json.dumps(info.to_json(), indent=2, ensure_ascii=False))

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from medcal_gui.commands._progress import TerminalProgress, sigint_cancels
-from medcal_gui.engine.tokens import count_tokens
 from medcal_gui.jobs import CancelToken
 
 NAME = "tokens"
@@ -25,6 +24,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from medcal_gui.engine.tokens import count_tokens
+
     token = CancelToken()
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(token):

@@ -1,7 +1,8 @@
 """Chat with a GGUF to check a quant on its own task: streaming, stoppable within one token, and A/B.
 
 The prompt is the model's own chat template when the GGUF carries one (`tokenizer.chat_template`, rendered
-by llama-cpp-python's `Jinja2ChatFormatter` in jinja2's ImmutableSandboxedEnvironment, as `Llama` would),
+as llama-cpp-python's `Jinja2ChatFormatter` renders it, in jinja2's ImmutableSandboxedEnvironment, with
+limits on time and size: `chat_template.render_template`; a broken one is refused when the session opens),
 else Gemma's template (`chat_template.render_gemma`, which folds a system prompt into the first user turn
 - llama-cpp-python's built-in "gemma" format would drop it). The rendered text is tokenized with special
 tokens parsed and generated with `Llama.generate`, one token at a time: the stop flag is checked before
@@ -12,8 +13,10 @@ min-p, repeat penalty, max tokens and a seed; with temperature 0, or the same se
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -85,6 +88,36 @@ class StopFlag:
         self.cancelled = False
 
 
+_SKIP_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _embedded_templates_not_compiled() -> Iterator[None]:
+    """While active, `llama_cpp.Llama(...)` does not compile the chat templates a GGUF embeds.
+
+    Llama's constructor compiles every embedded template into a chat handler, without limits: jinja2 folds
+    constant expressions at compile time, so a template holding `'A' * 4000000000` allocates gigabytes while
+    the model loads, and a syntax error aborts the load with a raw traceback. medcal never uses those
+    handlers (it renders templates itself, bounded: chat_template.render_template), so it skips that step.
+    """
+    from llama_cpp import llama_chat_format as lcf
+
+    class _NotCompiled:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def to_chat_handler(self) -> None:
+            return None
+
+    with _SKIP_LOCK:
+        original = lcf.Jinja2ChatFormatter
+        lcf.Jinja2ChatFormatter = _NotCompiled  # type: ignore[misc,assignment]
+        try:
+            yield
+        finally:
+            lcf.Jinja2ChatFormatter = original  # type: ignore[misc]
+
+
 class ChatSession:
     """A conversation with one model. `stream()` yields text pieces; `history` holds finished turns."""
 
@@ -94,7 +127,7 @@ class ChatSession:
         self.system = system or None
         self.history: list[Message] = []
         self.last_stats = ChatStats()
-        self.llm = llama if llama is not None else self._load(n_ctx, threads)
+        self.llm = llama if llama is not None else self._load(n_ctx, threads, template)
         # llama.cpp may pad the context it allocates; llama-cpp-python's token buffer has the size asked for
         self.n_ctx = min(int(self.llm.n_ctx()), int(self.llm.input_ids.shape[0]))
         self._vocab = self.llm._model.vocab  # the llama_vocab pointer, for end-of-generation checks
@@ -107,15 +140,17 @@ class ChatSession:
         if template == "gguf" and not gguf_template:
             raise ModelError(f"{self.model_path.name} carries no chat template.")
         self.template_source = "gguf" if gguf_template and template != "gemma" else "gemma"
-        self._formatter: Any = None
+        self._template: str | None = None
         if self.template_source == "gguf":
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+            self._template = str(gguf_template)
+            try:  # a broken or hostile template is refused here, in one message, before any chat
+                self.render(self.messages("Hello"))
+            except BaseException:
+                if llama is None:
+                    self.close()
+                raise
 
-            self._formatter = Jinja2ChatFormatter(template=str(gguf_template), eos_token=self._token_text(
-                self.llm.token_eos()), bos_token=self._token_text(self.llm.token_bos()),
-                add_generation_prompt=True)
-
-    def _load(self, n_ctx: int, threads: int | None) -> Any:
+    def _load(self, n_ctx: int, threads: int | None, template: str) -> Any:
         from medcal_gui.engine.cpu_quirks import install_llama_defaults
         from medcal_gui.engine.llama_log import route_llama_logs
 
@@ -127,12 +162,19 @@ class ChatSession:
             raise ModelError(f"The model file {self.model_path} does not exist.")
         from medcal_gui.engine.model_info import inspect_model
 
-        trained = inspect_model(self.model_path).context_length  # a damaged file fails here, clearly
+        info = inspect_model(self.model_path)  # a damaged file fails here, clearly
+        if info.chat_template_problem and template != "gemma":  # refused before the model loads
+            from medcal_gui.engine.chat_template import ChatTemplateError
+
+            raise ChatTemplateError(info.chat_template_problem)
+        trained = info.context_length
         if trained:
             n_ctx = min(n_ctx, trained)  # beyond what it was trained on, a model only degrades
         try:
-            return llama_cpp.Llama(str(self.model_path), n_ctx=n_ctx, n_threads=threads or os.cpu_count() or 1,
-                                   n_batch=min(512, n_ctx), verbose=False)
+            with _embedded_templates_not_compiled():
+                return llama_cpp.Llama(str(self.model_path), n_ctx=n_ctx,
+                                       n_threads=threads or os.cpu_count() or 1, n_batch=min(512, n_ctx),
+                                       verbose=False)
         except ValueError as exc:
             raise ModelError(f"llama.cpp could not load the model {self.model_path}: it is damaged, truncated "
                              "or not a GGUF model (run `medcal inspect` on it).", details=str(exc)) from exc
@@ -155,10 +197,12 @@ class ChatSession:
 
     def render(self, messages: Sequence[Message]) -> str:
         """The prompt text for `messages`, ending with the model turn's opening."""
-        if self._formatter is not None:
-            return str(self._formatter(messages=list(messages)).prompt)
-        from medcal_gui.engine.chat_template import render_gemma
+        from medcal_gui.engine.chat_template import render_gemma, render_template
 
+        if self._template is not None:
+            return render_template(self._template, messages, bos_token=self._token_text(self.llm.token_bos()),
+                                   eos_token=self._token_text(self.llm.token_eos()), add_generation_prompt=True,
+                                   source=f"the chat template embedded in {self.name}")
         return render_gemma(messages, add_generation_prompt=True,
                             bos_token=self._token_text(self.llm.token_bos()))
 

@@ -51,6 +51,7 @@ class ModelInfo:
     turn_tokens: list[TurnToken]
     turn_tokens_ok: bool  # both turn markers are single control tokens
     has_chat_template: bool
+    chat_template_problem: str | None  # why the embedded template cannot be used; None when it can (or none)
     is_quantized: bool
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -64,6 +65,8 @@ class ModelInfo:
         turns = ", ".join(
             f"{t.text} = {t.id} ({'control token' if t.is_control else 'NOT a control token'})"
             if t.id is not None else f"{t.text}: not in the vocabulary" for t in self.turn_tokens)
+        template = ("none embedded" if not self.has_chat_template else
+                    "embedded, BROKEN (see the warning)" if self.chat_template_problem else "embedded, renders")
         lines = [
             f"Model:            {self.path}",
             f"Name:             {self.name or '(not set)'}",
@@ -77,7 +80,7 @@ class ModelInfo:
             + (f" ({self.tokenizer_model})" if self.tokenizer_model else ""),
             f"BOS / EOS:        {self.bos_id} {self.bos_text!r} / {self.eos_id} {self.eos_text!r}",
             f"Turn markers:     {turns}",
-            f"Chat template:    {'embedded' if self.has_chat_template else 'none embedded'}",
+            f"Chat template:    {template}",
         ]
         lines += [f"Note: {n}" for n in self.notes]
         lines += [f"WARNING: {w}" for w in self.warnings]
@@ -166,7 +169,14 @@ def inspect_model(path: Path | str) -> ModelInfo:
         warnings.append(
             f"This model is already quantized ({file_type}). Quantizing it again stacks a second rounding "
             "on the first and loses quality; use the F16 or BF16 original as the input if you have it.")
+    problem: str | None = None
     if has_template:
+        from medcal_gui.engine.chat_template import check_template
+
+        problem = check_template(str(template), source=f"the chat template embedded in {path.name}")
+    if problem:
+        warnings.append(problem)
+    elif has_template:
         notes.append("The model embeds its own chat template.")
     else:
         notes.append("No chat template is embedded (a base model?); medcal supplies Gemma's template.")
@@ -193,6 +203,7 @@ def inspect_model(path: Path | str) -> ModelInfo:
         turn_tokens=turns,
         turn_tokens_ok=turns_ok,
         has_chat_template=has_template,
+        chat_template_problem=problem,
         is_quantized=is_quantized,
         warnings=warnings,
         notes=notes,

@@ -1,9 +1,11 @@
 """Quantize a GGUF with llama.cpp (`llama_model_quantize`), guided by an importance matrix.
 
-The quantization itself runs in a spawned child process: llama.cpp offers no abort hook there, so cancel
-means terminating the child. The parent turns the child's per-tensor log lines ("[  12/ 236] blk.0...")
-into progress, writes through a temporary file beside the output, and afterwards writes `OUT.sha256`
-(sha256sum format) and `OUT.manifest.json` (inputs, imatrix, type, sizes, timings, versions).
+The quantization itself runs in a child process (quantize_process, quantize_child): llama.cpp offers no
+abort hook there, so cancel means terminating the child, and the child dies with this process. Every output
+path is checked first, partial files an interrupted run left behind are removed, the output is written
+through a temporary file beside it, and afterwards come `OUT.sha256` (sha256sum format) and
+`OUT.manifest.json` (inputs, imatrix, type, sizes, timings, versions). The input is hashed on a thread while
+the child quantizes.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import multiprocessing
-import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -23,23 +24,24 @@ from typing import Any
 from medcal_gui import __version__
 from medcal_gui.engine.imatrix_io import ImatrixData
 from medcal_gui.engine.quant_types import QuantType, get_quant_type, imatrix_advice
-from medcal_gui.engine.quantize_child import QuantizeJob, child_main, run_quantize
-from medcal_gui.errors import Cancelled, InputError, ModelError
+from medcal_gui.engine.quantize_child import QuantizeJob, run_quantize
+from medcal_gui.engine.quantize_process import LogWatch, discard_child, run_child, start_child
+from medcal_gui.errors import InputError, MedcalError, ModelError
 from medcal_gui.fsutil import (
     atomic_path,
     check_free_space,
+    check_output_path,
     ensure_dir,
-    refuse_input_overwrite,
+    remove_stale_partials,
     write_text_atomic,
 )
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 
 log = logging.getLogger(__name__)
 
-TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
-SIZE_LINE = re.compile(r"(model|quant) size\s*=\s*([0-9.]+) MiB")
-FALLBACK_LINE = re.compile(r"(\d+) of (\d+) tensor\(s\) required fallback quantization")
 MiB = 1024 * 1024
+FREE_MARGIN = 1 * MiB  # on top of check_free_space's 5 %: llama.cpp pads, and the sidecars need room
+SIDECARS = (".sha256", ".manifest.json")
 
 
 @dataclass
@@ -110,90 +112,89 @@ def _clip(s: str) -> str:
     return b.decode("utf-8", "ignore")
 
 
-class _LogWatch:
-    """Collects what matters from llama.cpp's quantize log and turns tensor lines into progress."""
-
-    def __init__(self, progress: ProgressCallback, stage: str) -> None:
-        self.progress = progress
-        self.stage = stage
-        self.meter = RateMeter()
-        self.done = 0
-        self.total = 0
-        self.sizes: dict[str, float] = {}
-        self.errors: list[str] = []
-        self.fallback: tuple[int, int] | None = None
-        self.needs_imatrix = False  # a dry run found tensors that llama.cpp will refuse without one
-
-    def __call__(self, level: int, line: str) -> None:
-        if level >= 4 and line.strip("= \n"):
-            # an error can finish a tensor's line ("[ 2/28] token_embd.weight ... failed to quantize: ...")
-            self.errors.append(line.strip())
-        m = TENSOR_LINE.match(line)
-        if m:
-            self.done, self.total = int(m.group(1)), int(m.group(2))
-            self.progress(Progress(self.stage, self.done, self.total, unit="tensors",
-                                   rate=self.meter.rate(self.done), rate_unit="tensors",
-                                   eta_s=self.meter.eta(self.done, self.total), message=m.group(3)))
-            return
-        s = SIZE_LINE.search(line)
-        if s:
-            self.sizes[s.group(1)] = float(s.group(2))
-        if "will require an imatrix" in line:
-            self.needs_imatrix = True
-        f = FALLBACK_LINE.search(line)
-        if f:
-            self.fallback = (int(f.group(1)), int(f.group(2)))
-
-    def explain(self, what: str) -> str:
-        text = " ".join(self.errors)
-        if "requantizing from type" in text:
-            return (f"{what}: the model is already quantized and quantizing it again loses quality. "
-                    "Start from the F16/BF16/F32 model, or allow requantizing (--allow-requantize).")
-        if "requires an imatrix" in text or "Missing importance matrix" in text:
-            return f"{what}: this type needs an importance matrix for some tensors. Pass one (--imatrix)."
-        if "imatrix size" in text:
-            return f"{what}: the importance matrix does not fit this model (computed on another model?)."
-        detail = self.errors[-1] if self.errors else "no reason was logged"
-        return f"{what}: llama.cpp reported: {detail}"
+def _hash_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
 
 
-def _run_child(job: QuantizeJob, watch: _LogWatch, cancel: CancelToken) -> int:
-    ctx = multiprocessing.get_context("spawn")
-    parent_conn, child_conn = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=child_main, args=(child_conn, job), name="medcal-quantize", daemon=True)
-    proc.start()
-    child_conn.close()
-    rc: int | None = None
+def _hash_cache() -> Path:
+    from medcal_gui.resources import user_cache_dir
+
+    return user_cache_dir() / "sha256-cache.json"
+
+
+def _known_sha256(path: Path) -> str | None:
+    """The sha256 recorded for this very file version (path, size, mtime, inode) by an earlier run."""
     try:
-        while True:
-            if cancel.cancelled:
-                raise Cancelled()
-            if parent_conn.poll(0.1):
-                try:
-                    msg = parent_conn.recv()
-                except EOFError:
-                    break
-                if msg[0] == "log":
-                    log.info("quantize: %s", msg[2].rstrip())
-                    watch(int(msg[1]), str(msg[2]))
-                elif msg[0] == "done":
-                    rc = int(msg[1])
-                    break
-            elif not proc.is_alive() and not parent_conn.poll(0):
-                break
-        proc.join(10)
-    finally:
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(1.5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(1.0)
-        parent_conn.close()
-    if rc is None:
-        watch.errors.append(f"the quantize process ended unexpectedly (exit code {proc.exitcode})")
-        return 1
-    return rc
+        v = json.loads(_hash_cache().read_text(encoding="utf-8")).get(_hash_key(path))
+    except (OSError, ValueError, AttributeError):
+        return None
+    return v if isinstance(v, str) and len(v) == 64 else None
+
+
+def _remember_sha256(path: Path, digest: str) -> None:
+    """Record `digest` for `path` (the newest 64 files), so quantizing the same input again (every rung of a
+    ladder) does not read it again."""
+    try:
+        cache = _hash_cache()
+        try:
+            known = json.loads(cache.read_text(encoding="utf-8"))
+            known = known if isinstance(known, dict) else {}
+        except (OSError, ValueError):
+            known = {}
+        known.pop(_hash_key(path), None)
+        known[_hash_key(path)] = digest
+        write_text_atomic(cache, json.dumps(dict(list(known.items())[-64:]), indent=0) + "\n")
+    except (OSError, MedcalError):
+        pass  # a cache only
+
+
+class _BackgroundHash:
+    """sha256 of a file, computed on a thread; `result()` waits for it, `stop()` abandons it."""
+
+    def __init__(self, path: Path, cancel: CancelToken) -> None:
+        self._stop = CancelToken()
+        self._value: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), name="medcal-hash", daemon=True)
+        self._thread.start()
+        self._cancel = cancel
+
+    def _run(self, path: Path) -> None:
+        try:
+            self._value = _known_sha256(path)
+            if self._value is None:
+                self._value = _sha256(path, self._stop, no_progress, "hash input")
+                _remember_sha256(path, self._value)
+        except BaseException as exc:  # re-raised in result()
+            self._error = exc
+
+    def result(self) -> str:
+        while self._thread.is_alive():
+            self._cancel.check()
+            self._thread.join(0.1)
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+    def stop(self) -> None:
+        self._stop.cancel()
+        self._thread.join(5)
+
+
+def _coverage_warnings(model: Path, matrices: list[str], data: ImatrixData, label: str) -> list[str]:
+    """A warning when the imatrix covers only part of the model's layer weight matrices (`matrices`: the 2-D
+    tensors llama.cpp listed in the dry run), as when it was made on another model with fewer layers."""
+    wanted = [n for n in matrices if n.startswith("blk.")]
+    missing = [n for n in wanted if n not in data.entries]
+    if not wanted or not missing:
+        return []
+    first = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
+    return [f"The importance matrix {label} covers only {len(wanted) - len(missing)} of the model's {len(wanted)} "
+            f"layer weight matrices: {len(missing)} have no entry ({first}). Was it computed on another model "
+            "(fewer layers)? Those tensors are quantized without guidance; compute the importance matrix on "
+            f"{model.name} itself."]
 
 
 def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | ImatrixData | None = None,
@@ -218,6 +219,12 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
     emb_type = ggml_type_id(token_embedding_type) if token_embedding_type else None
 
     warnings: list[str] = []
+    if not dry_run:  # every output path is checked before any work
+        inputs = [model] + ([Path(imatrix)] if isinstance(imatrix, (str, Path)) else [])
+        check_output_path(out, inputs, sidecars=SIDECARS, what="quantized model")
+        for note in remove_stale_partials(out.parent, out.suffix + ".tmp"):
+            log.warning("%s", note)
+            warnings.append(note)
     data: ImatrixData | None = None
     imatrix_label: str | None = None
     imatrix_sha: str | None = None
@@ -240,10 +247,6 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
         warnings.append(advice)
 
     if not dry_run:
-        inputs = [model] + ([imatrix_path] if imatrix_path else [])
-        refuse_input_overwrite(out, inputs)
-        for side in (out.with_name(out.name + ".sha256"), out.with_name(out.name + ".manifest.json")):
-            refuse_input_overwrite(side, inputs)
         ensure_dir(out.parent)
 
     kv: list[tuple[str, int | str]] = []
@@ -267,52 +270,67 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                       kv_overrides=kv)
     input_bytes = model.stat().st_size
 
-    # The dry run only reads metadata: quick enough to run here, and it sizes the free-space check.
-    dry = _LogWatch(progress, "quantize (size estimate)" if not dry_run else "quantize")
-    rc = run_quantize(job, dry)
-    if rc != 0:
-        raise ModelError(dry.explain(f"Cannot quantize {model}"))
-    if dry.fallback:
-        warnings.append(
-            f"{dry.fallback[0]} of {dry.fallback[1]} tensors cannot take {qt.name}'s block size (their rows "
-            "are not a multiple of 256 values) and use a nearby fallback type instead, as llama-quantize does."
-        )
-    if qt.imatrix == "requires" and data is None:
-        # Whether llama.cpp needs an imatrix depends on the tensors that really take the low-bit type: on
-        # models whose rows don't fit its 256-value blocks they all fall back, and llama.cpp proceeds.
-        if dry.needs_imatrix:
-            raise InputError(advice or f"{qt.name} requires an importance matrix.")
-        warnings.append(f"{qt.name} usually requires an importance matrix. Without one, llama.cpp stores the "
-                        f"tensors that would need it in k-quant types instead, so this file is not a true {qt.name}: "
-                        "compute an importance matrix for the real thing.")
-    est = int(dry.sizes.get("quant", 0.0) * MiB)
-    overhead = max(0, input_bytes - int(dry.sizes.get("model", 0.0) * MiB))
-    estimate = est + overhead
-    if dry_run:
-        return QuantizeResult(model=model, out=None, qtype=qt.name, ftype=qt.ftype, dry_run=True,
-                              input_bytes=input_bytes, output_bytes=estimate, tensors=dry.total,
-                              seconds=time.monotonic() - t0, imatrix=imatrix_label,
-                              imatrix_entries=len(data.entries) if data else 0,
-                              imatrix_chunks=data.chunk_count if data else 0, warnings=warnings)
-
-    check_free_space(out.parent, estimate, f"the quantized model {out.name}")
-    model_sha = _sha256(model, cancel, progress, "hash input")
-    if imatrix_path is not None:
-        imatrix_sha = _sha256(imatrix_path, cancel, progress, "hash imatrix")
-    cancel.check()
-
-    watch = _LogWatch(progress, "quantize")
-    t_q = time.monotonic()
-    with atomic_path(out) as tmp:
-        job.out = str(tmp)
-        job.dry_run = False
-        rc = _run_child(job, watch, cancel)
+    # The child starts now and loads llama.cpp while this process does the dry run and the checks.
+    child = start_child() if not dry_run else None
+    try:
+        # The dry run only reads metadata: quick enough to run here, and it sizes the free-space check.
+        dry = LogWatch(progress, "quantize (size estimate)" if not dry_run else "quantize")
+        rc = run_quantize(job, dry)
         if rc != 0:
-            raise ModelError(watch.explain(f"Quantizing {model} to {qt.name} failed"))
-        quantize_s = time.monotonic() - t_q
-        cancel.check()
-        out_sha = _sha256(tmp, cancel, progress, "hash output")
-        out_bytes = tmp.stat().st_size
+            raise ModelError(dry.explain(f"Cannot quantize {model}"))
+        if data is not None:
+            warnings += _coverage_warnings(model, dry.matrices, data, imatrix_label or "")
+        if dry.fallback:
+            warnings.append(
+                f"{dry.fallback[0]} of {dry.fallback[1]} tensors cannot take {qt.name}'s block size (their rows "
+                "are not a multiple of 256 values) and use a nearby fallback type instead, as llama-quantize does."
+            )
+        if qt.imatrix == "requires" and data is None:
+            # Whether llama.cpp needs an imatrix depends on the tensors that really take the low-bit type: on
+            # models whose rows don't fit its 256-value blocks they all fall back, and llama.cpp proceeds.
+            if dry.needs_imatrix:
+                raise InputError(advice or f"{qt.name} requires an importance matrix.")
+            warnings.append(f"{qt.name} usually requires an importance matrix. Without one, llama.cpp stores "
+                            "the tensors that would need it in k-quant types instead, so this file is not a true "
+                            f"{qt.name}: compute an importance matrix for the real thing.")
+        est = int(dry.sizes.get("quant", 0.0) * MiB)
+        overhead = max(0, input_bytes - int(dry.sizes.get("model", 0.0) * MiB))
+        estimate = est + overhead
+        if dry_run:
+            return QuantizeResult(model=model, out=None, qtype=qt.name, ftype=qt.ftype, dry_run=True,
+                                  input_bytes=input_bytes, output_bytes=estimate, tensors=dry.total,
+                                  seconds=time.monotonic() - t0, imatrix=imatrix_label,
+                                  imatrix_entries=len(data.entries) if data else 0,
+                                  imatrix_chunks=data.chunk_count if data else 0, warnings=warnings)
+
+        check_free_space(out.parent, estimate + FREE_MARGIN, f"the quantized model {out.name}")
+        if imatrix_path is not None:
+            imatrix_sha = _sha256(imatrix_path, cancel, no_progress, "hash imatrix")
+    except BaseException:
+        if child is not None:
+            discard_child(child)
+        raise
+
+    watch = LogWatch(progress, "quantize", has_imatrix=data is not None)
+    t_q = time.monotonic()
+    # The input is hashed while the child quantizes (hashlib releases the GIL): it costs no wall time.
+    input_hash = _BackgroundHash(model, cancel)
+    try:
+        with atomic_path(out) as tmp:
+            job.out = str(tmp)
+            job.dry_run = False
+            rc = run_child(job, watch, cancel, child)
+            if rc != 0:
+                raise ModelError(watch.explain(f"Quantizing {model} to {qt.name} failed", out))
+            quantize_s = time.monotonic() - t_q
+            cancel.check()
+            out_sha = _sha256(tmp, cancel, progress, "hash output")
+            out_bytes = tmp.stat().st_size
+            model_sha = input_hash.result()
+    finally:
+        input_hash.stop()
+        if child is not None:
+            discard_child(child)  # gone already unless something failed before it got its job
     # Sidecars are written after the model is in place: a cancel before this point leaves nothing.
     sha_file = out.with_name(out.name + ".sha256")
     write_text_atomic(sha_file, f"{out_sha}  {out.name}\n")

@@ -9,6 +9,8 @@ after the last full chunk is dropped.
 from __future__ import annotations
 
 import bisect
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -111,6 +113,7 @@ class _Vocab:
         if not self.model:
             check_gguf(model)  # a damaged file: raise the reason in plain words
             raise ModelError(f"llama.cpp could not read the vocabulary of {model}. Run `medcal inspect` on it.")
+        self.lock = threading.Lock()
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
         self.bos = int(llama_cpp.llama_vocab_bos(self.vocab))
@@ -118,12 +121,50 @@ class _Vocab:
     def tokenize(self, text: str, parse_special: bool) -> list[int]:
         if not text:
             return []
-        return [int(t) for t in gc.tokenize(self.vocab, text.encode("utf-8"), False, parse_special)]
+        with self.lock:
+            return [int(t) for t in gc.tokenize(self.vocab, text.encode("utf-8"), False, parse_special)]
 
     def close(self) -> None:
-        if self.model:
-            llama_cpp.llama_model_free(self.model)
-            self.model = None
+        with self.lock:
+            if self.model:
+                llama_cpp.llama_model_free(self.model)
+                self.model = None
+
+    def close_later(self) -> None:
+        """Free it once no thread is tokenizing with it (evicted from the cache while possibly in use)."""
+        threading.Thread(target=self.close, name="medcal-vocab-free", daemon=True).start()
+
+
+_VOCAB_CACHE_SIZE = 4
+_vocab_cache: OrderedDict[tuple[str, int, int, int], _Vocab] = OrderedDict()
+_vocab_lock = threading.Lock()
+
+
+def vocab_for(model: Path) -> _Vocab:
+    """The vocabulary of `model`, loaded once per file version (path, size, mtime, inode) in this process and
+    kept for the last few models, so counting tokens file after file does not reload it (nor log it) again."""
+    try:
+        st = model.stat()
+    except OSError:
+        return _Vocab(model)  # raises the plain-words reason
+    key = (str(model.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    with _vocab_lock:
+        hit = _vocab_cache.get(key)
+        if hit is not None:
+            _vocab_cache.move_to_end(key)
+            return hit
+    vocab = _Vocab(model)
+    with _vocab_lock:
+        if key in _vocab_cache:  # another thread loaded it meanwhile
+            vocab.close()
+            return _vocab_cache[key]
+        # an older version of the same file is stale: drop it
+        for old in [k for k in _vocab_cache if k[0] == key[0]]:
+            _vocab_cache.pop(old).close_later()
+        _vocab_cache[key] = vocab
+        while len(_vocab_cache) > _VOCAB_CACHE_SIZE:
+            _vocab_cache.popitem(last=False)[1].close_later()
+    return vocab
 
 
 def _segments(text: str, split: bool) -> list[tuple[int, int]]:
@@ -165,46 +206,44 @@ def count_tokens(model: Path | str, inputs: Path | str | Sequence[Path | str], *
         pos += len(one) + (0 if one.endswith("\n") else 1)
 
     progress(Progress(STAGE, 0, None, message=f"loading the vocabulary of {model.name}"))
-    vocab = _Vocab(model)
-    try:
-        marker_ids: dict[str, int | None] = {}
-        for marker in (TURN_START, TURN_END):
-            ids = vocab.tokenize(marker, True)
-            marker_ids[marker] = ids[0] if len(ids) == 1 else None
-        is_chat = RECORD_START in text
-        # Splitting just before a special token is exact: llama.cpp tokenizes the text between special
-        # tokens piece by piece anyway. Without special parsing it would not be, so then no split.
-        split = is_chat and parse_special and marker_ids[TURN_START] is not None
-        spans = _segments(text, split)
-        all_tokens: list[int] = []
-        span_tokens: list[int] = []
-        meter = RateMeter()
-        for i, (a, b) in enumerate(spans):
-            if cancel is not None:
-                cancel.check()
-            toks = vocab.tokenize(text[a:b], parse_special)
-            all_tokens.extend(toks)
-            span_tokens.append(len(toks))
-            progress(Progress(STAGE, i + 1, len(spans), unit="records", rate=meter.rate(len(all_tokens)),
-                              rate_unit="tokens", eta_s=meter.eta(i + 1, len(spans))))
+    vocab = vocab_for(model)
+    # the vocabulary stays cached for the next call (vocab_for)
+    marker_ids: dict[str, int | None] = {}
+    for marker in (TURN_START, TURN_END):
+        ids = vocab.tokenize(marker, True)
+        marker_ids[marker] = ids[0] if len(ids) == 1 else None
+    is_chat = RECORD_START in text
+    # Splitting just before a special token is exact: llama.cpp tokenizes the text between special
+    # tokens piece by piece anyway. Without special parsing it would not be, so then no split.
+    split = is_chat and parse_special and marker_ids[TURN_START] is not None
+    spans = _segments(text, split)
+    all_tokens: list[int] = []
+    span_tokens: list[int] = []
+    meter = RateMeter()
+    for i, (a, b) in enumerate(spans):
+        if cancel is not None:
+            cancel.check()
+        toks = vocab.tokenize(text[a:b], parse_special)
+        all_tokens.extend(toks)
+        span_tokens.append(len(toks))
+        progress(Progress(STAGE, i + 1, len(spans), unit="records", rate=meter.rate(len(all_tokens)),
+                          rate_unit="tokens", eta_s=meter.eta(i + 1, len(spans))))
 
-        records: list[RecordTokens] = []
-        if split:
-            per_source: dict[int, int] = {}
-            for (a, b), n in zip(spans, span_tokens, strict=True):
-                src = bisect.bisect_right(starts, a) - 1
-                idx = per_source.get(src, 0)
-                per_source[src] = idx + 1
-                records.append(RecordTokens(names[src], idx, b - a, n))
-        elif len(items) == 1:
-            records.append(RecordTokens(names[0], 0, len(text), len(all_tokens)))
-        else:
-            for k, item in enumerate(items):
-                one, _ = read_calibration([item])
-                records.append(RecordTokens(names[k], 0, len(one), len(vocab.tokenize(one, parse_special))))
-        add_bos = vocab.add_bos
-    finally:
-        vocab.close()
+    records: list[RecordTokens] = []
+    if split:
+        per_source: dict[int, int] = {}
+        for (a, b), n in zip(spans, span_tokens, strict=True):
+            src = bisect.bisect_right(starts, a) - 1
+            idx = per_source.get(src, 0)
+            per_source[src] = idx + 1
+            records.append(RecordTokens(names[src], idx, b - a, n))
+    elif len(items) == 1:
+        records.append(RecordTokens(names[0], 0, len(text), len(all_tokens)))
+    else:
+        for k, item in enumerate(items):
+            one, _ = read_calibration([item])
+            records.append(RecordTokens(names[k], 0, len(one), len(vocab.tokenize(one, parse_special))))
+    add_bos = vocab.add_bos
 
     text_tokens = len(all_tokens)
     n_tokens = text_tokens + (1 if add_bos else 0)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,14 +110,15 @@ def test_a_full_context_gives_a_clear_message_not_a_crash(tiny_model: Path) -> N
     with ChatSession(tiny_model, n_ctx=64) as s:
         with pytest.raises(ContextFull, match="no longer fits"):
             list(s.stream("the patient " * 80, SamplingParams.greedy(4)))
-        # a reply that runs into the end of the context stops there, with a note
+        assert s.history == []  # the refused turn is not kept
+        # a reply that runs into the end of the context stops exactly there, with a note (greedy: repeatable)
         s.reset()
-        list(s.stream("the patient " * 20, SamplingParams(max_tokens=500, seed=1, temperature=1.0)))
+        pieces = list(s.stream("the patient " * 20, SamplingParams.greedy(500)))
         st = s.last_stats
-        assert st.finish_reason in ("context", "stop")
-        if st.finish_reason == "context":
-            assert "context" in st.message
-            assert st.prompt_tokens + st.completion_tokens <= 64
+        assert st.finish_reason == "context"
+        assert st.prompt_tokens + st.completion_tokens == s.n_ctx == 64
+        assert "context of 64 tokens is full" in st.message
+        assert pieces and s.history[-1]["role"] == "assistant"
 
 
 def test_presets_build_the_variant_prompt() -> None:
@@ -125,3 +131,101 @@ def test_presets_build_the_variant_prompt() -> None:
     assert any(not q.variant for q in presets_for_variant("night_sentinel"))
     with pytest.raises(InputError, match="Unknown chat preset"):
         get_preset("nope")
+
+
+HOSTILE_TEMPLATES = {
+    "syntax": "{% for m in messages %}{{ m.content }",
+    "raises": "{{ raise_exception('no system role') }}",
+    "undefined_call": "{{ messages[0].content.nope() }}",
+    "nested_loops": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "huge_repeat": "{{ 'A' * (4e9 | int) }}",
+    "huge_float_repeat": "{{ 'A' * 4e9 }}",
+    "huge_ljust": "{{ 'A'.ljust(4000000000) }}",
+    "huge_format": "{{ '{:>999999999}'.format(1) }}",
+    "huge_output": "{% for i in range(100000) %}{{ 'A' * 100000 }}{% endfor %}",
+    "doubling": "{% set x = 'A' * 900000 %}{% set x = x ~ x ~ x ~ x ~ x %}{{ x }}",
+    "recursion": "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+    "escape": "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+}
+
+
+def _with_template(src: Path, dst: Path, template: str) -> Path:
+    """A copy of `src` whose tokenizer.chat_template is `template`, written with gguf's own writer."""
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    reader = gguf.GGUFReader(src)
+    arch = str(reader.fields["general.architecture"].contents())
+    writer = gguf.GGUFWriter(dst, arch=arch, endianess=reader.endianess)
+    copy_with_new_metadata(reader, writer, {gguf.Keys.Tokenizer.CHAT_TEMPLATE: MetadataDetails(
+        gguf.GGUFValueType.STRING, template)}, [])
+    return dst
+
+
+@pytest.fixture(scope="module")
+def hostile_models(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("hostile")
+    return {k: _with_template(tiny_model, d / f"{k}.gguf", t) for k, t in HOSTILE_TEMPLATES.items()}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_TEMPLATES))
+def test_a_hostile_template_gives_one_message_offering_gemmas(hostile_models: dict[str, Path], case: str) -> None:
+    from medcal_gui.engine.chat_template import RENDER_TIME_S, ChatTemplateError
+    from medcal_gui.engine.model_info import inspect_model
+
+    model = hostile_models[case]
+    t0 = time.monotonic()
+    with pytest.raises(ChatTemplateError) as exc:
+        ChatSession(model, n_ctx=128)
+    assert time.monotonic() - t0 < RENDER_TIME_S + 15  # bounded (model load included)
+    msg = exc.value.message
+    assert msg.startswith(f"The chat template embedded in {model.name} cannot be used: ")
+    assert "--template gemma" in msg and "\n" not in msg and "Traceback" not in msg
+    assert exc.value.builtin_works
+    # what the message offers works
+    with ChatSession(model, n_ctx=128, template="gemma") as s:
+        assert s.template_source == "gemma"
+        assert s.reply("hello", SamplingParams.greedy(2)).stats.completion_tokens > 0
+    # inspect checks the template up front
+    info = inspect_model(model)
+    assert info.chat_template_problem == msg
+    assert msg in info.warnings
+    assert "embedded, BROKEN" in "\n".join(info.summary_lines())
+
+
+def test_inspect_of_a_hostile_template_stays_small_and_quick(hostile_models: dict[str, Path]) -> None:
+    """In a real process: `'A' * 4e9`-style templates must not allocate gigabytes, loops must not hang."""
+    import resource
+
+    models = [str(hostile_models[k]) for k in ("huge_repeat", "huge_ljust", "huge_format", "nested_loops")]
+    code = ("import sys; from medcal_gui.engine.model_info import inspect_model\n"
+            "for m in sys.argv[1:]: assert inspect_model(m).chat_template_problem")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", code, *models], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 30
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1_000_000  # KiB: under 1 GB
+
+
+def test_cli_chat_with_a_hostile_template_is_one_line_and_not_exit_0(hostile_models: dict[str, Path]) -> None:
+    r = subprocess.run([sys.executable, "-m", "medcal_gui", "chat", "-m", str(hostile_models["nested_loops"]),
+                        "-p", "hi", "-n", "2"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("medcal chat: error: The chat template embedded in")
+    assert "took longer than" in lines[0] and "--template gemma" in lines[0]
+
+
+def test_ctrl_c_during_a_reply_does_not_exit_0(tiny_model: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "medcal_gui", "chat", "-m", str(tiny_model), "-p", "the patient",
+                             "-n", "1500", "--ctx", "2048", "--seed", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ,
+                                                         "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert proc.stdout is not None
+    first = proc.stdout.read(1)  # the reply has begun
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert first and proc.returncode == 130, err
+    assert b"cancelled" in err and b"stopped" in err

@@ -23,6 +23,22 @@ def _data_offset(path: Path) -> int:
     return int(open_gguf(path).data_offset)
 
 
+def _malformed(case: str, tiny_bytes: bytes, off: int) -> bytes:
+    return {
+        "empty": b"",
+        "short_preamble": tiny_bytes[:12],
+        "truncated_header": tiny_bytes[: off // 2],
+        "truncated_data": tiny_bytes[: off + (len(tiny_bytes) - off) // 2],
+        "last_bytes_missing": tiny_bytes[:-7],
+        "not_gguf": b"this is a text file, not a model\n" * 4,
+        "safetensors": (64).to_bytes(8, "little") + b'{"__metadata__": {}}' + b" " * 60,
+        "bad_version": tiny_bytes[:4] + (9).to_bytes(4, "little") + tiny_bytes[8:],
+        "absurd_tensor_count": tiny_bytes[:8] + (10**12).to_bytes(8, "little") + tiny_bytes[16:],
+        "absurd_kv_count": tiny_bytes[:16] + (10**9).to_bytes(8, "little") + tiny_bytes[24:],
+        "inflated_kv_count": tiny_bytes[:16] + (90_000).to_bytes(8, "little") + tiny_bytes[24:],
+    }[case]
+
+
 @pytest.mark.parametrize("case, expected", [
     ("empty", "is empty"),
     ("short_preamble", "ends inside its header"),
@@ -39,19 +55,7 @@ def _data_offset(path: Path) -> int:
 def test_malformed_files_are_refused_naming_the_file(tiny_model: Path, tiny_bytes: bytes, tmp_path: Path,
                                                      case: str, expected: str) -> None:
     off = _data_offset(tiny_model)
-    data = {
-        "empty": b"",
-        "short_preamble": tiny_bytes[:12],
-        "truncated_header": tiny_bytes[: off // 2],
-        "truncated_data": tiny_bytes[: off + (len(tiny_bytes) - off) // 2],
-        "last_bytes_missing": tiny_bytes[:-7],
-        "not_gguf": b"this is a text file, not a model\n" * 4,
-        "safetensors": (64).to_bytes(8, "little") + b'{"__metadata__": {}}' + b" " * 60,
-        "bad_version": tiny_bytes[:4] + (9).to_bytes(4, "little") + tiny_bytes[8:],
-        "absurd_tensor_count": tiny_bytes[:8] + (10**12).to_bytes(8, "little") + tiny_bytes[16:],
-        "absurd_kv_count": tiny_bytes[:16] + (10**9).to_bytes(8, "little") + tiny_bytes[24:],
-        "inflated_kv_count": tiny_bytes[:16] + (90_000).to_bytes(8, "little") + tiny_bytes[24:],
-    }[case]
+    data = _malformed(case, tiny_bytes, off)
     bad = tmp_path / f"{case}.gguf"
     bad.write_bytes(data)
     with pytest.raises(ModelError) as exc:
@@ -69,14 +73,27 @@ def test_missing_file_and_folder_are_refused(tmp_path: Path) -> None:
         check_gguf(tmp_path)
 
 
-def test_llama_cpp_agrees_the_malformed_files_are_unloadable(tiny_bytes: bytes, tmp_path: Path) -> None:
-    """The pre-check refuses what llama.cpp would fail on, and accepts what it loads."""
+MALFORMED = ["empty", "short_preamble", "truncated_header", "truncated_data", "last_bytes_missing", "not_gguf",
+             "safetensors", "bad_version", "absurd_tensor_count", "absurd_kv_count", "inflated_kv_count"]
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_llama_cpp_agrees_the_malformed_files_are_unloadable(tiny_model: Path, tiny_bytes: bytes, tmp_path: Path,
+                                                             case: str) -> None:
+    """The pre-check refuses what llama.cpp would fail on, and accepts what it loads: for every malformed
+    file, both refuse it; the intact model, both accept."""
     import llama_cpp
 
-    bad = tmp_path / "cut.gguf"
-    bad.write_bytes(tiny_bytes[:-7])
-    with pytest.raises(ValueError):
+    bad = tmp_path / f"{case}.gguf"
+    bad.write_bytes(_malformed(case, tiny_bytes, _data_offset(tiny_model)))
+    with pytest.raises(ModelError):
+        check_gguf(bad)
+    with pytest.raises(ValueError, match="Failed to load model"):
         llama_cpp.Llama(str(bad), n_ctx=32, verbose=False)
+    check_gguf(tiny_model)
+    llm = llama_cpp.Llama(str(tiny_model), n_ctx=32, verbose=False)
+    assert llm.n_vocab() == inspect_model(tiny_model).vocab_size
+    llm.close()
 
 
 def test_inspect_tiny_model(tiny_model: Path) -> None:

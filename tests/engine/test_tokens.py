@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import llama_cpp
 import pytest
 
 from medcal_gui.cli import main
-from medcal_gui.engine.tokens import count_tokens
+from medcal_gui.engine.tokens import count_tokens, vocab_for
 from medcal_gui.errors import Cancelled, InputError, ModelError
 from medcal_gui.jobs import CancelToken, Progress
 
@@ -127,3 +129,30 @@ def test_gemma_template_folds_the_system_prompt_into_the_first_turn() -> None:
                     "<start_of_turn>model\nHello<end_of_turn>\n<start_of_turn>model\n")
     with pytest.raises(InputError, match="alternate"):
         render_gemma([{"role": "assistant", "content": "x"}])
+
+
+def test_the_vocabulary_is_loaded_once_per_model_file(tiny_model: Path, tmp_path: Path) -> None:
+    """Counting file after file (the Narratives pane does, on every load) must not reload the vocabulary:
+    llama.cpp logs its vocabulary on every load, so its log shows each load."""
+    import shutil
+
+    from medcal_gui.engine.llama_log import add_line_listener
+
+    model = shutil.copy(tiny_model, tmp_path / "m.gguf")
+    lines: list[str] = []
+    remove = add_line_listener(lambda _level, line: lines.append(line))
+    try:
+        first = count_tokens(model, ["the patient has chest pain"])
+        loads_first = sum("vocab_only" in x or "print_info: n_vocab" in x for x in lines)
+        n_first = len(lines)
+        again = [count_tokens(model, [f"record {i}: the patient has chest pain"]) for i in range(3)]
+        assert len(lines) == n_first, "llama.cpp logged again: the vocabulary was reloaded"
+        assert vocab_for(Path(model)) is vocab_for(Path(model))
+        # a changed file is a new vocabulary
+        before = vocab_for(Path(model))
+        os.utime(model, ns=(time.time_ns(), time.time_ns() + 10**9))
+        assert vocab_for(Path(model)) is not before
+    finally:
+        remove()
+    assert loads_first >= 1
+    assert first.text_tokens > 0 and all(r.text_tokens > first.text_tokens for r in again)
