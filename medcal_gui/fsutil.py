@@ -88,6 +88,8 @@ def check_output_path(out: Path, inputs: Iterable[Path] = (), *, sidecars: Seque
             st = None
         except OSError as exc:
             raise OutputError(f"Cannot use {p} as the {what}: {exc.strerror or exc}.") from exc
+        if st is None and os.path.islink(p):
+            raise OutputError(f"The {what} {p} is a broken symbolic link. Remove it or choose another name.")
         if st is not None and not stat.S_ISREG(st.st_mode):
             beside = "" if p == out else f" (written beside the {what} {out.name})"
             hint = (f"Give a file name inside it, e.g. {p / 'out.gguf'}" if stat.S_ISDIR(st.st_mode) and p == out
@@ -238,22 +240,3 @@ def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
         while chunk := fh.read(bufsize):
             h.update(chunk)
     return h.hexdigest()
-
-
-def check_output_path(out: Path, inputs: Iterable[Path] = ()) -> None:
-    """Refuse, before any work starts, an output path that is an input or cannot become a plain file.
-
-    The output may not exist yet; when it does it must be a regular file (not a folder, a device, a FIFO),
-    and the folder it goes into must be a folder.
-    """
-    out = Path(out)
-    refuse_input_overwrite(out, inputs)
-    if out.is_symlink() and not out.exists():
-        raise OutputError(f"The output {out} is a broken symbolic link. Remove it or choose another name.")
-    if out.exists() and not out.is_file():
-        kind = "a folder" if out.is_dir() else "not a regular file"
-        raise OutputError(f"The output {out} is {kind}: medcal writes outputs only as regular files. "
-                          "Choose a file name.")
-    parent = out.parent
-    if parent.exists() and not parent.is_dir():
-        raise OutputError(f"The output {out} cannot be written: {parent} is not a folder.")
