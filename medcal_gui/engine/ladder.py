@@ -29,7 +29,6 @@ from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
 
-RUNG_FIELDS = ("kld_mean", "kld_median", "kld_p99", "same_top_pct", "rms_dp_pct", "ppl_ratio", "ppl_model")
 SHARED = 0  # progress row of the shared stages (imatrix, base pass, base speed); rungs are 1..n
 
 
@@ -103,12 +102,8 @@ def parse_size(text: str) -> int:
     s = text.strip().upper().replace(" ", "")
     units = {"GIB": 1 << 30, "MIB": 1 << 20, "KIB": 1 << 10, "GB": 10**9, "MB": 10**6, "KB": 10**3,
              "G": 10**9, "M": 10**6, "K": 10**3, "B": 1}
-    for u, mult in units.items():
-        if s.endswith(u):
-            num = s[: -len(u)]
-            break
-    else:
-        num, mult = s, 1
+    unit = next((u for u in units if s.endswith(u)), "")
+    num, mult = (s[: -len(unit)], units[unit]) if unit else (s, 1)
     try:
         value = float(num)
     except ValueError:
@@ -304,7 +299,8 @@ def run_ladder(base: Path, heldout: Path, *, imatrix: Path | None = None, calibr
         base_info["ppl"] = m.ppl_base
         sp = measure_speed(out, threads=threads, reps=reps, progress=tag, cancel=cancel)
         rung = Rung(type=name, file=out, bytes=q.output_bytes, bpw=8 * q.output_bytes / n_params, sha256=q.sha256,
-                    **{f: float(getattr(m, f)) for f in RUNG_FIELDS},
+                    kld_mean=m.kld_mean, kld_median=m.kld_median, kld_p99=m.kld_p99, same_top_pct=m.same_top_pct,
+                    rms_dp_pct=m.rms_dp_pct, ppl_ratio=m.ppl_ratio, ppl_model=m.ppl_model,
                     pp_tokens_per_s=sp.pp_tokens_per_s, pp_sd=sp.pp_sd, tg_tokens_per_s=sp.tg_tokens_per_s,
                     tg_sd=sp.tg_sd, seconds={"quantize": quantize_s, "eval": eval_s, "speed": sp.seconds})
         _write_json(record, {"key": key, "rung": {k: v for k, v in rung.to_json().items()
