@@ -161,10 +161,10 @@ def test_speed_is_the_mean_and_sd_of_per_run_rates(tiny_model: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_ladder_two_rungs(demo_model: Path, demo_imatrix: Path, demo_heldout: Path, tmp_path: Path) -> None:
-    res = run_ladder(demo_model, demo_heldout, imatrix=demo_imatrix, types=["Q8_0", "Q4_K_M"], threads=2,
+    res = run_ladder(demo_model, demo_heldout, imatrix=demo_imatrix, types=["Q8_0", "Q4_K_M"], threads=1,
                      out_dir=tmp_path / "lad", eval_chunks=2, reps=1)
     q8, q4 = res.rungs
     assert q8.bytes > q4.bytes and q8.kld_mean < q4.kld_mean and q8.pareto and q4.pareto
-    alone = evaluate(demo_model, [q4.file], demo_heldout, n_ctx=512, threads=2, n_chunks=2).models[0]
+    alone = evaluate(demo_model, [q4.file], demo_heldout, n_ctx=512, threads=1, n_chunks=2).models[0]
     assert all(getattr(q4, k) == getattr(alone, k) for k in FIELDS)
     assert q4.speedup_tg > 0 and res.base["tg_tokens_per_s"] > 0
