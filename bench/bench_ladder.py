@@ -127,12 +127,13 @@ def main() -> int:
     ap.add_argument("--eval-chunks", type=int, default=4)
     ap.add_argument("--llama-bench", type=Path, default=None)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--q4", type=Path, default=None, help="the Q4_K_M to time (default: the ladder's rung)")
     ap.add_argument("--skip-wall", action="store_true", help="only the llama-bench agreement")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ladder-"))
     doc: dict[str, Any] = {"threads": a.threads, "reps": a.reps, "types": TYPES, "machine": "shared"}
-    q4: Path | None = None
+    q4: Path | None = a.q4
     try:
         if not a.skip_wall:
             alone = steps_alone(a, work)
@@ -141,7 +142,7 @@ def main() -> int:
             doc["wall_ratio"] = whole["wall_s"] / alone["sum_s"]
             print(f"ladder {whole['wall_s']:.1f} s vs steps alone {alone['sum_s']:.1f} s: "
                   f"{doc['wall_ratio']:.3f}x", flush=True)
-            q4 = Path(whole["rungs"]["Q4_K_M"])
+            q4 = q4 or Path(whole["rungs"]["Q4_K_M"])
         if a.llama_bench is not None:
             if q4 is None or not q4.is_file():
                 from medcal_gui.engine.quantize import quantize_model

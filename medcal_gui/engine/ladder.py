@@ -178,12 +178,14 @@ def _imatrix(base: Path, base_sha: str, imatrix: Path | None, calibration: Seque
         progress(Progress("imatrix", 1, 1, unit="files", message=f"reused {out.name}"))
         return out, {"path": str(out), "sha256": prev["sha256"], "computed": True, "reused": True,
                      "calibration": [str(c) for c in calibration]}
+    t0 = time.monotonic()
     res = compute_imatrix(base, list(calibration), n_ctx=n_ctx, n_chunks=imatrix_chunks, threads=threads,
                           parse_special=parse_special, out=out, progress=progress, cancel=cancel)
+    seconds = time.monotonic() - t0
     sha = file_sha256(out)
     _write_json(record, {"key": key, "sha256": sha, "chunks": res.chunks})
     return out, {"path": str(out), "sha256": sha, "computed": True, "reused": False, "chunks": res.chunks,
-                 "calibration": [str(c) for c in calibration]}
+                 "seconds": seconds, "calibration": [str(c) for c in calibration]}
 
 
 def rung_file(out_dir: Path, base: Path, qtype: str) -> Path:
