@@ -86,8 +86,12 @@ def ladder_whole(a: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def llama_bench(exe: Path, model: Path, threads: int, reps: int) -> dict[str, float]:
+    """llama-bench's figures, with the CPU's extra buffer types (AMX, repacking) on or off as medcal has them."""
+    from medcal_gui.engine.cpu_quirks import extra_bufts_usable
+
     out = subprocess.run([str(exe), "-m", str(model), "-p", "512", "-n", "128", "-r", str(reps), "-t", str(threads),
-                          "-o", "json"], capture_output=True, text=True, check=True).stdout
+                          "--repack", "1" if extra_bufts_usable() else "0", "-o", "json"],
+                         capture_output=True, text=True, check=True).stdout
     rows = json.loads(out)
     pp = next(r for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0)
     tg = next(r for r in rows if r["n_gen"] > 0 and r["n_prompt"] == 0)
