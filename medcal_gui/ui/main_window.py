@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self.set_current(0)
         self.bench.step_done_changed.connect(self._step_done_changed)
         self.bench.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.bench.step_requested.connect(self.show_step)
         jobs = self.bench.jobs
         jobs.started.connect(self._job_started)
         jobs.progress.connect(self._job_progress)
@@ -271,6 +272,13 @@ class MainWindow(QMainWindow):
 
     def is_step_done(self, index: int) -> bool:
         return self.bench.is_step_done(self.panes[index].key)
+
+    def show_step(self, key: str) -> None:
+        """Show the step whose pane has this key (a pane asks through `Workbench.step_requested`)."""
+        for i, pane in enumerate(self.panes):
+            if pane.key == key:
+                self.set_current(i)
+                return
 
     def set_current(self, index: int) -> None:
         if 0 <= index < len(self.panes):

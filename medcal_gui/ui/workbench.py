@@ -30,6 +30,7 @@ class Workbench(QObject):
     step_done_changed = Signal(str, bool)  # pane key, done
     exported = Signal(object)  # dataset.export.ExportResult
     message = Signal(str)  # a short status-bar message
+    step_requested = Signal(str)  # a pane key: the window shows that step (e.g. "Chat with this" -> verify)
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)

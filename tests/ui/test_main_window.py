@@ -207,3 +207,12 @@ def test_file_menu_clears_the_evaluation_cache_after_asking(window, monkeypatch,
     assert "0.2 MB freed" in window.statusBar().currentMessage()
     window.clear_cache_action.trigger()
     assert "The evaluation cache is empty" in window.statusBar().currentMessage()
+
+
+def test_a_pane_asking_for_a_step_gets_it(window) -> None:  # type: ignore[no-untyped-def]
+    """Workbench.step_requested (the ladder's "Chat with this") shows that step and activates its pane."""
+    window.set_current(0)
+    window.bench.step_requested.emit("verify")
+    assert window.current_pane().key == "verify"
+    window.bench.step_requested.emit("no-such-step")
+    assert window.current_pane().key == "verify"

@@ -186,6 +186,7 @@ class QuantizePane(Pane):
         tl.addWidget(self.table, 1)
         tl.addWidget(self.advice)
         tl.addWidget(legend)
+        self._add_ladder(tl)
 
         body = QHBoxLayout()
         body.addWidget(self.card, 3)
@@ -203,6 +204,13 @@ class QuantizePane(Pane):
         self.threads_spin.valueChanged.connect(lambda v: setattr(self.bench.settings, "threads", v))
         self.imatrix_edit.textChanged.connect(lambda *_: self._inputs_changed())
         self.out_dir_edit.textChanged.connect(lambda *_: self._inputs_changed())
+
+    def _add_ladder(self, layout: QVBoxLayout) -> None:
+        """The quant ladder's "Compare selected types" controls (ui/ladder_view.py) under the type table."""
+        from medcal_gui.ui.ladder_view import LadderControls
+
+        self.ladder = LadderControls(self)
+        layout.addWidget(self.ladder)
 
     # -- the model ----------------------------------------------------------------------------------------
     def set_model(self, path: Path) -> None:

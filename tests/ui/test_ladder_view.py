@@ -1,0 +1,67 @@
+"""The quant ladder in the Quantize pane: check boxes, caveats, one job, the result view (tiny real model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from medcal_gui.dataset.loader import LoadOptions
+from medcal_gui.engine.quant_advice import default_ladder_types
+from medcal_gui.jobs import CancelToken, no_progress
+from medcal_gui.ui.panes.narratives_pane import load_inputs
+from medcal_gui.ui.panes.quantize_pane import QuantizePane
+from medcal_gui.ui.workbench import Workbench
+
+
+@pytest.fixture
+def pane(qtbot, bench: Workbench, sample_file: Path, tiny_model: Path, tmp_path: Path) -> QuantizePane:  # type: ignore[no-untyped-def]
+    bench.set_loaded(load_inputs([sample_file], LoadOptions(), no_progress, CancelToken()))
+    bench.model_path = tiny_model
+    p = QuantizePane(bench)
+    qtbot.addWidget(p)
+    p.ctx_spin.setValue(64)
+    p.chunks_spin.setValue(3)
+    p.out_dir_edit.setText(str(tmp_path / "out"))
+    qtbot.waitUntil(lambda: p.info is not None and p.ready(), timeout=20000)
+    return p
+
+
+def test_table_has_check_boxes_a_recommendation_and_caveats(pane: QuantizePane) -> None:
+    t = pane.table
+    assert t.checked_types() == [n for n in (qt.name for qt in t.types) if n in default_ladder_types()]
+    assert t.item(t.row_of("Q4_K_M"), 4).text() == "recommended"
+    for name in ("MXFP4_MOE", "TQ1_0", "TQ2_0"):
+        assert t.item(t.row_of(name), 4).text().startswith("⚠ ")
+        assert "Caveat:" in t.item(t.row_of(name), 0).toolTip()
+    assert not (t.item(t.row_of("F16"), 0).flags() & Qt.ItemFlag.ItemIsUserCheckable)
+    t.set_checked(["Q8_0"])
+    t.item(t.row_of("Q4_K_M"), 0).setCheckState(Qt.CheckState.Checked)  # as a click does
+    assert t.checked_types() == ["Q4_K_M", "Q8_0"]
+    assert pane.bench.settings.get_str("ladder/types") == "Q4_K_M,Q8_0"  # persisted
+
+
+def test_compare_selected_types_runs_the_ladder_and_shows_it(qtbot, pane: QuantizePane) -> None:  # type: ignore[no-untyped-def]
+    pane.table.set_checked(["Q8_0", "Q4_K_M"])
+    ctl = pane.ladder
+    ctl.max_size.setText("5MB")
+    ctl.reps.setValue(1)
+    pane.threads_spin.setValue(1)
+    with qtbot.waitSignal(ctl.finished, timeout=240000) as sig:
+        assert ctl.start()
+    res = sig.args[0]
+    assert [r.type for r in res.rungs] == ["Q8_0", "Q4_K_M"]
+    assert res.constraints.max_size == 5_000_000
+    bars = ctl.progress.rows
+    assert len(bars) == 3 and all(b.fraction == 1.0 for b in bars[1:])  # every rung reached its end
+    view = ctl.view
+    assert view is not None and view.table.rowCount() == 2
+    assert view.table.item(0, 0).text() == "Q8_0" and "Recommendation" in view.recommendation.text()
+    doc = json.loads((Path(res.outputs["json"])).read_text(encoding="utf-8"))
+    assert doc["recommendation"]["type"] == res.recommendation["type"]
+    view.chat_buttons[1].click()
+    assert pane.bench.last_quant == Path(res.rungs[1].file)
+    assert pane.bench.settings.get_str("ladder/max_size") == "5MB"
+    view.close()
