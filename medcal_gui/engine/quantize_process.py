@@ -23,6 +23,7 @@ from medcal_gui.errors import Cancelled
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter
 
 log = logging.getLogger("medcal_gui.engine.quantize")
+llama_log = logging.getLogger("medcal_gui.llama.quantize")
 
 TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)(?:\s+-\s+\[\s*(\d+),\s*(\d+))?")
 SIZE_LINE = re.compile(r"(model|quant) size\s*=\s*([0-9.]+) MiB")
@@ -177,7 +178,9 @@ def run_child(job: QuantizeJob, watch: LogWatch, cancel: CancelToken,
             except ValueError:
                 continue
             if msg[0] == "log":
-                log.info("quantize: %s", str(msg[2]).rstrip())
+                # llama.cpp's own lines (one per tensor): under its logger, so the log dock files them as details
+                llama_log.log({3: logging.WARNING, 4: logging.ERROR}.get(int(msg[1]), logging.INFO),
+                              "quantize: %s", str(msg[2]).rstrip())
                 watch(int(msg[1]), str(msg[2]))
             elif msg[0] == "done":
                 rc = int(msg[1])
