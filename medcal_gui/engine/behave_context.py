@@ -1,0 +1,141 @@
+"""One model driven token by token for the behaviour checks (`agree`, `mcq`): the model's chat template,
+decoding at chosen positions with chosen logits, KV cells kept or dropped by position, greedy generation.
+
+Everything runs through llama.cpp's low-level API on a `ChunkContext` (one sequence, batch = context), so
+the cost is the forward passes themselves: the question prefix of a multiple-choice item is decoded once
+and its KV cells are kept while each option is decoded after it (`llama_memory_seq_rm` drops the option's
+cells before the next); greedy generation is argmax over the last row of logits, with no sampler chain.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+
+from medcal_gui.engine import ggml_ctypes as gc
+from medcal_gui.engine.llama_context import ChunkContext
+from medcal_gui.errors import Cancelled, InputError, ModelError
+from medcal_gui.jobs import CancelToken
+
+
+def log_softmax_rows(rows: np.ndarray) -> np.ndarray:
+    """log-softmax of each row, in float64 (rows: (n, n_vocab) float32 logits)."""
+    x = rows.astype(np.float64)
+    m = x.max(axis=1, keepdims=True)
+    return x - (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))
+
+
+class BehaveModel(ChunkContext):
+    """A model with a context of `n_ctx` tokens for prompt rendering, scoring and greedy generation."""
+
+    def __init__(self, path: Path, *, n_ctx: int = 2048, threads: int = 1, cancel: CancelToken | None = None,
+                 n_ubatch: int = 512) -> None:
+        self.cancel = cancel or CancelToken()
+        token = self.cancel
+        super().__init__(Path(path), n_ctx, threads, n_ubatch=min(n_ubatch, n_ctx),
+                         should_abort=lambda: token.cancelled)
+        self.eos = int(llama_cpp.llama_vocab_eos(self.vocab))
+        raw = llama_cpp.llama_model_chat_template(self.model, None)
+        self.chat_template: str | None = raw.decode("utf-8", "replace") if raw else None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # ------------------------------------------------------------------ text <-> tokens
+    def token_text(self, tok: int) -> str:
+        return bytes(self.token_bytes(tok, special=True)).decode("utf-8", "replace")
+
+    def token_bytes(self, tok: int, *, special: bool = False) -> bytes:
+        buf = (ctypes.c_char * 64)()
+        n = llama_cpp.llama_token_to_piece(self.vocab, tok, buf, len(buf), 0, special)
+        if n < 0:
+            buf = (ctypes.c_char * -n)()
+            n = llama_cpp.llama_token_to_piece(self.vocab, tok, buf, len(buf), 0, special)
+        return bytes(buf[:n])
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self.token_bytes(int(t)) for t in tokens).decode("utf-8", "replace")
+
+    def render(self, messages: Sequence[Mapping[str, str]]) -> str:
+        """The prompt for `messages` ending with the model turn's opening: the GGUF's own chat template
+        (rendered as llama-cpp-python renders it) or, for a model without one, Gemma's (as `chat` does)."""
+        if self.chat_template:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            fmt = Jinja2ChatFormatter(template=self.chat_template, eos_token=self.token_text(self.eos),
+                                      bos_token=self.token_text(self.bos), add_generation_prompt=True)
+            return str(fmt(messages=[dict(m) for m in messages]).prompt)
+        from medcal_gui.engine.chat_template import render_gemma
+
+        return render_gemma(messages, add_generation_prompt=True, bos_token=self.token_text(self.bos))
+
+    def prompt_tokens(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """The rendered prompt tokenized with special tokens parsed, BOS first when the vocabulary wants it."""
+        toks = [int(t) for t in gc.tokenize(self.vocab, self.render(messages).encode("utf-8"), False, True)]
+        if self.add_bos and self.bos >= 0 and (not toks or toks[0] != self.bos):
+            toks.insert(0, self.bos)
+        return toks
+
+    def text_tokens(self, text: str) -> list[int]:
+        """Plain text (an answer, an option) as tokens: no BOS, special-token text not parsed."""
+        return [int(t) for t in gc.tokenize(self.vocab, text.encode("utf-8"), False, False)]
+
+    # ------------------------------------------------------------------ decoding
+    def check_fits(self, n_tokens: int, what: str) -> None:
+        if n_tokens > self.n_ctx:
+            raise InputError(f"{what} needs {n_tokens} tokens; the context holds {self.n_ctx}. "
+                             "Raise --ctx or shorten it.")
+
+    def clear(self) -> None:
+        llama_cpp.llama_memory_clear(self.mem, True)
+
+    def drop_from(self, pos: int) -> None:
+        """Forget the KV cells at positions >= pos (the cells before stay: a shared prefix)."""
+        llama_cpp.llama_memory_seq_rm(self.mem, 0, pos, -1)
+
+    def decode(self, tokens: Sequence[int], start: int, logits_from: int | None = None) -> np.ndarray:
+        """Decode `tokens` at positions start.. in one batch; returns a (n_out, n_vocab) view of the logits
+        of tokens[logits_from:] (the last token only when None), valid until the next decode."""
+        n = len(tokens)
+        if n == 0:
+            raise ValueError("nothing to decode")
+        if start + n > self.n_ctx:
+            raise InputError(f"{n + start} tokens do not fit the context of {self.n_ctx}. Raise --ctx.")
+        first = n - 1 if logits_from is None else logits_from
+        v = self.views
+        v.token[:n] = tokens
+        v.pos[:n] = np.arange(start, start + n, dtype=np.int32)
+        v.n_seq_id[:n] = 1
+        v.logits[:n] = 0
+        v.logits[first:n] = 1
+        self.batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self.ctx, self.batch)
+        if self.cancel.cancelled:
+            raise Cancelled()
+        if rc != 0:
+            raise ModelError(f"llama.cpp failed to evaluate {n} tokens with {self.name} (code {rc}).")
+        return gc.logits_view(self.ctx, n - first, self.n_vocab)
+
+    def greedy(self, prompt: Sequence[int], n_max: int) -> tuple[list[int], str]:
+        """Greedy continuation of `prompt` (argmax each step) up to `n_max` tokens or an end-of-generation
+        token; returns (tokens, finish) with finish "stop" or "length"."""
+        self.check_fits(len(prompt) + n_max, "The prompt and its answer")
+        self.clear()
+        logits = self.decode(prompt, 0)
+        pos = len(prompt)
+        out: list[int] = []
+        while len(out) < n_max:
+            tok = int(np.argmax(logits[-1]))
+            if llama_cpp.llama_vocab_is_eog(self.vocab, tok):
+                return out, "stop"
+            out.append(tok)
+            if len(out) == n_max:
+                break
+            logits = self.decode([tok], pos)
+            pos += 1
+        return out, "length"
