@@ -17,7 +17,7 @@ from medcal_gui.errors import MedcalError
 
 COMMAND_MODULES = [
     "format", "validate", "inspect", "tokens", "imatrix", "quantize", "demo_model", "pipeline",
-    "eval", "compare_calibrations", "chat", "convert", "self_test", "gui",
+    "eval", "compare_calibrations", "chat", "convert", "self_test", "gui", "agree", "mcq",
 ]
 
 
