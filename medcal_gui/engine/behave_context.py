@@ -10,6 +10,7 @@ cells before the next); greedy generation is argmax over the last row of logits,
 from __future__ import annotations
 
 import ctypes
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class BehaveModel(ChunkContext):
         self.eos = int(llama_cpp.llama_vocab_eos(self.vocab))
         raw = llama_cpp.llama_model_chat_template(self.model, None)
         self.chat_template: str | None = raw.decode("utf-8", "replace") if raw else None
+        self.last_prompt_s = self.last_gen_s = 0.0
 
     @property
     def name(self) -> str:
@@ -126,8 +128,16 @@ class BehaveModel(ChunkContext):
         token; returns (tokens, finish) with finish "stop" or "length"."""
         self.check_fits(len(prompt) + n_max, "The prompt and its answer")
         self.clear()
+        t0 = time.perf_counter()
         logits = self.decode(prompt, 0)
-        pos = len(prompt)
+        self.last_prompt_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        try:
+            return self._greedy_loop(logits, len(prompt), n_max)
+        finally:
+            self.last_gen_s = time.perf_counter() - t0  # the generation loop alone (for tokens/s)
+
+    def _greedy_loop(self, logits: np.ndarray, pos: int, n_max: int) -> tuple[list[int], str]:
         out: list[int] = []
         while len(out) < n_max:
             tok = int(np.argmax(logits[-1]))
