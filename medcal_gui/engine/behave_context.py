@@ -23,26 +23,38 @@ from medcal_gui.errors import Cancelled, InputError, ModelError
 from medcal_gui.jobs import CancelToken
 
 
-def log_softmax_rows(rows: np.ndarray) -> np.ndarray:
-    """log-softmax of each row, in float64 (rows: (n, n_vocab) float32 logits)."""
-    x = rows.astype(np.float64)
-    m = x.max(axis=1, keepdims=True)
-    return x - (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))
+def token_logprobs(rows: np.ndarray, targets: Sequence[int]) -> np.ndarray:
+    """log-softmax of row j at targets[j] (rows: (n, n_vocab) float32 logits); exp in float32, sums in
+    float64 (a float64 copy of each 262k-wide row would cost more than the forward pass for its row)."""
+    m = rows.max(axis=1)
+    lse = m.astype(np.float64) + np.log(np.exp(rows - m[:, None]).sum(axis=1, dtype=np.float64))
+    return rows[np.arange(len(targets)), np.asarray(targets)].astype(np.float64) - lse
 
 
 class BehaveModel(ChunkContext):
     """A model with a context of `n_ctx` tokens for prompt rendering, scoring and greedy generation."""
 
     def __init__(self, path: Path, *, n_ctx: int = 2048, threads: int = 1, cancel: CancelToken | None = None,
-                 n_ubatch: int = 512) -> None:
+                 n_ubatch: int = 512, n_seq_max: int = 8) -> None:
         self.cancel = cancel or CancelToken()
         token = self.cancel
         super().__init__(Path(path), n_ctx, threads, n_ubatch=min(n_ubatch, n_ctx),
-                         should_abort=lambda: token.cancelled)
+                         should_abort=lambda: token.cancelled, n_seq_max=n_seq_max)
+        self.n_seq_max = n_seq_max
+        # a batch whose tokens may belong to several sequences at once (a shared prefix): llama_batch_init
+        # sizes each token's seq_id array by its third argument
+        self.mbatch = llama_cpp.llama_batch_init(n_ctx, 0, n_seq_max)
+        self.mviews = gc.batch_views(self.mbatch, n_ctx)
         self.eos = int(llama_cpp.llama_vocab_eos(self.vocab))
         raw = llama_cpp.llama_model_chat_template(self.model, None)
         self.chat_template: str | None = raw.decode("utf-8", "replace") if raw else None
         self.last_prompt_s = self.last_gen_s = 0.0
+
+    def close(self) -> None:
+        if getattr(self, "mbatch", None) is not None:
+            llama_cpp.llama_batch_free(self.mbatch)
+            self.mbatch = None
+        super().close()
 
     @property
     def name(self) -> str:
@@ -96,9 +108,46 @@ class BehaveModel(ChunkContext):
     def clear(self) -> None:
         llama_cpp.llama_memory_clear(self.mem, True)
 
-    def drop_from(self, pos: int) -> None:
-        """Forget the KV cells at positions >= pos (the cells before stay: a shared prefix)."""
-        llama_cpp.llama_memory_seq_rm(self.mem, 0, pos, -1)
+    def drop_from(self, pos: int, seq: int = 0) -> None:
+        """Forget sequence `seq`'s KV cells at positions >= pos (the cells before stay: a shared prefix)."""
+        llama_cpp.llama_memory_seq_rm(self.mem, seq, pos, -1)
+
+    def decode_shared(self, prefix: Sequence[int], parts: Sequence[Sequence[int]]) -> np.ndarray:
+        """One batch from an empty cache: `prefix` at positions 0.. in sequences 0..k-1 at once (its cells
+        computed once, seen by all), then parts[s] in sequence s after it. Logits for the prefix's last
+        token and every part token; returns those (1 + sum of part lengths, n_vocab) rows in that order."""
+        k, n_pre = len(parts), len(prefix)
+        n = n_pre + sum(len(p) for p in parts)
+        if k > self.n_seq_max or n > self.n_ctx:
+            raise InputError(f"{n} tokens in {k} sequences do not fit one batch of {self.n_ctx} tokens and "
+                             f"{self.n_seq_max} sequences. Raise --ctx.")
+        b, v = self.mbatch, self.mviews
+        v.token[:n_pre] = prefix
+        v.pos[:n_pre] = np.arange(n_pre, dtype=np.int32)
+        v.n_seq_id[:n_pre] = k
+        for i in range(n_pre):
+            for s in range(k):
+                b.seq_id[i][s] = s
+        v.logits[:n] = 0
+        v.logits[n_pre - 1] = 1
+        at = n_pre
+        for s, toks in enumerate(parts):
+            m = len(toks)
+            v.token[at:at + m] = toks
+            v.pos[at:at + m] = np.arange(n_pre, n_pre + m, dtype=np.int32)
+            v.n_seq_id[at:at + m] = 1
+            v.logits[at:at + m] = 1
+            for i in range(at, at + m):
+                b.seq_id[i][0] = s
+            at += m
+        b.n_tokens = n
+        self.clear()
+        rc = llama_cpp.llama_decode(self.ctx, b)
+        if self.cancel.cancelled:
+            raise Cancelled()
+        if rc != 0:
+            raise ModelError(f"llama.cpp failed to evaluate {n} tokens with {self.name} (code {rc}).")
+        return gc.logits_view(self.ctx, 1 + n - n_pre, self.n_vocab)
 
     def decode(self, tokens: Sequence[int], start: int, logits_from: int | None = None) -> np.ndarray:
         """Decode `tokens` at positions start.. in one batch; returns a (n_out, n_vocab) view of the logits

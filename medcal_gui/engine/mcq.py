@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from medcal_gui.engine.behave_context import BehaveModel, log_softmax_rows
+from medcal_gui.engine.behave_context import BehaveModel, token_logprobs
 from medcal_gui.engine.stats import Proportion, mcnemar_exact
 from medcal_gui.errors import DataError, InputError
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
@@ -177,16 +177,28 @@ def flips_between(a: ModelAccuracy, b: ModelAccuracy) -> Flips:
 
 def option_logprob(rows: np.ndarray, option: Sequence[int]) -> float:
     """Sum of log-softmax at the option's tokens; rows[j] are the logits that predict option[j]."""
-    lp = log_softmax_rows(rows)
-    return float(lp[np.arange(len(option)), np.asarray(option)].sum())
+    return float(token_logprobs(rows, option).sum())
 
 
 def score_options(m: BehaveModel, prefix: Sequence[int], options: Sequence[Sequence[int]]) -> list[float]:
-    """Scores of `options` after `prefix`, decoding the prefix once and keeping its KV cells."""
+    """Scores of `options` after `prefix`, the prefix's tokens evaluated once: in one batch where the prefix
+    belongs to every option's sequence and each option follows it in its own; with more options than the
+    context has sequences, the prefix is decoded alone, its KV cells kept, and the options one at a time."""
     m.check_fits(len(prefix) + max(len(o) for o in options), "A question with its longest option")
+    n = len(prefix)
+    k = len(options)
+    if k <= m.n_seq_max and n + sum(len(o) for o in options) <= m.n_ctx:
+        # one forward pass: the prefix once (in every option's sequence), each option after it
+        rows = np.array(m.decode_shared(prefix, [o[:-1] for o in options]), copy=True)
+        m.clear()
+        out, at = [], 1
+        for o in options:
+            r = rows[at: at + len(o) - 1]
+            at += len(o) - 1
+            out.append(option_logprob(np.concatenate([rows[:1], r]), o))
+        return out
     m.clear()
     last = np.array(m.decode(prefix, 0), copy=True)  # predicts each option's first token
-    n = len(prefix)
     scores = []
     for opt in options:
         m.drop_from(n)

@@ -126,3 +126,15 @@ def test_cli_mcq_json_and_bad_file(tiny_model: Path, tmp_path: Path) -> None:
                          capture_output=True, text=True, check=False)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [f"medcal mcq: error: {bad}, line 1: the answer is missing."]
+
+
+def test_one_sequence_fallback_scores_the_same(tiny_model: Path) -> None:
+    (q,) = load_questions(SMOKE)[:1]
+    with BehaveModel(tiny_model, n_ctx=512, threads=1) as par, \
+            BehaveModel(tiny_model, n_ctx=512, threads=1, n_seq_max=1) as seq:
+        a = score_options(par, *encode_question(par, q))
+        b = score_options(seq, *encode_question(seq, q))
+        # the prefix's cells are gone afterwards: a fresh question scores as from scratch
+        again = score_options(par, *encode_question(par, q))
+    assert a == pytest.approx(b, rel=1e-3, abs=1e-3)
+    assert again == pytest.approx(a, rel=1e-5, abs=1e-5)
