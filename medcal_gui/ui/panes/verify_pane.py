@@ -172,7 +172,7 @@ class VerifyPane(Pane):
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(chat)
-        split.addWidget(box)
+        split.addWidget(self._behaviour_tabs(box))
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         lay = QVBoxLayout(self)
@@ -185,6 +185,35 @@ class VerifyPane(Pane):
         self.chunks_spin.valueChanged.connect(lambda *_: self._eval_inputs_changed())
         bench = self.bench
         bench.dataset_changed.connect(lambda _l: self._update())
+
+    def _behaviour_tabs(self, figures: QWidget) -> QWidget:
+        """The figures box next to the Answers and Questions checks (issue 15), as tabs."""
+        from PySide6.QtWidgets import QTabWidget
+
+        from medcal_gui.engine.agree import Prompt
+        from medcal_gui.engine.calibrate_quantize import split_records
+        from medcal_gui.ui.answers_view import AnswersView
+        from medcal_gui.ui.questions_view import QuestionsView
+
+        def models() -> tuple[Path | None, Path | None]:
+            return self.base_path(), self.quant_path()
+
+        def prompts() -> list[Prompt]:
+            from medcal_gui.dataset.formatting import user_content
+            from medcal_gui.dataset.variants import get_variant, load_variants
+
+            v = get_variant(self.bench.settings.variant) if self.bench.settings.variant in load_variants() \
+                else next(iter(load_variants().values()))
+            held = split_records(self.bench.records)[1]
+            return [Prompt(r.id, (("user", user_content(r.text, v)),)) for r in held]
+
+        self.behaviour = QTabWidget()
+        self.behaviour.addTab(figures, "Figures")
+        self.answers = AnswersView(self.bench, models, prompts)
+        self.questions = QuestionsView(self.bench, models)
+        self.behaviour.addTab(self.answers, "Answers")
+        self.behaviour.addTab(self.questions, "Questions")
+        return self.behaviour
 
     # -- models -------------------------------------------------------------------------------------------
     def quant_path(self) -> Path | None:
