@@ -13,6 +13,7 @@ import ctypes
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 import numpy as np
@@ -70,7 +71,7 @@ class BehaveModel(ChunkContext):
         if n < 0:
             buf = (ctypes.c_char * -n)()
             n = llama_cpp.llama_token_to_piece(self.vocab, tok, buf, len(buf), 0, special)
-        return bytes(buf[:n])
+        return bytes(buf.raw[:n])
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.token_bytes(int(t)) for t in tokens).decode("utf-8", "replace")
@@ -83,7 +84,8 @@ class BehaveModel(ChunkContext):
 
             fmt = Jinja2ChatFormatter(template=self.chat_template, eos_token=self.token_text(self.eos),
                                       bos_token=self.token_text(self.bos), add_generation_prompt=True)
-            return str(fmt(messages=[dict(m) for m in messages]).prompt)
+            msgs: Any = [dict(m) for m in messages]  # llama-cpp-python's TypedDicts, structurally
+            return str(fmt(messages=msgs).prompt)
         from medcal_gui.engine.chat_template import render_gemma
 
         return render_gemma(messages, add_generation_prompt=True, bos_token=self.token_text(self.bos))
