@@ -105,3 +105,12 @@ def test_demo_model_against_itself_cli_writes_views(demo_model: Path, sample_fil
     assert html.count("identical;") == 2 and 'class="del"' not in html
     assert json.loads((tmp_path / "out" / "agree.json").read_text(encoding="utf-8"))["n_prompts"] == 2
     assert (tmp_path / "out" / "agree.md").read_text(encoding="utf-8").startswith("# Answers of")
+
+
+def test_a_lexicon_without_terms_is_an_error() -> None:
+    from medcal_gui.engine.clinical_facts import parse_lexicon
+
+    with pytest.raises(InputError, match="lex.toml: the lexicon lists no terms"):
+        parse_lexicon('units = ["bpm"]\n', "lex.toml")
+    with pytest.raises(InputError, match="lex.toml: not a readable lexicon"):
+        parse_lexicon("units = [", "lex.toml")

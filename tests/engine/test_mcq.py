@@ -138,3 +138,19 @@ def test_one_sequence_fallback_scores_the_same(tiny_model: Path) -> None:
         again = score_options(par, *encode_question(par, q))
     assert a == pytest.approx(b, rel=1e-3, abs=1e-3)
     assert again == pytest.approx(a, rel=1e-5, abs=1e-5)
+
+
+def test_cancel_stops_between_questions(tiny_model: Path) -> None:
+    from medcal_gui.errors import Cancelled
+    from medcal_gui.jobs import CancelToken, Progress
+
+    token = CancelToken()
+    seen: list[Progress] = []
+
+    def progress(p: Progress) -> None:
+        seen.append(p)
+        token.cancel()
+
+    with pytest.raises(Cancelled):
+        run_mcq([tiny_model], load_questions(SMOKE)[:5], n_ctx=512, threads=1, progress=progress, cancel=token)
+    assert [p.done for p in seen] == [1]
