@@ -47,7 +47,8 @@ class ChunkContext:
         cp.n_ctx = cp.n_batch = n_ctx
         cp.n_ubatch = n_ubatch or n_ctx
         cp.n_seq_max = n_seq_max
-        cp.kv_unified = n_seq_max > 1  # sequences that share a prefix share its KV cells
+        if n_seq_max > 1:
+            cp.kv_unified = True  # sequences that share a prefix share its KV cells (behave_context)
         cp.n_threads = cp.n_threads_batch = threads
         cp.no_perf = True
         if cb_eval is not None:
