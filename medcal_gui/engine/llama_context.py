@@ -31,7 +31,7 @@ class ChunkContext:
 
     def __init__(self, model_path: Path, n_ctx: int, threads: int, *, n_gpu_layers: int = 0,
                  n_ubatch: int | None = None, cb_eval: Any = None,
-                 should_abort: Callable[[], bool] | None = None) -> None:
+                 should_abort: Callable[[], bool] | None = None, n_seq_max: int = 1) -> None:
         ensure_backend()
         model_path = Path(model_path)
         if not model_path.is_file():
@@ -46,7 +46,9 @@ class ChunkContext:
         cp = llama_cpp.llama_context_default_params()
         cp.n_ctx = cp.n_batch = n_ctx
         cp.n_ubatch = n_ubatch or n_ctx
-        cp.n_seq_max = 1
+        cp.n_seq_max = n_seq_max
+        if n_seq_max > 1:
+            cp.kv_unified = True  # sequences that share a prefix share its KV cells (behave_context)
         cp.n_threads = cp.n_threads_batch = threads
         cp.no_perf = True
         if cb_eval is not None:

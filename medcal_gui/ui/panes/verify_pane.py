@@ -187,7 +187,7 @@ class VerifyPane(Pane):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.setChildrenCollapsible(False)
         split.addWidget(chat)
-        split.addWidget(self.eval_scroll)
+        split.addWidget(self._behaviour_tabs(self.eval_scroll))
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         lay = QVBoxLayout(self)
@@ -200,6 +200,13 @@ class VerifyPane(Pane):
         self.chunks_spin.valueChanged.connect(lambda *_: self._eval_inputs_changed())
         bench = self.bench
         bench.dataset_changed.connect(lambda _l: self._update())
+
+    def _behaviour_tabs(self, figures: QWidget) -> QWidget:
+        """The figures box next to the Answers and Questions checks (issue 15), as tabs."""
+        from medcal_gui.ui.behaviour_tabs import behaviour_tabs
+
+        self.behaviour, self.answers, self.questions = behaviour_tabs(self, figures)
+        return self.behaviour
 
     # -- models -------------------------------------------------------------------------------------------
     def quant_path(self) -> Path | None:
