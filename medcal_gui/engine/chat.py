@@ -122,9 +122,11 @@ class ChatSession:
 
         if not self.model_path.is_file():
             raise ModelError(f"The model file {self.model_path} does not exist.")
+        from medcal_gui.engine.limits import chat_needs, check
         from medcal_gui.engine.model_info import inspect_model
 
         trained = inspect_model(self.model_path).context_length  # a damaged file fails here, clearly
+        check(chat_needs(self.model_path, min(n_ctx, trained or n_ctx)))
         if trained:
             n_ctx = min(n_ctx, trained)  # beyond what it was trained on, a model only degrades
         try:

@@ -22,6 +22,7 @@ from typing import Any
 
 from medcal_gui import __version__
 from medcal_gui.engine.imatrix_io import ImatrixData
+from medcal_gui.engine.limits import check, quantize_needs
 from medcal_gui.engine.quant_types import QuantType, get_quant_type, imatrix_advice
 from medcal_gui.engine.quantize_child import QuantizeJob, child_main, run_quantize
 from medcal_gui.errors import Cancelled, InputError, ModelError
@@ -295,6 +296,7 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                               imatrix_entries=len(data.entries) if data else 0,
                               imatrix_chunks=data.chunk_count if data else 0, warnings=warnings)
 
+    check(quantize_needs(model, out, qt.bpw, output_bytes=estimate))
     check_free_space(out.parent, estimate, f"the quantized model {out.name}")
     model_sha = _sha256(model, cancel, progress, "hash input")
     if imatrix_path is not None:
