@@ -191,7 +191,10 @@ def _shape_cached(path: str, size: int, mtime: int) -> ModelShape:
         llama_cpp.llama_model_free(model)
 
 
-def model_shape(path: Path | str) -> ModelShape:
+def model_shape(path: Path | str | ModelShape) -> ModelShape:
+    """The model's shape (a ModelShape passes through: the docs compute 27B's needs from its config)."""
+    if isinstance(path, ModelShape):
+        return path
     p = Path(path)
     try:
         st = p.stat()
@@ -215,7 +218,7 @@ def _loaded_model(needs: Needs, shape: ModelShape, n_ctx: int, n_ubatch: int, lo
 
 # ---------------------------------------------------------------- the steps
 
-def imatrix_needs(model: Path | str, n_ctx: int = 512, out: Path | str | None = None) -> Needs:
+def imatrix_needs(model: Path | str | ModelShape, n_ctx: int = 512, out: Path | str | None = None) -> Needs:
     s = model_shape(model)
     needs = Needs("the importance matrix")
     _loaded_model(needs, s, n_ctx, min(n_ctx, 512), n_ctx)
@@ -226,7 +229,7 @@ def imatrix_needs(model: Path | str, n_ctx: int = 512, out: Path | str | None = 
     return needs
 
 
-def quantize_needs(model: Path | str, out: Path | str, bpw: float, *, dry_run: bool = False,
+def quantize_needs(model: Path | str | ModelShape, out: Path | str, bpw: float, *, dry_run: bool = False,
                    output_bytes: int | None = None) -> Needs:
     """llama_model_quantize reads one tensor at a time (memory-mapped) and keeps it as float32 with its
     quantized copy: the largest tensor sizes the memory. Disk: the dry run's size when known, else bpw."""
@@ -256,7 +259,7 @@ def eval_cache_bytes(n_scored: int, n_vocab: int) -> int:
     return n_scored * per_token
 
 
-def eval_needs(base: Path | str, models: Sequence[Path | str], n_ctx: int, text: str | None = None,
+def eval_needs(base: Path | str | ModelShape, models: Sequence[Path | str | ModelShape], n_ctx: int, text: str | None = None,
                n_chunks: int | None = None, cache_folder: Path | None = None) -> Needs:
     """The base and each model load one after another, never together: the largest one sizes the memory.
     Disk: the base pass's cache for `text` (about one token per 3 characters, at most `n_chunks` chunks)."""
@@ -265,8 +268,7 @@ def eval_needs(base: Path | str, models: Sequence[Path | str], n_ctx: int, text:
         n_tokens = len(text) // 3
         if n_chunks is not None:
             n_tokens = min(n_tokens, n_chunks * n_ctx)
-    paths = [Path(base), *[Path(m) for m in models]]
-    shapes = [model_shape(p) for p in paths]
+    shapes = [model_shape(p) for p in (base, *models)]
     big = max(shapes, key=lambda s: s.file_bytes)
     needs = Needs("the evaluation")
     _loaded_model(needs, big, n_ctx, min(n_ctx, 512), n_ctx, label="largest model", logits_copies=2)
@@ -280,7 +282,7 @@ def eval_needs(base: Path | str, models: Sequence[Path | str], n_ctx: int, text:
     return needs
 
 
-def chat_needs(model: Path | str, n_ctx: int = 4096, n_batch: int = 512) -> Needs:
+def chat_needs(model: Path | str | ModelShape, n_ctx: int = 4096, n_batch: int = 512) -> Needs:
     s = model_shape(model)
     needs = Needs("chat")
     _loaded_model(needs, s, n_ctx, min(n_ctx, n_batch), min(n_ctx, n_batch) // 2)
@@ -305,7 +307,8 @@ def _gb(n: float) -> str:
 
 
 def _parts(parts: list[tuple[str, int]]) -> str:
-    big = [f"{what} {_gb(n)}" for what, n in sorted(parts, key=lambda p: -p[1])[:3] if n >= 0.05 * GB]
+    total = sum(n for _, n in parts)
+    big = [f"{what} {_gb(n)}" for what, n in sorted(parts, key=lambda p: -p[1])[:3] if n >= 0.05 * total]
     return f" ({', '.join(big)})" if big else ""
 
 

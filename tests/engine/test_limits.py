@@ -113,9 +113,9 @@ def test_message_says_what_is_needed_and_what_is_free(demo_model: Path, monkeypa
 def test_imatrix_refuses_before_loading(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from medcal_gui.engine.imatrix import compute_imatrix
 
-    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "100M")
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "50M")
     out = tmp_path / "out"
-    with pytest.raises(LimitError, match=r"needs about .* of free memory.*100 MB are free"):
+    with pytest.raises(LimitError, match=r"needs about .* of free memory.*50 MB are free"):
         compute_imatrix(tiny_model, [TEXT], n_ctx=64, out=out / "imatrix.gguf")
     assert _leftovers(out) == []
     monkeypatch.setenv("MEDCAL_NO_LIMITS", "1")  # the same call runs when the check is off
@@ -142,7 +142,7 @@ def test_quantize_refuses_without_disk(tiny_model: Path, tmp_path: Path, monkeyp
 def test_eval_refuses_with_little_memory(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from medcal_gui.engine.evaluate import evaluate
 
-    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "100M")
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "50M")
     with pytest.raises(LimitError, match="The evaluation needs about"):
         evaluate(tiny_model, [tiny_model], TEXT, n_ctx=64, use_cache=False)
 
@@ -158,7 +158,7 @@ def test_eval_refuses_when_the_cache_has_no_room(tiny_model: Path, monkeypatch: 
 def test_chat_refuses_with_little_memory(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from medcal_gui.engine.chat import ChatSession
 
-    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "100M")
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "50M")
     with pytest.raises(LimitError, match="Chat needs about"):
         ChatSession(tiny_model, n_ctx=256)
 
@@ -167,10 +167,10 @@ def test_cli_prints_the_message(tiny_model: Path, tmp_path: Path, monkeypatch: p
                                 capsys: pytest.CaptureFixture[str]) -> None:
     from medcal_gui.cli import main
 
-    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "100M")
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "50M")
     (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
     rc = main(["imatrix", "-m", str(tiny_model), "-f", str(tmp_path / "t.txt"), "-o", str(tmp_path / "i.gguf")])
     err = capsys.readouterr().err
     assert rc == 2
-    assert "needs about" in err and "100 MB are free" in err and "Traceback" not in err
+    assert "needs about" in err and "50 MB are free" in err and "Traceback" not in err
     assert not (tmp_path / "i.gguf").exists()
