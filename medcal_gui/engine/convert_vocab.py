@@ -272,6 +272,7 @@ def _special_tokens(hf_dir: Path, vocab: Vocab) -> None:
         single = proc.get("single") or []
         bos = _token_content(tconf.get("bos_token"))
         eos = _token_content(tconf.get("eos_token"))
+        first = last = None
         if len(single) > 1:
             first = (single[0].get("SpecialToken") or {}).get("id")
             last = (single[-1].get("SpecialToken") or {}).get("id")
@@ -279,10 +280,37 @@ def _special_tokens(hf_dir: Path, vocab: Vocab) -> None:
                 vocab.add_special["bos"] = first == bos
             if last:
                 vocab.add_special["eos"] = last == eos
+        _pair_template(proc.get("pair") or [], first, last, eos, _token_content(tconf.get("sep_token")), vocab)
     for typ in SPECIAL_TYPES:
         flag = tconf.get(f"add_{typ}_token")
         if isinstance(flag, bool) and typ not in vocab.add_special:
             vocab.add_special[typ] = flag
+
+
+def _special_id(item: Any) -> Any:
+    return (item.get("SpecialToken") or {}).get("id") if isinstance(item, dict) else None
+
+
+def _pair_template(pair: list[Any], first: Any, last: Any, eos: str | None, sep: str | None, vocab: Vocab) -> None:
+    """add_sep_token from the pair template "A [sep] B", as gguf's SpecialVocab reads it."""
+    if not pair:
+        return
+    start = 1 if first and _special_id(pair[0]) == first else 0
+    stop = -1 if last and _special_id(pair[-1]) == last else None
+    body = pair[start:stop]
+    if not body or not all(isinstance(x, dict) for x in (body[0], body[-1])):
+        return
+    a, b = (body[0].get("Sequence") or {}).get("id"), (body[-1].get("Sequence") or {}).get("id")
+    middle = body[1:-1]
+    if a != "A" or b != "B" or not middle:
+        return
+    add_sep = False
+    entry = _special_id(middle[0])
+    if entry and entry in (sep, eos) and not last:
+        add_sep = True
+    if len(middle) == 2 and _special_id(middle[1]) in (sep, eos) and _special_id(middle[1]):
+        add_sep = True
+    vocab.add_special["sep"] = add_sep
 
 
 def _chat_template(hf_dir: Path) -> str | list[dict[str, str]] | None:

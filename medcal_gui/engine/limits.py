@@ -259,8 +259,8 @@ def eval_cache_bytes(n_scored: int, n_vocab: int) -> int:
     return n_scored * per_token
 
 
-def eval_needs(base: Path | str | ModelShape, models: Sequence[Path | str | ModelShape], n_ctx: int, text: str | None = None,
-               n_chunks: int | None = None, cache_folder: Path | None = None) -> Needs:
+def eval_needs(base: Path | str | ModelShape, models: Sequence[Path | str | ModelShape], n_ctx: int,
+               text: str | None = None, n_chunks: int | None = None, cache_folder: Path | None = None) -> Needs:
     """The base and each model load one after another, never together: the largest one sizes the memory.
     Disk: the base pass's cache for `text` (about one token per 3 characters, at most `n_chunks` chunks)."""
     n_tokens: int | None = None

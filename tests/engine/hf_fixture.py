@@ -179,18 +179,15 @@ def make_real_folder(hf_dir: Path, *, vocab_pad: int = 8, seed: int = 2) -> Path
     with a list of end ids, preprocessor_config.json with its own mean and std, a vocab_size above the
     tokenizer's (rows llama.cpp pads with [PAD<id>])."""
     import torch
-    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, GemmaTokenizerFast, SiglipVisionConfig
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, SiglipVisionConfig
 
     hf_dir.mkdir(parents=True, exist_ok=True)
     sp = train_sentencepiece(symbols=("<start_of_turn>", "<end_of_turn>", *IMAGE_TOKENS))
-    src = hf_dir / "_sp_src.model"
-    src.write_bytes(sp)
-    extra = ["<start_of_turn>", "<end_of_turn>", *IMAGE_TOKENS, IMAGE_SOFT]
-    tok = GemmaTokenizerFast(vocab_file=str(src), additional_special_tokens=extra)
-    tok.chat_template = GEMMA_TEMPLATE
+    tok = save_tokenizer(hf_dir, sp)
+    tok.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>", *IMAGE_TOKENS,
+                                                         IMAGE_SOFT]})
     tok.save_pretrained(str(hf_dir))
-    src.unlink()
-    (hf_dir / "tokenizer.model").write_bytes(sp)
+    write_tokenizer_json(hf_dir, tok)
     soft_id = tok.convert_tokens_to_ids(IMAGE_SOFT)
     boi, eoi = tok.convert_tokens_to_ids(list(IMAGE_TOKENS))
     # transformers >= 4.43 writes the template to chat_template.jinja; make sure it is only there
@@ -217,6 +214,26 @@ def make_real_folder(hf_dir: Path, *, vocab_pad: int = 8, seed: int = 2) -> Path
         "image_seq_length": 4, "size": {"height": 32, "width": 32},
         "image_processor_type": "Gemma3ImageProcessor", "processor_class": "Gemma3Processor"}), encoding="utf-8")
     return hf_dir
+
+
+def write_tokenizer_json(hf_dir: Path, slow: Any) -> None:
+    """tokenizer.json as transformers' GemmaConverter lays it out (BPE with byte fallback, the SentencePiece
+    model's merges, Gemma's normalizer, pre-tokenizer, decoder and <bos> post-processor), built with the
+    tokenizers library directly: the converter itself needs protobuf, which is not a dependency here."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers.convert_slow_tokenizer import SentencePieceExtractor
+
+    vocab, merges = SentencePieceExtractor(str(hf_dir / "tokenizer.model")).extract()
+    t = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    t.normalizer = normalizers.Replace(" ", "\u2581")
+    t.pre_tokenizer = pre_tokenizers.Split(" ", "merged_with_previous")
+    t.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    t.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A <bos> $B",
+                                                     special_tokens=[("<bos>", 2)])
+    added = sorted(slow.added_tokens_decoder.items())
+    t.add_special_tokens([AddedToken(a.content, special=True, normalized=False) for _, a in added if a.special])
+    t.add_tokens([AddedToken(a.content, special=False, normalized=False) for _, a in added if not a.special])
+    t.save(str(hf_dir / "tokenizer.json"))
 
 
 def sdist_converter() -> Path | None:

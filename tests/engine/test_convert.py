@@ -501,7 +501,7 @@ def test_tokenizer_json_drives_special_ids_and_add_bos(causal_dir: Path, tmp_pat
     assert v.chat_template == hf.GEMMA_TEMPLATE
 
 
-# ---------------------------------------------------------------- a real download's layout, against llama.cpp's converter
+# ------------------------------------------------------------- a real download's layout, against llama.cpp's converter
 
 CONVERTER = hf.sdist_converter()
 needs_ref = pytest.mark.skipif(MISSING is not None or CONVERTER is None,
