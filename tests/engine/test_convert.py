@@ -611,3 +611,19 @@ def test_tokenizer_json_only_folder(real_dir: Path, real_ref: tuple[Path, Path],
     llm = _llama(res.out)
     for text in TOKEN_TEXTS + ["<start_of_image><image_soft_token><end_of_image> scan"]:
         assert llm.tokenize(text.encode("utf-8"), add_bos=True, special=True) == list(fast(text).input_ids), text
+
+
+@needs_hf
+def test_convert_checks_free_disk_and_memory_first(causal_dir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcal_gui.engine.limits import LimitError
+
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_DISK", "1K")
+    with pytest.raises(LimitError, match=r"The conversion needs about .* of free disk in .*; 0 MB are free"):
+        convert_hf(causal_dir, tmp_path / "o" / "x.gguf", hash_inputs=False)
+    assert _leftovers(tmp_path / "o") == []
+    monkeypatch.delenv("MEDCAL_FAKE_FREE_DISK")
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "50M")
+    with pytest.raises(LimitError, match=r"The conversion needs about .* of free memory.*; 50 MB are free"):
+        convert_hf(causal_dir, tmp_path / "o" / "x.gguf", hash_inputs=False)
+    assert _leftovers(tmp_path / "o") == []
