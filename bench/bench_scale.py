@@ -301,6 +301,7 @@ def run_step(step: str, P: Paths, a: argparse.Namespace) -> dict[str, Any]:
 def child(step: str, P: Paths, a: argparse.Namespace) -> int:
     P.work.mkdir(parents=True, exist_ok=True)
     os.environ["MEDCAL_CACHE"] = str(P.work / "medcal-cache")  # the eval cache lands in there
+    os.environ["MEDCAL_HOME"] = str(P.work / "home")  # the window's settings: not the user's
     res = globals()[f"step_{step}"](P, a)
     res["io"] = _io()
     (P.cache / f"step-{step}.json").write_text(json.dumps(res, indent=1, default=str))
