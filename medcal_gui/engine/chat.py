@@ -160,6 +160,7 @@ class ChatSession:
 
         if not self.model_path.is_file():
             raise ModelError(f"The model file {self.model_path} does not exist.")
+        from medcal_gui.engine.limits import chat_needs, check
         from medcal_gui.engine.model_info import inspect_model
 
         info = inspect_model(self.model_path)  # a damaged file fails here, clearly
@@ -168,6 +169,7 @@ class ChatSession:
 
             raise ChatTemplateError(info.chat_template_problem)
         trained = info.context_length
+        check(chat_needs(self.model_path, min(n_ctx, trained or n_ctx)))
         if trained:
             n_ctx = min(n_ctx, trained)  # beyond what it was trained on, a model only degrades
         try:

@@ -24,10 +24,11 @@ import gguf
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType
 
 from medcal_gui import __version__
-from medcal_gui.engine.convert_config import Gemma3Spec, UnsupportedModelError, read_spec
+from medcal_gui.engine.convert_config import Gemma3Spec, UnsupportedModelError, add_general_metadata, read_spec
 from medcal_gui.engine.convert_safetensors import INDEX_NAME, SafetensorsCheckpoint
 from medcal_gui.engine.convert_tensors import TensorPlan, plan_language_model, write_gguf
 from medcal_gui.engine.convert_vocab import SPECIAL_TYPES, Vocab, load_vocab, tokenizer_files
+from medcal_gui.engine.limits import check, convert_needs
 from medcal_gui.errors import InputError, OutputError
 from medcal_gui.fsutil import atomic_path, check_free_space, ensure_dir, refuse_input_overwrite, write_text_atomic
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
@@ -96,9 +97,7 @@ def _parse_outtype(outtype: str) -> tuple[GGMLQuantizationType, LlamaFileType]:
 def _add_lm_metadata(w: GGUFWriter, spec: Gemma3Spec, vocab: Vocab, ftype: LlamaFileType, n_params: int) -> None:
     t = spec.text
     w.add_type(gguf.GGUFType.MODEL)
-    w.add_name(spec.hf_dir.name)
-    if n_params > 0:
-        w.add_size_label(gguf.size_label(n_params, 0, 0, 0))
+    add_general_metadata(w, spec.hf_dir, n_params)
     w.add_block_count(spec.n_layer)
     w.add_context_length(int(t["max_position_embeddings"]))
     w.add_embedding_length(int(t["hidden_size"]))
@@ -233,6 +232,7 @@ def convert_hf(hf_dir: Path | str, out: Path | str, outtype: str = "f16", mmproj
             need += mm_need
         else:
             check_free_space(mm_path.parent, mm_need, f"the mmproj {mm_path.name}")
+    check(convert_needs(out, need))
     check_free_space(out.parent, need, f"the converted model {out.name}")
 
     input_sha: str | None = None

@@ -208,3 +208,20 @@ def read_spec(hf_dir: Path) -> Gemma3Spec:
         vision = {**VISION_DEFAULTS, **cfg["vision_config"]}
     return Gemma3Spec(hf_dir=hf_dir, architecture=arch, text=text, raw_config=cfg, rope=rope, swa_layers=swa,
                       write_sliding_window=write_window, vision=vision)
+
+
+def add_general_metadata(w: Any, hf_dir: Path, n_params: int) -> None:
+    """general.name, basename, size_label, license, tags, ... and general.sampling.* from
+    generation_config.json, written by gguf's own `Metadata` heuristics, as llama.cpp's converter writes
+    them ("tiny-medgemma" becomes "Tiny Medgemma"; the size label counts the tensors written)."""
+    import gguf
+
+    meta = gguf.Metadata.load(None, hf_dir, None, n_params)
+    gen = read_json_optional(hf_dir / "generation_config.json") or {}
+    if meta.sampling_penalty_repeat is None and isinstance(gen.get("repetition_penalty"), (int, float)):
+        meta.sampling_penalty_repeat = gen["repetition_penalty"]  # gguf-py of llama.cpp 0.3.36 reads it too
+    if meta.name is None:
+        meta.name = hf_dir.name
+    if meta.size_label is None and n_params > 0:
+        meta.size_label = gguf.size_label(n_params, 0, 0, 0)
+    meta.set_gguf_meta_model(w)

@@ -16,7 +16,7 @@ from typing import Any
 import gguf
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType
 
-from medcal_gui.engine.convert_config import Gemma3Spec, UnsupportedModelError
+from medcal_gui.engine.convert_config import Gemma3Spec, UnsupportedModelError, add_general_metadata
 from medcal_gui.engine.convert_safetensors import SafetensorsCheckpoint, ShardError, check_dtype
 from medcal_gui.engine.convert_tensors import TensorPlan
 
@@ -104,7 +104,7 @@ def plan_mmproj(spec: Gemma3Spec, ckpt: SafetensorsCheckpoint, ftype: LlamaFileT
     pre = _preprocessor(spec.hf_dir)
     w = GGUFWriter(None, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.MMPROJ])
     w.add_type(gguf.GGUFType.MMPROJ)
-    w.add_name(spec.hf_dir.name)
+    add_general_metadata(w, spec.hf_dir, sum(p.n_elements for p in plans))
     w.add_file_type(int(ftype))
     w.add_clip_has_vision_encoder(True)
     w.add_vision_projection_dim(int(spec.text["hidden_size"]))

@@ -117,20 +117,76 @@ def looks_special(token: str) -> bool:
             or (token.startswith("<unused") and token.endswith(">")))
 
 
-def _sentencepiece_vocab(hf_dir: Path, vocab_size: int | None) -> tuple[list[str], list[float], list[int]]:
-    path = hf_dir / "tokenizer.model"
-    if not path.is_file():
-        extra = (" It has only tokenizer.json; medcal needs the SentencePiece model Gemma ships as "
-                 "tokenizer.model." if (hf_dir / "tokenizer.json").is_file() else "")
-        raise TokenizerError(f"The model folder {hf_dir} has no tokenizer (tokenizer.model).{extra} Download the "
-                             "complete model folder, tokenizer files included.")
+def _sentencepiece_pieces(path: Path) -> list[tuple[str, float, int]]:
     try:
         pieces = parse_sentencepiece(path.read_bytes())
     except (OSError, ValueError, IndexError, struct.error) as exc:
         raise TokenizerError(f"The tokenizer {path} cannot be read as a SentencePiece model ({exc}). Download it "
                              "again.") from exc
+    return [(p.decode("utf-8", errors="replace"), float(sc),
+             t if t in (UNKNOWN, CONTROL, UNUSED, BYTE) else NORMAL) for p, sc, t in pieces]
+
+
+def _merge_pair(m: Any) -> tuple[str, str] | None:
+    if isinstance(m, str) and " " in m:
+        a, b = m.split(" ", 1)
+        return a, b
+    if isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) for x in m):
+        return m[0], m[1]
+    return None
+
+
+def _tokenizer_json_pieces(path: Path) -> list[tuple[str, float, int]]:
+    """The pieces of a tokenizer.json saved from Gemma's SentencePiece model (BPE with byte fallback, or
+    Unigram), as the SentencePiece model would list them. A BPE tokenizer.json keeps no scores; llama.cpp's
+    SentencePiece tokenizer only compares the scores of merged pieces, and the merges are listed in the order
+    SentencePiece ranks them, so a merged piece scores -(its merge's rank): the same merges win."""
+    doc = read_json_optional(path)
+    model = (doc or {}).get("model")
+    if not isinstance(model, dict):
+        raise TokenizerError(f"The tokenizer {path} has no model section. Download it again.")
+    unk = model.get("unk_token")
+    if model.get("type") == "Unigram" and isinstance(model.get("vocab"), list):
+        out = []
+        for i, entry in enumerate(model["vocab"]):
+            piece, score = str(entry[0]), float(entry[1])
+            out.append((piece, score, UNKNOWN if i == model.get("unk_id") else _piece_type(piece)))
+        return out
+    vocab = model.get("vocab")
+    if model.get("type") != "BPE" or not isinstance(vocab, dict):
+        raise TokenizerError(f"The tokenizer {path} is a {model.get('type')} tokenizer; medcal reads Gemma's "
+                             "SentencePiece (BPE or Unigram) tokenizers. Use the model's own tokenizer files.")
+    merges = model.get("merges") or []
+    rank: dict[str, int] = {}
+    for r, m in enumerate(merges):
+        pair = _merge_pair(m)
+        if pair is not None:
+            rank.setdefault(pair[0] + pair[1], r)
+    size = max(vocab.values(), default=-1) + 1
+    out = [(f"[PAD{i}]", -10000.0, UNUSED) for i in range(size)]
+    for piece, tid in vocab.items():
+        if not isinstance(tid, int) or tid < 0:
+            continue
+        score = -float(rank[piece]) if piece in rank else -float(len(merges) + tid)
+        out[tid] = (piece, score, UNKNOWN if piece == unk else _piece_type(piece))
+    return out
+
+
+def _piece_type(piece: str) -> int:
+    return BYTE if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">") else NORMAL
+
+
+def _sentencepiece_vocab(hf_dir: Path, vocab_size: int | None) -> tuple[list[str], list[float], list[int]]:
+    path = hf_dir / "tokenizer.model"
+    if path.is_file():
+        pieces = _sentencepiece_pieces(path)
+    elif (hf_dir / "tokenizer.json").is_file():
+        pieces = _tokenizer_json_pieces(hf_dir / "tokenizer.json")
+    else:
+        raise TokenizerError(f"The model folder {hf_dir} has no tokenizer (tokenizer.model or tokenizer.json). "
+                             "Download the complete model folder, tokenizer files included.")
     if not pieces:
-        raise TokenizerError(f"The tokenizer {path} holds no tokens. Download it again.")
+        raise TokenizerError(f"The tokenizer in {hf_dir} holds no tokens. Download it again.")
     size = int(vocab_size or len(pieces))
     tokens = [f"[PAD{i}]" for i in range(size)]
     scores = [-10000.0] * size
@@ -138,9 +194,7 @@ def _sentencepiece_vocab(hf_dir: Path, vocab_size: int | None) -> tuple[list[str
     if len(pieces) > size:
         log.warning("tokenizer has %d pieces, config vocab_size is %d: ignoring the rest", len(pieces), size)
     for i, (piece, score, ptype) in enumerate(pieces[:size]):
-        tokens[i] = piece.decode("utf-8", errors="replace")
-        scores[i] = float(score)
-        types[i] = ptype if ptype in (UNKNOWN, CONTROL, UNUSED, BYTE) else NORMAL
+        tokens[i], scores[i], types[i] = piece, score, ptype
 
     added = read_json_optional(hf_dir / "added_tokens.json") or {}
     for text, tid in added.items():
@@ -149,6 +203,10 @@ def _sentencepiece_vocab(hf_dir: Path, vocab_size: int | None) -> tuple[list[str
 
     tconf = read_json_optional(hf_dir / "tokenizer_config.json") or {}
     decoder = tconf.get("added_tokens_decoder") or {}
+    if not decoder and not path.is_file():
+        # no tokenizer_config.json entries: tokenizer.json's own list of added tokens says the same
+        tj = read_json_optional(hf_dir / "tokenizer.json") or {}
+        decoder = {str(a["id"]): a for a in tj.get("added_tokens") or [] if isinstance(a, dict) and "id" in a}
     if isinstance(decoder, dict):
         for key, data in decoder.items():
             try:
@@ -214,6 +272,7 @@ def _special_tokens(hf_dir: Path, vocab: Vocab) -> None:
         single = proc.get("single") or []
         bos = _token_content(tconf.get("bos_token"))
         eos = _token_content(tconf.get("eos_token"))
+        first = last = None
         if len(single) > 1:
             first = (single[0].get("SpecialToken") or {}).get("id")
             last = (single[-1].get("SpecialToken") or {}).get("id")
@@ -221,10 +280,37 @@ def _special_tokens(hf_dir: Path, vocab: Vocab) -> None:
                 vocab.add_special["bos"] = first == bos
             if last:
                 vocab.add_special["eos"] = last == eos
+        _pair_template(proc.get("pair") or [], first, last, eos, _token_content(tconf.get("sep_token")), vocab)
     for typ in SPECIAL_TYPES:
         flag = tconf.get(f"add_{typ}_token")
         if isinstance(flag, bool) and typ not in vocab.add_special:
             vocab.add_special[typ] = flag
+
+
+def _special_id(item: Any) -> Any:
+    return (item.get("SpecialToken") or {}).get("id") if isinstance(item, dict) else None
+
+
+def _pair_template(pair: list[Any], first: Any, last: Any, eos: str | None, sep: str | None, vocab: Vocab) -> None:
+    """add_sep_token from the pair template "A [sep] B", as gguf's SpecialVocab reads it."""
+    if not pair:
+        return
+    start = 1 if first and _special_id(pair[0]) == first else 0
+    stop = -1 if last and _special_id(pair[-1]) == last else None
+    body = pair[start:stop]
+    if not body or not all(isinstance(x, dict) for x in (body[0], body[-1])):
+        return
+    a, b = (body[0].get("Sequence") or {}).get("id"), (body[-1].get("Sequence") or {}).get("id")
+    middle = body[1:-1]
+    if a != "A" or b != "B" or not middle:
+        return
+    add_sep = False
+    entry = _special_id(middle[0])
+    if entry and entry in (sep, eos) and not last:
+        add_sep = True
+    if len(middle) == 2 and _special_id(middle[1]) in (sep, eos) and _special_id(middle[1]):
+        add_sep = True
+    vocab.add_special["sep"] = add_sep
 
 
 def _chat_template(hf_dir: Path) -> str | list[dict[str, str]] | None:

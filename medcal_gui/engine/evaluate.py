@@ -33,6 +33,7 @@ from medcal_gui.engine.eval_cache import (
     text_sha256,
 )
 from medcal_gui.engine.eval_math import CUTOFF, BaseRows, ModelRows, Summary, base_rows, model_rows, summarize
+from medcal_gui.engine.limits import check, eval_needs
 from medcal_gui.engine.llama_context import ChunkContext
 from medcal_gui.errors import Cancelled, InputError, ModelError
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
@@ -243,6 +244,7 @@ def evaluate(base: Path, models: Sequence[Path], text: str | Path, *, n_ctx: int
         if not p.is_file():
             raise ModelError(f"The model file {p} does not exist.")
     content, label = read_text(text)
+    check(eval_needs(base, model_paths, n_ctx, content, n_chunks))
     threads = threads or os.cpu_count() or 1
     warnings: list[str] = []
 

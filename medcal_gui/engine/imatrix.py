@@ -22,6 +22,7 @@ import numpy as np
 
 from medcal_gui.engine import ggml_ctypes as gc
 from medcal_gui.engine.imatrix_io import ImatrixData, ImatrixEntry
+from medcal_gui.engine.limits import check, imatrix_needs
 from medcal_gui.engine.llama_context import ChunkContext
 from medcal_gui.errors import Cancelled, InputError, ModelError
 from medcal_gui.fsutil import ensure_dir, refuse_input_overwrite
@@ -240,6 +241,7 @@ def compute_imatrix(model_path: Path, texts_or_files: Sequence[str | Path], *, n
         refuse_input_overwrite(out, [model_path, *files, *in_files])
         ensure_dir(out.parent)
     text, names = read_calibration(texts_or_files)
+    check(imatrix_needs(model_path, n_ctx, out))
     prior = ImatrixData.merged((ImatrixData.load(Path(p), chunk_size=n_ctx) for p in in_files),
                                chunk_size=n_ctx)
     threads = threads or os.cpu_count() or 1

@@ -23,6 +23,7 @@ from typing import Any
 
 from medcal_gui import __version__
 from medcal_gui.engine.imatrix_io import ImatrixData
+from medcal_gui.engine.limits import check, quantize_needs
 from medcal_gui.engine.quant_types import QuantType, get_quant_type, imatrix_advice
 from medcal_gui.engine.quantize_child import QuantizeJob, run_quantize
 from medcal_gui.engine.quantize_process import LogWatch, discard_child, run_child, start_child
@@ -304,6 +305,7 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                                   imatrix_chunks=data.chunk_count if data else 0, warnings=warnings)
 
         check_free_space(out.parent, estimate + FREE_MARGIN, f"the quantized model {out.name}")
+        check(quantize_needs(model, out, qt.bpw, output_bytes=estimate))  # memory, and disk with what it holds
         if imatrix_path is not None:
             imatrix_sha = _sha256(imatrix_path, cancel, no_progress, "hash imatrix")
     except BaseException:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,103 @@ def hf_logits(hf_dir: Path, ids: list[int], ggml_gelu: bool = True) -> np.ndarra
     with torch.no_grad():
         out = model(input_ids=torch.tensor([ids]))
     return out.logits[0].float().numpy()
+
+
+# ---------------------------------------------------------------- a folder laid out like a real MedGemma download
+
+IMAGE_TOKENS = ("<start_of_image>", "<end_of_image>")
+IMAGE_SOFT = "<image_soft_token>"
+GENERATION = {"bos_token_id": 2, "do_sample": True, "eos_token_id": [1, 5], "pad_token_id": 0, "top_k": 64,
+              "top_p": 0.95}
+
+
+def make_real_folder(hf_dir: Path, *, vocab_pad: int = 8, seed: int = 2) -> Path:
+    """A tiny Gemma3ForConditionalGeneration with the files a real MedGemma 4B download has: tokenizer.model
+    and tokenizer.json, the image tokens (<start_of_image>, <end_of_image> in the SentencePiece model, and
+    <image_soft_token> added after it), the chat template in chat_template.jinja only, generation_config.json
+    with a list of end ids, preprocessor_config.json with its own mean and std, a vocab_size above the
+    tokenizer's (rows llama.cpp pads with [PAD<id>])."""
+    import torch
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, SiglipVisionConfig
+
+    hf_dir.mkdir(parents=True, exist_ok=True)
+    sp = train_sentencepiece(symbols=("<start_of_turn>", "<end_of_turn>", *IMAGE_TOKENS))
+    tok = save_tokenizer(hf_dir, sp)
+    tok.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>", *IMAGE_TOKENS,
+                                                         IMAGE_SOFT]})
+    tok.save_pretrained(str(hf_dir))
+    write_tokenizer_json(hf_dir, tok)
+    soft_id = tok.convert_tokens_to_ids(IMAGE_SOFT)
+    boi, eoi = tok.convert_tokens_to_ids(list(IMAGE_TOKENS))
+    # transformers >= 4.43 writes the template to chat_template.jinja; make sure it is only there
+    tconf_path = hf_dir / "tokenizer_config.json"
+    tconf = json.loads(tconf_path.read_text(encoding="utf-8"))
+    tconf.pop("chat_template", None)
+    tconf_path.write_text(json.dumps(tconf, indent=2), encoding="utf-8")
+    (hf_dir / "chat_template.jinja").write_text(GEMMA_TEMPLATE, encoding="utf-8")
+    (hf_dir / "chat_template.json").unlink(missing_ok=True)
+
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                image_size=32, patch_size=8)
+    text = {**TEXT, "vocab_size": soft_id + 1 + vocab_pad, "num_hidden_layers": 6,
+            "rope_scaling": {"rope_type": "linear", "factor": 8.0}}
+    cfg = Gemma3Config(text_config=text, vision_config=vision.to_dict(), mm_tokens_per_image=4,
+                       boi_token_index=boi, eoi_token_index=eoi, image_token_index=soft_id, eos_token_id=[1, 5])
+    torch.manual_seed(seed)
+    model = Gemma3ForConditionalGeneration(cfg).eval()
+    _randomize(model, seed)
+    model.save_pretrained(str(hf_dir))
+    (hf_dir / "generation_config.json").write_text(json.dumps(GENERATION, indent=2), encoding="utf-8")
+    (hf_dir / "preprocessor_config.json").write_text(json.dumps({
+        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "image_seq_length": 4, "size": {"height": 32, "width": 32},
+        "image_processor_type": "Gemma3ImageProcessor", "processor_class": "Gemma3Processor"}), encoding="utf-8")
+    return hf_dir
+
+
+def write_tokenizer_json(hf_dir: Path, slow: Any) -> None:
+    """tokenizer.json as transformers' GemmaConverter lays it out (BPE with byte fallback, the SentencePiece
+    model's merges, Gemma's normalizer, pre-tokenizer, decoder and <bos> post-processor), built with the
+    tokenizers library directly: the converter itself needs protobuf, which is not a dependency here."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers.convert_slow_tokenizer import SentencePieceExtractor
+
+    vocab, merges = SentencePieceExtractor(str(hf_dir / "tokenizer.model")).extract()
+    t = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    t.normalizer = normalizers.Replace(" ", "\u2581")
+    t.pre_tokenizer = pre_tokenizers.Split(" ", "merged_with_previous")
+    t.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    t.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A <bos> $B",
+                                                     special_tokens=[("<bos>", 2)])
+    added = sorted(slow.added_tokens_decoder.items())
+    t.add_special_tokens([AddedToken(a.content, special=True, normalized=False) for _, a in added if a.special])
+    t.add_tokens([AddedToken(a.content, special=False, normalized=False) for _, a in added if not a.special])
+    t.save(str(hf_dir / "tokenizer.json"))
+
+
+def sdist_converter() -> Path | None:
+    """llama.cpp's convert_hf_to_gguf.py from the pinned llama-cpp-python sdist, when unpacked here."""
+    import os
+
+    roots = [os.environ.get("MEDCAL_LLAMA_SDIST"), "/work/cache/sdist/llama_cpp_python-0.3.36",
+             str(Path(__file__).resolve().parents[2] / ".venv" / "sdist" / "llama_cpp_python-0.3.36")]
+    for r in roots:
+        if r and (Path(r) / "vendor" / "llama.cpp" / "convert_hf_to_gguf.py").is_file():
+            return Path(r) / "vendor" / "llama.cpp" / "convert_hf_to_gguf.py"
+    return None
+
+
+def llama_cpp_convert(hf_dir: Path, out: Path, outtype: str = "f32", mmproj: bool = False) -> Path:
+    """Run llama.cpp's own converter (with its own gguf-py) on `hf_dir`; returns the file it wrote."""
+    import subprocess
+    import sys
+
+    script = sdist_converter()
+    assert script is not None
+    cmd = [sys.executable, str(script), str(hf_dir), "--outfile", str(out), "--outtype", outtype]
+    if mmproj:
+        cmd.append("--mmproj")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"convert_hf_to_gguf.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return out

@@ -1,0 +1,386 @@
+"""Every step the app offers, at MedGemma-4B-IT's real size, with wall time, peak RSS and disk per step.
+
+    python bench/bench_scale.py [--cache DIR] [--steps a,b,...] [--chunks 13] [--eval-chunks 2] [--threads N]
+
+Writes a Hugging Face checkpoint with exactly MedGemma-4B-IT's shapes (random bf16 weights, bench/
+scale_checkpoint.py) once into the cache (default /work/cache/scale, about 32 GB with every output; checked
+first), then runs each step in its own child process, through the same engine functions the GUI calls:
+a plain copy of the shards (the disk baseline), convert (text + mmproj), inspect, token count, imatrix
+(and a bare forward pass over the same chunks, the baseline), the quantize dry runs, quantize Q4_K_M and
+IQ3_XXS with the imatrix, eval of Q4_K_M against the F16 base, chat, and the main window opening the model
+(model card, dry-run sizes) with its longest GUI-thread stall. Peak RSS is the child's (os.wait4), so
+each step is measured alone; results accumulate in CACHE/results.json (a step already there is skipped
+unless named in --steps) and the table is printed at the end. One step runs at a time: the F16 model is
+7.8 GB and the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import REPO
+
+sys.path.insert(0, str(REPO / "bench"))
+import scale_checkpoint as sc  # noqa: E402
+
+STEPS = ["generate", "copy", "convert", "inspect", "tokens", "imatrix_bare", "imatrix", "quantize_dry",
+         "quantize_q4_k_m", "quantize_iq3_xxs", "eval", "chat", "gui"]
+DEMO = "gemma-3-270m-f16-demo.gguf"
+GB = 1e9
+
+
+class Paths:
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+        self.hf = cache / "medgemma-4b-shape"
+        self.work = cache / "work"
+        self.f16 = self.work / "medgemma-4b-shape-F16.gguf"
+        self.mmproj = self.work / "mmproj-medgemma-4b-shape-F16.gguf"
+        self.imatrix = self.work / "imatrix.gguf"
+        self.q4 = self.work / "medgemma-4b-shape-Q4_K_M.gguf"
+        self.iq3 = self.work / "medgemma-4b-shape-IQ3_XXS.gguf"
+        self.data = self.work / "data"
+        self.results = cache / "results.json"
+
+
+def _demo_model() -> Path:
+    root = Path(os.environ.get("MEDCAL_TEST_CACHE") or os.environ.get("MEDCAL_CACHE") or "")
+    for p in (root / "models" / DEMO, Path("/work/cache/medcal-test-cache/models") / DEMO):
+        if p.is_file():
+            return p
+    from medcal_gui.engine.demo_model import demo_model_path  # type: ignore[attr-defined]
+
+    return Path(demo_model_path())
+
+
+def _texts(P: Paths) -> tuple[Path, Path]:
+    """The calibration text the GUI formats from the sample narratives, and a held-out variant's text."""
+    from medcal_gui.dataset.export import export_dataset
+    from medcal_gui.dataset.variants import get_variant
+    from medcal_gui.resources import resources_dir
+
+    calib = P.data / "medgemma_calibration_imatrix_formatted.txt"
+    if not calib.is_file():
+        export_dataset(sorted((resources_dir() / "samples").glob("*.txt")), dest_dir=P.data, all_variants=True,
+                       variant=get_variant("quantization_calibration"), layout="seed")
+    others = sorted(p for p in P.data.glob("*.txt") if p != calib and p.stat().st_size > 0)
+    return calib, (others[0] if others else calib)
+
+
+def _io() -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            k, v = line.split(":")
+            out[k.strip()] = int(v)
+    except OSError:
+        pass
+    return out
+
+
+# ---------------------------------------------------------------- the steps (run in a child process)
+
+def step_generate(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    sc.write_checkpoint(P.hf, _demo_model())
+    files = sorted(P.hf.iterdir())
+    return {"bytes": sum(f.stat().st_size for f in files if f.is_file()), "files": [f.name for f in files]}
+
+
+def step_copy(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    shards = sorted(P.hf.glob("*.safetensors"))
+    dst = P.work / "copy-baseline"
+    dst.mkdir(parents=True, exist_ok=True)
+    t = time.monotonic()
+    n = 0
+    for s in shards:
+        shutil.copyfile(s, dst / s.name)
+        n += s.stat().st_size
+    with open(dst / shards[-1].name, "rb+") as fh:
+        os.fsync(fh.fileno())
+    secs = time.monotonic() - t
+    shutil.rmtree(dst)
+    return {"bytes": n, "seconds": secs, "MB_per_s": n / secs / 1e6}
+
+
+def step_convert(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    from medcal_gui.engine.convert import convert_hf
+
+    res = convert_hf(P.hf, P.f16, outtype="f16", mmproj=P.mmproj, hash_inputs=True)
+    man = json.loads(res.manifest.read_text()) if res.manifest else {}
+    write_s = float(man.get("timings_s", {}).get("convert", res.seconds))
+    return {"input_bytes": res.input_bytes, "output_bytes": res.output_bytes, "mmproj_bytes": res.mmproj_bytes,
+            "tensors": res.tensors, "mmproj_tensors": res.mmproj_tensors, "write_seconds": write_s,
+            "written_MB_per_s": (res.output_bytes + res.mmproj_bytes) / write_s / 1e6,
+            "read_MB_per_s": res.input_bytes / write_s / 1e6, "warnings": res.warnings}
+
+
+def step_inspect(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    from medcal_gui.engine.model_info import inspect_model
+
+    info = inspect_model(P.f16)
+    return {"parameters": info.parameter_count, "summary": info.summary_lines()[:6]}
+
+
+def step_tokens(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    from medcal_gui.engine.tokens import count_tokens
+
+    calib, _ = _texts(P)
+    rep = count_tokens(P.f16, calib, n_ctx=512)
+    d = rep.to_json()
+    recs = d.get("records") or []
+    out = {k: v for k, v in d.items() if isinstance(v, (int, float, str))}
+    out.update({"records": len(recs), "record_tokens": sum(int(r.get("tokens", 0)) for r in recs)})
+    return out
+
+
+def _imatrix(P: Paths, a: argparse.Namespace, collect: bool) -> dict[str, Any]:
+    from medcal_gui.engine.imatrix import compute_imatrix
+
+    calib, _ = _texts(P)
+    res = compute_imatrix(P.f16, [calib], n_ctx=512, n_chunks=a.chunks, threads=a.threads, collect=collect,
+                          out=P.imatrix if collect else None)
+    return {"chunks": res.chunks, "tokens": res.tokens_processed, "tokens_per_s": res.tokens_per_s,
+            "loop_seconds": res.elapsed_s, "entries": res.entries,
+            "output_bytes": P.imatrix.stat().st_size if collect else 0}
+
+
+def step_imatrix_bare(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    return _imatrix(P, a, collect=False)
+
+
+def step_imatrix(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    return _imatrix(P, a, collect=True)
+
+
+def step_quantize_dry(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    from medcal_gui.engine.quantize import quantize_model
+
+    out: dict[str, Any] = {}
+    for q in ("Q4_K_M", "IQ3_XXS"):
+        t = time.monotonic()
+        r = quantize_model(P.f16, P.work / f"dry-{q}.gguf", q, imatrix=P.imatrix, dry_run=True, threads=a.threads)
+        out[q] = {"bytes": r.output_bytes, "seconds": time.monotonic() - t}
+    return out
+
+
+def _quantize(P: Paths, a: argparse.Namespace, q: str, dest: Path) -> dict[str, Any]:
+    from medcal_gui.engine.quantize import quantize_model
+
+    r = quantize_model(P.f16, dest, q, imatrix=P.imatrix, threads=a.threads)
+    return {"output_bytes": r.output_bytes, "tensors": r.tensors, "warnings": r.warnings}
+
+
+def step_quantize_q4_k_m(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    return _quantize(P, a, "Q4_K_M", P.q4)
+
+
+def step_quantize_iq3_xxs(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    return _quantize(P, a, "IQ3_XXS", P.iq3)
+
+
+def step_eval(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    from medcal_gui.engine.evaluate import evaluate
+
+    _, held = _texts(P)
+    r = evaluate(P.f16, [P.q4], held, n_ctx=512, n_chunks=a.eval_chunks, threads=a.threads, use_cache=False)
+    cache_bytes = sum(f.stat().st_size for f in Path(r.cache_dir).rglob("*") if f.is_file())
+    m = r.models[0]
+    return {"text": str(held.name), "chunks": r.chunks, "tokens_scored": r.tokens_scored,
+            "base_seconds": r.base_seconds, "model_seconds": m.seconds, "model_tokens_per_s": m.tokens_per_s,
+            "kld_mean": getattr(m, "kld_mean", None), "cache_bytes": cache_bytes,
+            "cache_bytes_per_token": cache_bytes / max(1, r.tokens_scored)}
+
+
+def step_chat(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    from medcal_gui.engine.chat import ChatSession, SamplingParams
+
+    out: dict[str, Any] = {}
+    for label, path in (("Q4_K_M", P.q4),):
+        t = time.monotonic()
+        s = ChatSession(path, n_ctx=a.chat_ctx, threads=a.threads)
+        load = time.monotonic() - t
+        t = time.monotonic()
+        first = None
+        n = 0
+        for _piece in s.stream("A 72-year-old with chest pain and AF: what next?", SamplingParams.greedy(a.gen)):
+            if first is None:
+                first = time.monotonic() - t
+            n += 1
+        total = time.monotonic() - t
+        st = s.last_stats.to_json()
+        s.close()
+        out[label] = {"load_seconds": load, "first_token_seconds": first, "pieces": n, "seconds": total,
+                      "stats": st}
+    return out
+
+
+def step_gui(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from medcal_gui.ui.main_window import MainWindow
+    from medcal_gui.ui.settings import Settings
+
+    app = QApplication.instance() or QApplication([])
+    clock = QElapsedTimer()
+    clock.start()
+    gaps: list[int] = []
+    last = [clock.elapsed()]
+
+    def tick() -> None:
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    t0 = time.monotonic()
+    win = MainWindow(settings=Settings(), model=P.f16, load_samples=True)
+    win.resize(1280, 720)
+    win.show()
+    opened = time.monotonic() - t0
+    pane: Any = win.pane("quantize")
+    win.set_current(win.panes.index(pane))
+    pane.set_model(P.f16)
+    qtype = pane.qtype()
+    deadline = time.monotonic() + 900
+    card_s = dry_s = None
+    while time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.005)
+        if card_s is None and pane.info is not None:
+            card_s = time.monotonic() - t0
+        if card_s is not None and qtype in pane.table.exact:
+            dry_s = time.monotonic() - t0
+            break
+    app.processEvents()
+    timer.stop()
+    win.bench.cancel_all()
+    win.bench.wait_all(60000)
+    win.close()
+    steady = gaps[5:] if len(gaps) > 5 else gaps
+    return {"window_seconds": opened, "model_card_seconds": card_s, "dry_run_size_seconds": dry_s,
+            "qtype": qtype, "dry_run_bytes": pane.table.exact.get(qtype),
+            "longest_stall_ms": max(steady) - 10 if steady else None, "ticks": len(gaps),
+            "stall_during_open_ms": max(gaps[:5]) if gaps else None}
+
+
+# ---------------------------------------------------------------- the parent: one child per step
+
+def run_step(step: str, P: Paths, a: argparse.Namespace) -> dict[str, Any]:
+    out = P.cache / f"step-{step}.json"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", step, "--cache", str(P.cache),
+           "--chunks", str(a.chunks), "--eval-chunks", str(a.eval_chunks), "--gen", str(a.gen),
+           "--chat-ctx", str(a.chat_ctx)] + (["--threads", str(a.threads)] if a.threads else [])
+    before = shutil.disk_usage(P.cache).used
+    t = time.monotonic()
+    proc = subprocess.Popen(cmd)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    rec: dict[str, Any] = {"step": step, "rc": proc.returncode, "wall_seconds": round(wall, 2),
+                           "peak_rss_GB": round(ru.ru_maxrss * 1024 / GB, 3),
+                           "disk_delta_GB": round((shutil.disk_usage(P.cache).used - before) / GB, 3)}
+    if out.is_file():
+        rec.update(json.loads(out.read_text()))
+    return rec
+
+
+def child(step: str, P: Paths, a: argparse.Namespace) -> int:
+    P.work.mkdir(parents=True, exist_ok=True)
+    os.environ["MEDCAL_CACHE"] = str(P.work / "medcal-cache")  # the eval cache lands in there
+    os.environ["MEDCAL_HOME"] = str(P.work / "home")  # the window's settings: not the user's
+    res = globals()[f"step_{step}"](P, a)
+    res["io"] = _io()
+    (P.cache / f"step-{step}.json").write_text(json.dumps(res, indent=1, default=str))
+    return 0
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = ["| step | wall s | peak RSS GB | disk +GB | figures |", "|---|---|---|---|---|"]
+    for step in STEPS:
+        r = results.get(step)
+        if not r:
+            continue
+        keys = ("tokens_per_s", "MB_per_s", "written_MB_per_s", "output_bytes", "cache_bytes_per_token",
+                "longest_stall_ms", "first_token_seconds")
+        figs = ", ".join(f"{k}={r[k]:.4g}" if isinstance(r[k], float) else f"{k}={r[k]}" for k in keys if k in r)
+        rows.append(f"| {step} | {r['wall_seconds']:.1f} | {r['peak_rss_GB']:.2f} | {r['disk_delta_GB']:.2f} | "
+                    f"{figs} |")
+    return "\n".join(rows)
+
+
+def ratios(results: dict[str, Any]) -> list[str]:
+    out = []
+    c, cp = results.get("convert"), results.get("copy")
+    if c:
+        out.append(f"convert peak RSS {c['peak_rss_GB']:.2f} GB (goal < 1.5)")
+    if c and cp:
+        conv = (c["input_bytes"]) / c["write_seconds"] / 1e6
+        out.append(f"convert throughput {conv:.0f} MB/s of input vs plain copy {cp['MB_per_s']:.0f} MB/s: "
+                   f"{conv / cp['MB_per_s']:.2f} (goal >= 0.80)")
+    im, bare = results.get("imatrix"), results.get("imatrix_bare")
+    if im and bare:
+        out.append(f"imatrix {im['tokens_per_s']:.2f} tok/s vs bare forward {bare['tokens_per_s']:.2f}: "
+                   f"{im['tokens_per_s'] / bare['tokens_per_s']:.3f} (goal >= 0.95)")
+    g = results.get("gui")
+    if g and g.get("longest_stall_ms") is not None:
+        out.append(f"GUI thread longest stall {g['longest_stall_ms']} ms (goal <= 150)")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("MEDCAL_SCALE_CACHE", "/work/cache/scale")))
+    ap.add_argument("--steps", default=None, help="comma-separated steps to (re)run; default: those not yet done")
+    ap.add_argument("--chunks", type=int, default=13, help="imatrix chunks of 512 (the sample text has 13)")
+    ap.add_argument("--eval-chunks", type=int, default=2)
+    ap.add_argument("--gen", type=int, default=32, help="chat tokens to generate")
+    ap.add_argument("--chat-ctx", type=int, default=4096)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    P = Paths(a.cache)
+    if a.child:
+        return child(a.child, P, a)
+    P.cache.mkdir(parents=True, exist_ok=True)
+    need = sc.needed_bytes() * 3.7  # checkpoint, F16 + mmproj, two quants, the copy baseline, eval cache
+    have = shutil.disk_usage(P.cache).free + (sc.needed_bytes() if (P.hf / ".complete").is_file() else 0)
+    print(f"this bench needs about {need / GB:.0f} GB of disk in {P.cache}; {have / GB:.0f} GB are free")
+    if have < need:
+        print("not enough disk: free some space or pass --cache on a bigger disk")
+        return 2
+    results: dict[str, Any] = json.loads(P.results.read_text()) if P.results.is_file() else {}
+    todo = a.steps.split(",") if a.steps else [s for s in STEPS if s not in results or results[s].get("rc")]
+    for step in todo:
+        if step not in STEPS:
+            print(f"unknown step {step}; choose from {', '.join(STEPS)}")
+            return 2
+        print(f"== {step} ({time.strftime('%H:%M:%S')})", flush=True)
+        rec = run_step(step, P, a)
+        rec["args"] = {"chunks": a.chunks, "eval_chunks": a.eval_chunks, "threads": a.threads, "gen": a.gen}
+        results[step] = rec
+        P.results.write_text(json.dumps(results, indent=1, default=str))
+        print(json.dumps({k: v for k, v in rec.items() if k != "io"}, default=str), flush=True)
+        if rec["rc"] != 0:
+            print(f"step {step} failed (rc {rec['rc']}); later steps may need its output")
+    print(table(results))
+    for line in ratios(results):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
