@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medcal_gui.commands._dataset_args import add_format_args, add_load_args, load_options
 from medcal_gui.commands._progress import TerminalProgress, sigint_cancels
-from medcal_gui.engine.calibrate_quantize import HELDOUT_FRACTION
+from medcal_gui.dataset.holdout import HELDOUT_FRACTION
 from medcal_gui.jobs import CancelToken
 
 NAME = "pipeline"

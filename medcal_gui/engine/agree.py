@@ -2,7 +2,7 @@
 
 Prompts come from a JSONL file (`{"id", "prompt"}` or `{"id", "messages": [...]}`) or from narrative files
 turned into user turns through a prompt variant, on the held-out records by default (the project's one
-hold-out definition, `calibrate_quantize.split_records`: the last 20 % of the records, which step 3 keeps
+hold-out definition, `dataset.holdout.split_records`: the last 20 % of the records, which step 3 keeps
 out of the calibration text). Each model answers every prompt greedily (argmax, so no seed matters and a
 model against itself gives the same tokens) through its chat template, stopping at end of turn or after
 `n_max` tokens. Per prompt: identical or not, the first token where the answers part, token-level edit
@@ -92,9 +92,9 @@ def load_prompts(inputs: Sequence[Path], *, variant: str | None = None, held_out
         prompts = _jsonl_prompts(paths[0], text)
     else:
         from medcal_gui.dataset.formatting import user_content
+        from medcal_gui.dataset.holdout import split_records
         from medcal_gui.dataset.loader import load_dataset
         from medcal_gui.dataset.variants import DEFAULT_VARIANT, get_variant
-        from medcal_gui.engine.calibrate_quantize import split_records
 
         for p in paths:
             if not p.exists():

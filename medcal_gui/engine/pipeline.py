@@ -1,7 +1,7 @@
 """Narratives to a calibrated quant in one go: the GUI's workflow (steps 1 to 3) without the window.
 
 The same functions as the panes, the same defaults and the same file names: the records are split with
-`calibrate_quantize.split_records` (the last `HELDOUT_FRACTION` held out for `medcal eval`), formatted with
+`dataset.holdout.split_records` (the last `HELDOUT_FRACTION` held out for `medcal eval`), formatted with
 `calibration_text`, and `run_quantize` (the GUI's job) computes the importance matrix and quantizes. Into
 OUTDIR go `<model>-<TYPE>.gguf` (+ .sha256, .manifest.json), `<model>-<TYPE>.imatrix.gguf`, the calibration
 and held-out texts beside them, and `pipeline_summary.json`.
@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from medcal_gui.dataset.formatting import DEFAULT_LAYOUT
+from medcal_gui.dataset.holdout import calibration_text, heldout_text
 from medcal_gui.dataset.loader import LoadOptions, load_dataset
 from medcal_gui.dataset.validate import validate_text
 from medcal_gui.dataset.variants import DEFAULT_VARIANT, get_variant
 from medcal_gui.engine.calibrate_quantize import (
     RunPlan,
     RunResult,
-    calibration_text,
-    heldout_text,
     planned_outputs,
     quant_path_for,
     run_quantize,

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from medcal_gui.dataset.holdout import HELDOUT_FRACTION, heldout_text, split_records
 from medcal_gui.dataset.records import Record
-from medcal_gui.engine.calibrate_quantize import HELDOUT_FRACTION, heldout_text, split_records
 from medcal_gui.errors import InputError
 from medcal_gui.resources import resources_dir
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from PySide6.QtWidgets import QTabWidget, QWidget
 
+from medcal_gui.dataset.holdout import split_records
 from medcal_gui.engine.agree import Prompt
-from medcal_gui.engine.calibrate_quantize import split_records
 from medcal_gui.ui.answers_view import AnswersView
 from medcal_gui.ui.questions_view import QuestionsView
 

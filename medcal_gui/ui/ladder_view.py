@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medcal_gui.engine.calibrate_quantize import heldout_text
+from medcal_gui.dataset.holdout import heldout_text
 from medcal_gui.engine.ladder import SHARED, Constraints, LadderResult, parse_size, run_ladder
 from medcal_gui.engine.ladder_report import chart_svg, size_text
 from medcal_gui.engine.quant_advice import kld_guidance

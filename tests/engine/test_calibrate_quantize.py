@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from medcal_gui.dataset.holdout import calibration_text
 from medcal_gui.dataset.loader import load_dataset
 from medcal_gui.dataset.variants import get_variant
 from medcal_gui.engine.calibrate_quantize import (
     RunCancelled,
     RunPlan,
-    calibration_text,
     existing_outputs,
     imatrix_path_for,
     output_names,

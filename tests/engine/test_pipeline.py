@@ -14,9 +14,9 @@ import gguf
 import pytest
 
 from medcal_gui.cli import main
+from medcal_gui.dataset.holdout import HELDOUT_FRACTION, calibration_text, heldout_text
 from medcal_gui.dataset.loader import load_dataset
 from medcal_gui.dataset.variants import get_variant
-from medcal_gui.engine.calibrate_quantize import HELDOUT_FRACTION, calibration_text, heldout_text
 from medcal_gui.engine.pipeline import run_pipeline
 from medcal_gui.errors import Cancelled
 from medcal_gui.fsutil import sha256_file

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from medcal_gui.dataset.holdout import split_records
 from medcal_gui.engine import verify_facts
-from medcal_gui.engine.calibrate_quantize import imatrix_path_for, split_records
+from medcal_gui.engine.calibrate_quantize import imatrix_path_for
 from medcal_gui.engine.quant_types import get_quant_type
 from medcal_gui.engine.quantize_facts import (
     cancel_message,

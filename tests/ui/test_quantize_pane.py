@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from medcal_gui.dataset.holdout import calibration_text, split_records
 from medcal_gui.dataset.loader import LoadOptions
-from medcal_gui.engine.calibrate_quantize import RunPlan, calibration_text, run_quantize, split_records
+from medcal_gui.engine.calibrate_quantize import RunPlan, run_quantize
 from medcal_gui.engine.tokens import count_tokens
 from medcal_gui.errors import Cancelled
 from medcal_gui.fsutil import TMP_PREFIX

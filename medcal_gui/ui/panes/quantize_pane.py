@@ -26,12 +26,12 @@ from PySide6.QtWidgets import (
 )
 
 from medcal_gui.dataset.formatting import DEFAULT_LAYOUT
+from medcal_gui.dataset.holdout import calibration_text
 from medcal_gui.dataset.variants import DEFAULT_VARIANT, Variant, load_variants
 from medcal_gui.engine.calibrate_quantize import (
     CalibrationText,
     RunPlan,
     RunResult,
-    calibration_text,
     estimate_size,
     run_quantize,
 )
