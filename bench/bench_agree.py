@@ -13,7 +13,7 @@ from pathlib import Path
 
 import _common  # noqa: F401  (the repository on sys.path)
 
-from medcal_gui.engine.behave_context import BehaveModel
+from medcal_gui.behaviour.behave_context import BehaveModel
 
 PROMPT = ("Patient, 67 years old, male. ECG: atrial fibrillation at 132 bpm, no ST depression. "
           "BP 96/58 mmHg. Summarise the findings.")

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medcal_gui.dataset.export import export_dataset  # noqa: E402
-from medcal_gui.dataset.validate import validate_file  # noqa: E402
+from medcal_gui.dataset.validation.validate import validate_file  # noqa: E402
 from medcal_gui.dataset.variants import get_variant  # noqa: E402
 
 POPS = ["Adolescent patient, {a} years old, {s}", "Adult patient, {a} years old, {s}",

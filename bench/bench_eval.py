@@ -38,12 +38,12 @@ def main() -> int:
 
 def _run(args: argparse.Namespace, tmp: Path) -> int:
 
-    from medcal_gui.engine import ggml_ctypes as gc
-    from medcal_gui.engine.demo_model import prepare_demo_model
-    from medcal_gui.engine.eval_cache import file_sha256
-    from medcal_gui.engine.evaluate import EvalModel, evaluate
-    from medcal_gui.jobs import CancelToken
-    from medcal_gui.resources import samples_dir
+    from medcal_gui.core.jobs import CancelToken
+    from medcal_gui.core.resources import samples_dir
+    from medcal_gui.evaluate.eval_cache import file_sha256
+    from medcal_gui.evaluate.evaluate import EvalModel, evaluate
+    from medcal_gui.llama import ggml_ctypes as gc
+    from medcal_gui.modelfile.demo_model import prepare_demo_model
 
     threads = args.threads or os.cpu_count() or 1
     base = args.base or prepare_demo_model(Path(os.environ.get("MEDCAL_TEST_CACHE", REPO / ".venv" /

@@ -15,8 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, chunk_args  # noqa: E402
 
-from medcal_gui.engine.imatrix import compute_imatrix  # noqa: E402
-from medcal_gui.engine.tiny_model import write_tiny_gemma3  # noqa: E402
+from medcal_gui.calibrate.imatrix import compute_imatrix  # noqa: E402
+from medcal_gui.llama.tiny_model import write_tiny_gemma3  # noqa: E402
 
 
 def main() -> int:

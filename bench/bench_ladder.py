@@ -41,10 +41,10 @@ def _fresh_cache(root: Path, name: str) -> None:
 
 
 def steps_alone(a: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from medcal_gui.engine.evaluate import evaluate
-    from medcal_gui.engine.imatrix import compute_imatrix
-    from medcal_gui.engine.quantize import quantize_model
-    from medcal_gui.engine.speed import measure_speed
+    from medcal_gui.calibrate.imatrix import compute_imatrix
+    from medcal_gui.evaluate.evaluate import evaluate
+    from medcal_gui.evaluate.speed import measure_speed
+    from medcal_gui.quantize.quantize import quantize_model
 
     _fresh_cache(work, "cache-alone")
     t: dict[str, float] = {}
@@ -73,7 +73,7 @@ def steps_alone(a: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def ladder_whole(a: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from medcal_gui.engine.ladder import run_ladder
+    from medcal_gui.workflows.ladder import run_ladder
 
     _fresh_cache(work, "cache-ladder")
     t0 = time.monotonic()
@@ -87,7 +87,7 @@ def ladder_whole(a: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def llama_bench(exe: Path, model: Path, threads: int, reps: int) -> dict[str, float]:
     """llama-bench's figures, with the CPU's extra buffer types (AMX, repacking) on or off as medcal has them."""
-    from medcal_gui.engine.cpu_quirks import extra_bufts_usable
+    from medcal_gui.llama.cpu_quirks import extra_bufts_usable
 
     out = subprocess.run([str(exe), "-m", str(model), "-p", "512", "-n", "128", "-r", str(reps), "-t", str(threads),
                           "--repack", "1" if extra_bufts_usable() else "0", "-o", "json"],
@@ -99,7 +99,7 @@ def llama_bench(exe: Path, model: Path, threads: int, reps: int) -> dict[str, fl
 
 
 def ours(model: Path, threads: int, reps: int) -> dict[str, float]:
-    from medcal_gui.engine.speed import measure_speed
+    from medcal_gui.evaluate.speed import measure_speed
 
     s = measure_speed(model, threads=threads, reps=reps)
     return {"pp": s.pp_tokens_per_s, "pp_sd": s.pp_sd, "tg": s.tg_tokens_per_s, "tg_sd": s.tg_sd}
@@ -149,7 +149,7 @@ def main() -> int:
             q4 = q4 or Path(whole["rungs"]["Q4_K_M"])
         if a.llama_bench is not None:
             if q4 is None or not q4.is_file():
-                from medcal_gui.engine.quantize import quantize_model
+                from medcal_gui.quantize.quantize import quantize_model
 
                 q4 = work / "Q4_K_M.gguf"
                 quantize_model(a.model, q4, "Q4_K_M", threads=a.threads)

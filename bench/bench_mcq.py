@@ -15,9 +15,9 @@ from pathlib import Path
 
 import _common  # noqa: F401  (the repository on sys.path)
 
-from medcal_gui.engine.behave_context import BehaveModel
-from medcal_gui.engine.mcq import encode_question, load_questions, score_options
-from medcal_gui.resources import samples_dir
+from medcal_gui.behaviour.behave_context import BehaveModel
+from medcal_gui.behaviour.mcq import encode_question, load_questions, score_options
+from medcal_gui.core.resources import samples_dir
 
 
 def main() -> None:

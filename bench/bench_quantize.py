@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from medcal_gui.engine.imatrix import compute_imatrix  # noqa: E402
-from medcal_gui.engine.tiny_model import write_tiny_gemma3  # noqa: E402
+from medcal_gui.calibrate.imatrix import compute_imatrix  # noqa: E402
+from medcal_gui.llama.tiny_model import write_tiny_gemma3  # noqa: E402
 
 DEFAULT_TOOL = Path("/work/cache/llama-tools/bin/llama-quantize")
 

@@ -56,16 +56,16 @@ def _demo_model() -> Path:
     for p in (root / "models" / DEMO, Path("/work/cache/medcal-test-cache/models") / DEMO):
         if p.is_file():
             return p
-    from medcal_gui.engine.demo_model import demo_model_path  # type: ignore[attr-defined]
+    from medcal_gui.modelfile.demo_model import demo_model_path  # type: ignore[attr-defined]
 
     return Path(demo_model_path())
 
 
 def _texts(P: Paths) -> tuple[Path, Path]:
     """The calibration text the GUI formats from the sample narratives, and a held-out variant's text."""
+    from medcal_gui.core.resources import resources_dir
     from medcal_gui.dataset.export import export_dataset
     from medcal_gui.dataset.variants import get_variant
-    from medcal_gui.resources import resources_dir
 
     calib = P.data / "medgemma_calibration_imatrix_formatted.txt"
     if not calib.is_file():
@@ -111,7 +111,7 @@ def step_copy(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_convert(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
-    from medcal_gui.engine.convert import convert_hf
+    from medcal_gui.convert.hf_to_gguf import convert_hf
 
     res = convert_hf(P.hf, P.f16, outtype="f16", mmproj=P.mmproj, hash_inputs=True)
     man = json.loads(res.manifest.read_text()) if res.manifest else {}
@@ -123,14 +123,14 @@ def step_convert(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_inspect(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
-    from medcal_gui.engine.model_info import inspect_model
+    from medcal_gui.modelfile.model_info import inspect_model
 
     info = inspect_model(P.f16)
     return {"parameters": info.parameter_count, "summary": info.summary_lines()[:6]}
 
 
 def step_tokens(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
-    from medcal_gui.engine.tokens import count_tokens
+    from medcal_gui.calibrate.tokens import count_tokens
 
     calib, _ = _texts(P)
     rep = count_tokens(P.f16, calib, n_ctx=512)
@@ -142,7 +142,7 @@ def step_tokens(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _imatrix(P: Paths, a: argparse.Namespace, collect: bool) -> dict[str, Any]:
-    from medcal_gui.engine.imatrix import compute_imatrix
+    from medcal_gui.calibrate.imatrix import compute_imatrix
 
     calib, _ = _texts(P)
     res = compute_imatrix(P.f16, [calib], n_ctx=512, n_chunks=a.chunks, threads=a.threads, collect=collect,
@@ -161,7 +161,7 @@ def step_imatrix(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_quantize_dry(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
-    from medcal_gui.engine.quantize import quantize_model
+    from medcal_gui.quantize.quantize import quantize_model
 
     out: dict[str, Any] = {}
     for q in ("Q4_K_M", "IQ3_XXS"):
@@ -172,7 +172,7 @@ def step_quantize_dry(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _quantize(P: Paths, a: argparse.Namespace, q: str, dest: Path) -> dict[str, Any]:
-    from medcal_gui.engine.quantize import quantize_model
+    from medcal_gui.quantize.quantize import quantize_model
 
     r = quantize_model(P.f16, dest, q, imatrix=P.imatrix, threads=a.threads)
     return {"output_bytes": r.output_bytes, "tensors": r.tensors, "warnings": r.warnings}
@@ -187,7 +187,7 @@ def step_quantize_iq3_xxs(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_eval(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
-    from medcal_gui.engine.evaluate import evaluate
+    from medcal_gui.evaluate.evaluate import evaluate
 
     _, held = _texts(P)
     r = evaluate(P.f16, [P.q4], held, n_ctx=512, n_chunks=a.eval_chunks, threads=a.threads, use_cache=False)
@@ -200,7 +200,7 @@ def step_eval(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_chat(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
-    from medcal_gui.engine.chat import ChatSession, SamplingParams
+    from medcal_gui.chat.chat import ChatSession, SamplingParams
 
     out: dict[str, Any] = {}
     for label, path in (("Q4_K_M", P.q4),):

@@ -23,7 +23,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from medcal_gui.engine.imatrix_io import ImatrixData  # noqa: E402
+from medcal_gui.calibrate.imatrix_io import ImatrixData  # noqa: E402
 
 B, DEMO, V = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 V.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ the "spawn" start method, re-enter here and run their target instead of the CLI.
 
 import sys
 
-from medcal_gui.cli import main
+from medcal_gui.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

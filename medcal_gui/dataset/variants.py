@@ -11,10 +11,10 @@ from typing import Any
 
 import tomli_w
 
+from medcal_gui.core.errors import InputError
+from medcal_gui.core.fsutil import write_text_atomic
+from medcal_gui.core.resources import user_variants_dir, variants_dir
 from medcal_gui.dataset.special_tokens import find_special_token
-from medcal_gui.errors import InputError
-from medcal_gui.fsutil import write_text_atomic
-from medcal_gui.resources import user_variants_dir, variants_dir
 
 LOG = logging.getLogger(__name__)
 DEFAULT_VARIANT = "quantization_calibration"

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from medcal_gui import __version__
 from medcal_gui.ui.error_dialog import install_excepthooks
-from medcal_gui.ui.gc_policy import GuiThreadCollector
+from medcal_gui.ui.jobs.gc_policy import GuiThreadCollector
 from medcal_gui.ui.settings import APP, ORG
 
 LOG = logging.getLogger("medcal_gui.ui")

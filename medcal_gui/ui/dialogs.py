@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from medcal_gui.jobs import Progress
-from medcal_gui.progress_text import duration_text, is_long_job
+from medcal_gui.core.jobs import Progress
+from medcal_gui.core.progress_text import duration_text, is_long_job
 
 
 def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:

@@ -16,7 +16,7 @@ from types import TracebackType
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
-from medcal_gui.errors import MedcalError
+from medcal_gui.core.errors import MedcalError
 from medcal_gui.ui.hints import gui_hint
 
 LOG = logging.getLogger("medcal_gui.ui")

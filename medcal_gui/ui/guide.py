@@ -9,8 +9,8 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
-from medcal_gui.errors import InputError
-from medcal_gui.resources import resources_dir
+from medcal_gui.core.errors import InputError
+from medcal_gui.core.resources import resources_dir
 
 GUIDE_NAME = "user_guide.md"
 IMAGE_WIDTH = 720  # screenshots are 1280 wide: shown smaller, so the guide needs no sideways scrolling

@@ -27,20 +27,20 @@ from PySide6.QtWidgets import (
 )
 
 from medcal_gui import __version__
-from medcal_gui.jobs import Progress
-from medcal_gui.progress_text import describe
+from medcal_gui.core.jobs import Progress
+from medcal_gui.core.progress_text import describe
 from medcal_gui.ui import dialogs
-from medcal_gui.ui.closing import CloseController
 from medcal_gui.ui.dialogs import confirm_cancel
 from medcal_gui.ui.guide import GuideWindow
-from medcal_gui.ui.log_dock import LogDock
-from medcal_gui.ui.page import Page
+from medcal_gui.ui.jobs.closing import CloseController
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.panes.format_pane import FormatPane
 from medcal_gui.ui.panes.narratives_pane import NarrativesPane
 from medcal_gui.ui.panes.quantize_pane import QuantizePane
 from medcal_gui.ui.panes.verify_pane import VerifyPane
 from medcal_gui.ui.settings import Settings
+from medcal_gui.ui.widgets.log_dock import LogDock
+from medcal_gui.ui.widgets.page import Page
 from medcal_gui.ui.workbench import Workbench
 
 LOG = logging.getLogger("medcal_gui.ui")
@@ -330,7 +330,7 @@ class MainWindow(QMainWindow):
 
     def clear_eval_cache(self) -> None:
         """File > Clear the evaluation cache: the base passes kept for evaluations, after asking."""
-        from medcal_gui.engine.eval_cache import cache_usage, clear_cache
+        from medcal_gui.evaluate.eval_cache import cache_usage, clear_cache
 
         usage = cache_usage()
         if usage.entries == 0:

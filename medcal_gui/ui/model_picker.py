@@ -19,10 +19,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medcal_gui.engine.convert import convert_hf, is_hf_model_dir
-from medcal_gui.engine.demo_model import DEMO_MODEL_LABEL, demo_model_path, demo_model_ready, prepare_demo_model
-from medcal_gui.errors import InputError
-from medcal_gui.jobs import Progress
+from medcal_gui.convert.hf_to_gguf import convert_hf, is_hf_model_dir
+from medcal_gui.core.errors import InputError
+from medcal_gui.core.jobs import Progress
+from medcal_gui.modelfile.demo_model import DEMO_MODEL_LABEL, demo_model_path, demo_model_ready, prepare_demo_model
 from medcal_gui.ui import dialogs
 from medcal_gui.ui.workbench import Workbench
 

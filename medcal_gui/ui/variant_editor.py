@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medcal_gui.core.errors import MedcalError
 from medcal_gui.dataset.variants import Variant, save_user_variant
-from medcal_gui.errors import MedcalError
 from medcal_gui.ui import error_dialog
 
 

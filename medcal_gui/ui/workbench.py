@@ -13,13 +13,13 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from medcal_gui.dataset.loaded import Issue, LoadedInputs  # noqa: F401 - Issue: re-exported for the panes
-from medcal_gui.dataset.loader import Dataset, LoadOptions
+from medcal_gui.core.errors import MedcalError
+from medcal_gui.dataset.reading.loaded import Issue, LoadedInputs  # noqa: F401 - Issue: re-exported for the panes
+from medcal_gui.dataset.reading.loader import Dataset, LoadOptions
 from medcal_gui.dataset.records import Record
-from medcal_gui.errors import MedcalError
 from medcal_gui.ui import error_dialog
+from medcal_gui.ui.jobs.workers import JobFn, JobRunner
 from medcal_gui.ui.settings import Settings
-from medcal_gui.ui.workers import JobFn, JobRunner
 
 LOG = logging.getLogger("medcal_gui.ui")
 

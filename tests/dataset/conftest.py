@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from medcal_gui.fsutil import TMP_PREFIX
+from medcal_gui.core.fsutil import TMP_PREFIX
 
 # The seed document's record, byte for byte (trailing spaces after "documented" and "calibrated").
 SEED_RECORD = (
@@ -72,7 +72,7 @@ class Cli:
         self.capsys = capsys
 
     def __call__(self, *args: str | os.PathLike[str]) -> tuple[int, str, str]:
-        from medcal_gui.cli import main
+        from medcal_gui.cli.main import main
 
         self.capsys.readouterr()
         rc = main([str(a) for a in args])

@@ -8,10 +8,10 @@ import tracemalloc
 
 import pytest
 
+from medcal_gui.core.errors import DataError, OutputError
 from medcal_gui.dataset.export import export_dataset
-from medcal_gui.dataset.loader import load_dataset
+from medcal_gui.dataset.reading.loader import load_dataset
 from medcal_gui.dataset.variants import get_variant
-from medcal_gui.errors import DataError, OutputError
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import json
 import chardet
 import pytest
 
-from medcal_gui.dataset.encoding import CHARDET_MIN_CONFIDENCE, SAMPLE_BYTES, detect_encoding
-from medcal_gui.dataset.loader import LoadOptions, load_dataset
-from medcal_gui.errors import DataError, InputError
+from medcal_gui.core.errors import DataError, InputError
+from medcal_gui.dataset.reading.encoding import CHARDET_MIN_CONFIDENCE, SAMPLE_BYTES, detect_encoding
+from medcal_gui.dataset.reading.loader import LoadOptions, load_dataset
 
 SYMBOLS = ("Adult patient, 61 years old, temperature 37.2 \u00b0C, HR 72 \u00b1 4 bpm, norepinephrine "
            "0.05 \u00b5g/kg/min.\nSecond line of the same narrative.")

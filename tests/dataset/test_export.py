@@ -10,12 +10,12 @@ import math
 from datetime import datetime
 
 from medcal_gui import __version__
+from medcal_gui.core.fsutil import sha256_file
 from medcal_gui.dataset.export import export_dataset
 from medcal_gui.dataset.formatting import format_record
-from medcal_gui.dataset.loader import load_dataset
+from medcal_gui.dataset.reading.loader import load_dataset
 from medcal_gui.dataset.records import CHARS_PER_TOKEN
 from medcal_gui.dataset.variants import get_variant
-from medcal_gui.fsutil import sha256_file
 
 SET = ["README_CALIBRATION_DATASET.md", "calibration_dataset_log.json", "cardiology_calibration_imatrix.txt",
        "medgemma_calibration_clinical_analysis.txt", "medgemma_calibration_imatrix_formatted.txt",

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from medcal_gui.dataset.formatting import DEFAULT_LAYOUT, DEFAULT_OUTPUT, format_dataset, format_original, format_record
-from medcal_gui.dataset.loader import load_dataset
+from medcal_gui.dataset.reading.loader import load_dataset
 from medcal_gui.dataset.records import Record
 from medcal_gui.dataset.variants import get_variant
 

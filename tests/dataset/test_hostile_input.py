@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from medcal_gui.core.errors import DataError, InputError, OptionHint
 from medcal_gui.dataset.export import export_dataset
 from medcal_gui.dataset.formatting import format_record
-from medcal_gui.dataset.loader import LoadOptions, load_dataset
+from medcal_gui.dataset.reading.loader import LoadOptions, load_dataset
 from medcal_gui.dataset.records import MAX_RECORD_CHARS
-from medcal_gui.dataset.validate import validate_file
+from medcal_gui.dataset.validation.validate import validate_file
 from medcal_gui.dataset.variants import get_variant
-from medcal_gui.errors import DataError, InputError, OptionHint
 
 VARIANT = "quantization_calibration"
 

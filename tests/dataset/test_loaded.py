@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from medcal_gui.dataset.checklist import check_dataset
+from medcal_gui.core.errors import Cancelled
+from medcal_gui.core.jobs import CancelToken, Progress
 from medcal_gui.dataset.formatting import format_dataset
-from medcal_gui.dataset.loaded import load_inputs
-from medcal_gui.dataset.loader import LoadOptions
-from medcal_gui.dataset.validate import validate_text
+from medcal_gui.dataset.reading.loaded import load_inputs
+from medcal_gui.dataset.reading.loader import LoadOptions
+from medcal_gui.dataset.validation.checklist import check_dataset
+from medcal_gui.dataset.validation.validate import validate_text
 from medcal_gui.dataset.variants import load_variants
-from medcal_gui.errors import Cancelled
-from medcal_gui.jobs import CancelToken, Progress
 
 
 def _write(path: Path, text: str) -> Path:

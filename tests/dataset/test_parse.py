@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from medcal_gui.dataset.loader import LoadOptions, discover_inputs, load_dataset
+from medcal_gui.core.errors import InputError, OptionHint
+from medcal_gui.dataset.reading.loader import LoadOptions, discover_inputs, load_dataset
 from medcal_gui.dataset.records import CHARS_PER_TOKEN, Record, estimate_tokens, population_of
-from medcal_gui.errors import InputError, OptionHint
 
 
 def _load(paths, **opts):
@@ -204,9 +204,9 @@ def test_missing_input_is_an_input_error(tmp_path):
 
 
 def test_load_dataset_reports_progress_per_file_and_honours_cancel(tmp_path):  # type: ignore[no-untyped-def]
-    from medcal_gui.dataset.loader import load_dataset
-    from medcal_gui.errors import Cancelled
-    from medcal_gui.jobs import CancelToken
+    from medcal_gui.core.errors import Cancelled
+    from medcal_gui.core.jobs import CancelToken
+    from medcal_gui.dataset.reading.loader import load_dataset
 
     for i in range(3):
         (tmp_path / f"n{i}.txt").write_text(f"Below is a cardiology topic:\n\nAdult patient, case {i}.\n",

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from medcal_gui.dataset import phi
-from medcal_gui.dataset.validate import validate_file
+from medcal_gui.dataset.validation import phi
+from medcal_gui.dataset.validation.validate import validate_file
 
 
 @pytest.mark.parametrize("snippet, kind, matched", [

@@ -6,11 +6,11 @@ import math
 
 import pytest
 
+from medcal_gui.core.errors import InputError
 from medcal_gui.dataset.formatting import format_record
 from medcal_gui.dataset.records import CHARS_PER_TOKEN
-from medcal_gui.dataset.validate import LONG_CHARS, narrative_digest, validate_file, validate_text
+from medcal_gui.dataset.validation.validate import LONG_CHARS, narrative_digest, validate_file, validate_text
 from medcal_gui.dataset.variants import get_variant
-from medcal_gui.errors import InputError
 
 # Three records in the seed layout: user turns on lines 1, 14 and 25 (ADOLESCENT spans three lines).
 

@@ -7,6 +7,8 @@ import tomllib
 
 import pytest
 
+from medcal_gui.core.errors import InputError
+from medcal_gui.core.resources import variants_dir
 from medcal_gui.dataset.variants import (
     DEFAULT_VARIANT,
     Variant,
@@ -16,8 +18,6 @@ from medcal_gui.dataset.variants import (
     save_user_variant,
     variant_to_toml,
 )
-from medcal_gui.errors import InputError
-from medcal_gui.resources import variants_dir
 
 MINE = Variant(name="my_triage", title="Triage \"quick\" look", marker="[TRIAGE]",
                instruction="Triage the following cardiac record:",

@@ -19,7 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from medcal_gui.ui import error_dialog  # noqa: E402
-from medcal_gui.ui.gc_policy import GuiThreadCollector  # noqa: E402
+from medcal_gui.ui.jobs.gc_policy import GuiThreadCollector  # noqa: E402
 from medcal_gui.ui.settings import Settings  # noqa: E402
 from medcal_gui.ui.workbench import Workbench  # noqa: E402
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medcal_gui.dataset.loader import LoadOptions
-from medcal_gui.jobs import CancelToken, no_progress
+from medcal_gui.core.jobs import CancelToken, no_progress
+from medcal_gui.dataset.reading.loader import LoadOptions
 from medcal_gui.ui.panes.narratives_pane import load_inputs
 from medcal_gui.ui.panes.verify_pane import VerifyPane
 from medcal_gui.ui.workbench import Workbench
@@ -46,7 +46,7 @@ def test_answers_of_a_model_against_itself_are_identical(qtbot, pane: VerifyPane
 
 
 def test_differing_spans_are_coloured(pane: VerifyPane) -> None:
-    from medcal_gui.engine.agree import AgreeResult, Answer, ModelAgreement, Prompt, compare_answers
+    from medcal_gui.behaviour.agree import AgreeResult, Answer, ModelAgreement, Prompt, compare_answers
 
     p = Prompt("r1", (("user", "x"),))
     pa = compare_answers(p, Answer([1, 2], "sinus rhythm at 80 bpm", "stop"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.ui import dialogs
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from medcal_gui.jobs import CancelToken, ProgressCallback
+from medcal_gui.core.jobs import CancelToken, ProgressCallback
 
 
 def _slow_to_stop(started: threading.Event, stopped: threading.Event, linger_s: float = 0.6):  # type: ignore[no-untyped-def]

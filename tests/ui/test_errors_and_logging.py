@@ -6,10 +6,10 @@ import logging
 import sys
 import threading
 
-from medcal_gui.errors import DataError
-from medcal_gui.jobs import CancelToken, ProgressCallback
+from medcal_gui.core.errors import DataError
+from medcal_gui.core.jobs import CancelToken, ProgressCallback
 from medcal_gui.ui import error_dialog
-from medcal_gui.ui.log_dock import LogDock
+from medcal_gui.ui.widgets.log_dock import LogDock
 
 
 def test_worker_exception_is_shown_and_app_survives(qtbot, bench, shown_errors) -> None:  # type: ignore[no-untyped-def]
@@ -68,7 +68,7 @@ def test_log_dock_shows_core_logs_from_any_thread(qtbot) -> None:  # type: ignor
     dock = LogDock()
     qtbot.addWidget(dock)
     try:
-        logging.getLogger("medcal_gui.dataset.loader").info("loaded 38 records")
+        logging.getLogger("medcal_gui.dataset.reading.loader").info("loaded 38 records")
         t = threading.Thread(target=lambda: logging.getLogger("medcal_gui.llama").warning("llama says hi"))
         t.start()
         t.join()
@@ -80,7 +80,7 @@ def test_log_dock_shows_core_logs_from_any_thread(qtbot) -> None:  # type: ignor
 
 
 def test_log_dock_hides_llama_details_until_asked_and_filters(qtbot, window, tiny_model) -> None:  # type: ignore[no-untyped-def]
-    from medcal_gui.engine.tokens import _Vocab
+    from medcal_gui.calibrate.tokens import _Vocab
 
     dock = window.log_dock
     t = threading.Thread(target=lambda: _Vocab(tiny_model).close())  # a real llama.cpp model load

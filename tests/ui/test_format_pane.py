@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtGui import QTextCursor
 
+from medcal_gui.core.jobs import CancelToken, no_progress
 from medcal_gui.dataset.formatting import format_record
-from medcal_gui.dataset.loader import LoadOptions
+from medcal_gui.dataset.reading.loader import LoadOptions
 from medcal_gui.dataset.variants import Variant, load_variants
-from medcal_gui.jobs import CancelToken, no_progress
 from medcal_gui.ui.panes.format_pane import FormatPane
 from medcal_gui.ui.panes.narratives_pane import load_inputs
 

@@ -11,8 +11,8 @@ from medcal_gui.ui import dialogs
 from medcal_gui.ui.model_picker import ModelPicker
 from medcal_gui.ui.workbench import Workbench
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-import hf_fixture  # noqa: E402  (the engine tests' tiny Hugging Face checkpoint maker)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "convert"))
+import hf_fixture  # noqa: E402  (the converter tests' tiny Hugging Face checkpoint maker)
 
 pytestmark = pytest.mark.skipif(hf_fixture.missing_reason() is not None,
                                 reason=str(hf_fixture.missing_reason()))

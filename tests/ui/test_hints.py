@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medcal_gui.errors import OptionHint as Hint
+from medcal_gui.core.errors import OptionHint as Hint
 from medcal_gui.ui.hints import gui_hint
 
 
@@ -35,7 +35,7 @@ def test_the_named_controls_exist_with_those_labels(qtbot, bench) -> None:  # ty
 
 
 def test_error_dialog_text_carries_the_hint_in_the_window_words() -> None:
-    from medcal_gui.errors import InputError
+    from medcal_gui.core.errors import InputError
     from medcal_gui.ui import error_dialog
 
     exc = InputError("/data/notes.txt: this looks like UTF-16-LE text without a byte-order mark.")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from medcal_gui.dataset.loader import LoadOptions
-from medcal_gui.engine.quant_advice import default_ladder_types
-from medcal_gui.jobs import CancelToken, no_progress
+from medcal_gui.core.jobs import CancelToken, no_progress
+from medcal_gui.dataset.reading.loader import LoadOptions
+from medcal_gui.quantize.quant_advice import default_ladder_types
 from medcal_gui.ui.panes.narratives_pane import load_inputs
 from medcal_gui.ui.panes.quantize_pane import QuantizePane
 from medcal_gui.ui.workbench import Workbench

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtWidgets import QApplication, QComboBox, QLayout, QSplitter, QWidget
 
 from medcal_gui.ui.main_window import MIN_SIZE, MainWindow
-from medcal_gui.ui.models import ENCODINGS
+from medcal_gui.ui.widgets.table_models import ENCODINGS
 
 SCREENS = [(1280, 720), (1366, 768)]
 TITLE_AND_PANEL = 64  # what a desktop's title bar and panel take from the screen's height
@@ -87,7 +87,7 @@ def test_nothing_overlaps_on_a_small_screen(qtbot, window, screen) -> None:  # t
 
 
 def test_a_pane_larger_than_its_page_scrolls_and_keeps_its_minimum(qtbot, window) -> None:  # type: ignore[no-untyped-def]
-    from medcal_gui.ui.page import Page
+    from medcal_gui.ui.widgets.page import Page
 
     window.resize(*MIN_SIZE)
     window.show()

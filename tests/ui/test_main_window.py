@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.ui import main_window
 from medcal_gui.ui.main_window import DONE_ROLE, MainWindow
 
@@ -116,7 +116,7 @@ def test_view_menu_shows_each_step_title_as_written(qtbot, window) -> None:  # t
 
 
 def test_help_opens_the_shipped_user_guide_offline(qtbot, window) -> None:  # type: ignore[no-untyped-def]
-    from medcal_gui.resources import resources_dir
+    from medcal_gui.core.resources import resources_dir
 
     assert window.guide_action.shortcut().toString() == "F1"
     window.guide_action.trigger()
@@ -190,7 +190,7 @@ def test_guide_pictures_fit_the_guide_window(qtbot) -> None:  # type: ignore[no-
 
 
 def test_file_menu_clears_the_evaluation_cache_after_asking(window, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from medcal_gui.engine.eval_cache import eval_cache_dir
+    from medcal_gui.evaluate.eval_cache import eval_cache_dir
     from medcal_gui.ui import dialogs
 
     entry = eval_cache_dir() / "0123abcd"

@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from medcal_gui.ui.models import FileTableModel, RecordTableModel
 from medcal_gui.ui.panes.narratives_pane import NarrativesPane
+from medcal_gui.ui.widgets.table_models import FileTableModel, RecordTableModel
 
 CP1252_TEXT = ("Below is a cardiology topic:\n\n"
                "Adult patient, 64 years old, Male, on telemetry after \u201cpalpitations\u201d \u2013 "

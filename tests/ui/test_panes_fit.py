@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medcal_gui.ui.kld_chart import KldHistogram
+from medcal_gui.ui.views.kld_chart import KldHistogram
 
 LEAVES = (QLabel, QAbstractButton, QLineEdit, QAbstractSpinBox, QComboBox, QAbstractItemView, QProgressBar,
           QPlainTextEdit, QTextBrowser, KldHistogram)

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from medcal_gui.calibrate.tokens import count_tokens
+from medcal_gui.core.errors import Cancelled
+from medcal_gui.core.fsutil import TMP_PREFIX
+from medcal_gui.core.jobs import CancelToken, Progress, no_progress
 from medcal_gui.dataset.holdout import calibration_text, split_records
-from medcal_gui.dataset.loader import LoadOptions
-from medcal_gui.engine.calibrate_quantize import RunPlan, run_quantize
-from medcal_gui.engine.tokens import count_tokens
-from medcal_gui.errors import Cancelled
-from medcal_gui.fsutil import TMP_PREFIX
-from medcal_gui.jobs import CancelToken, Progress, no_progress
+from medcal_gui.dataset.reading.loader import LoadOptions
 from medcal_gui.ui.panes.narratives_pane import load_inputs
 from medcal_gui.ui.panes.quantize_pane import QuantizePane
 from medcal_gui.ui.workbench import Workbench
+from medcal_gui.workflows.calibrate_quantize import RunPlan, run_quantize
 
 N_CTX = 128
 
@@ -162,8 +162,8 @@ def test_the_chunks_that_will_run_follow_the_chunks_box(qtbot, pane: QuantizePan
 
 
 def test_the_dry_run_size_says_why_it_is_above_the_estimate(qtbot, pane: QuantizePane) -> None:  # type: ignore[no-untyped-def]
-    from medcal_gui.engine.quant_types import get_quant_type
-    from medcal_gui.engine.quantize_facts import size_note
+    from medcal_gui.quantize.quant_types import get_quant_type
+    from medcal_gui.workflows.quantize_facts import size_note
 
     pane.table.select("Q2_K")
     qtbot.waitUntil(lambda: pane.table.is_exact("Q2_K"), timeout=20000)

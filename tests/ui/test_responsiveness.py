@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QTimer
 
-from medcal_gui.dataset.loader import LoadOptions
-from medcal_gui.jobs import CancelToken, no_progress
+from medcal_gui.core.jobs import CancelToken, no_progress
+from medcal_gui.dataset.reading.loader import LoadOptions
 from medcal_gui.ui.panes.narratives_pane import load_inputs
 from medcal_gui.ui.panes.quantize_pane import QuantizePane
 from medcal_gui.ui.panes.verify_pane import VerifyPane

@@ -3,9 +3,9 @@ figures for the same record."""
 
 from __future__ import annotations
 
-from medcal_gui.jobs import Progress
-from medcal_gui.progress_text import describe
-from medcal_gui.ui.stage_progress import StageProgress
+from medcal_gui.core.jobs import Progress
+from medcal_gui.core.progress_text import describe
+from medcal_gui.ui.widgets.stage_progress import StageProgress
 
 
 def test_the_eta_counts_down_then_says_finishing(qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -13,8 +13,8 @@ import weakref
 
 from PySide6.QtCore import QObject, Signal
 
-from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
-from medcal_gui.ui.gc_policy import GuiThreadCollector
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
+from medcal_gui.ui.jobs.gc_policy import GuiThreadCollector
 
 JOBS = 40  # ~10 s on an idle 2-core machine
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from medcal_gui.dataset.loader import LoadOptions
-from medcal_gui.engine.quantize import quantize_model
-from medcal_gui.jobs import CancelToken, no_progress
-from medcal_gui.ui.kld_chart import histogram
+from medcal_gui.core.jobs import CancelToken, no_progress
+from medcal_gui.dataset.reading.loader import LoadOptions
+from medcal_gui.quantize.quantize import quantize_model
 from medcal_gui.ui.panes.narratives_pane import load_inputs
 from medcal_gui.ui.panes.verify_pane import VerifyPane
+from medcal_gui.ui.views.kld_chart import histogram
 from medcal_gui.ui.workbench import Workbench
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from medcal_gui.errors import InputError
-from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
-from medcal_gui.ui.workers import JobRunner
+from medcal_gui.core.errors import InputError
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
+from medcal_gui.ui.jobs.workers import JobRunner
 
 
 def test_progress_reaches_100_percent_and_result_arrives(qtbot) -> None:  # type: ignore[no-untyped-def]

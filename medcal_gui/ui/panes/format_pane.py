@@ -22,17 +22,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medcal_gui.dataset.checklist import check_dataset
+from medcal_gui.core.jobs import CancelToken, ProgressCallback
 from medcal_gui.dataset.export import ExportResult, export_dataset
 from medcal_gui.dataset.formatting import DEFAULT_LAYOUT, LAYOUTS, format_record
 from medcal_gui.dataset.records import Record
-from medcal_gui.dataset.validate import ValidationReport
+from medcal_gui.dataset.validation.checklist import check_dataset
+from medcal_gui.dataset.validation.validate import ValidationReport
 from medcal_gui.dataset.variants import DEFAULT_VARIANT, Variant, load_variants
-from medcal_gui.jobs import CancelToken, ProgressCallback
-from medcal_gui.ui.checklist import ChecklistView
 from medcal_gui.ui.panes.base import Pane
-from medcal_gui.ui.preview import ChatView, SideBySide
 from medcal_gui.ui.variant_editor import VariantEditor
+from medcal_gui.ui.widgets.checklist import ChecklistView
+from medcal_gui.ui.widgets.preview import ChatView, SideBySide
 from medcal_gui.ui.workbench import LoadedInputs, Workbench
 
 LAYOUT_HELP = {"seed": "the seed document's record, byte for byte",

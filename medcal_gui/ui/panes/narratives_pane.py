@@ -30,15 +30,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medcal_gui.dataset.loaded import LoadedInputs, load_inputs
-from medcal_gui.dataset.loader import SPLITS, LoadOptions
+from medcal_gui.core.jobs import CancelToken, ProgressCallback
+from medcal_gui.core.resources import samples_dir
+from medcal_gui.dataset.reading.loaded import LoadedInputs, load_inputs
+from medcal_gui.dataset.reading.loader import SPLITS, LoadOptions
 from medcal_gui.dataset.records import POPULATIONS
-from medcal_gui.jobs import CancelToken, ProgressCallback
-from medcal_gui.resources import samples_dir
 from medcal_gui.ui import dialogs
 from medcal_gui.ui.hints import gui_hint
-from medcal_gui.ui.models import ENCODINGS, KEY_ROLE, SOURCE_ROLE, FileTableModel, RecordFilterProxy, RecordTableModel
 from medcal_gui.ui.panes.base import Pane
+from medcal_gui.ui.widgets.table_models import (
+    ENCODINGS,
+    KEY_ROLE,
+    SOURCE_ROLE,
+    FileTableModel,
+    RecordFilterProxy,
+    RecordTableModel,
+)
 from medcal_gui.ui.workbench import Workbench
 
 __all__ = ["NarrativesPane", "load_inputs"]  # load_inputs: the core's load job, which the pane runs

@@ -25,19 +25,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medcal_gui.calibrate.tokens import TokenReport, count_tokens
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.dataset.formatting import DEFAULT_LAYOUT
 from medcal_gui.dataset.holdout import calibration_text
 from medcal_gui.dataset.variants import DEFAULT_VARIANT, Variant, load_variants
-from medcal_gui.engine.calibrate_quantize import (
+from medcal_gui.modelfile.model_info import ModelInfo, inspect_model
+from medcal_gui.quantize.quant_types import get_quant_type
+from medcal_gui.ui.jobs.background import Failed, LatestJob
+from medcal_gui.ui.model_picker import ModelPicker, model_label
+from medcal_gui.ui.panes.base import Pane
+from medcal_gui.ui.widgets.fields import reserved_label, spin
+from medcal_gui.ui.widgets.model_card import ModelCard, colour
+from medcal_gui.ui.widgets.quant_table import QuantTable, size_text
+from medcal_gui.ui.widgets.stage_progress import StageProgress
+from medcal_gui.ui.workbench import Workbench
+from medcal_gui.workflows.calibrate_quantize import (
     CalibrationText,
     RunPlan,
     RunResult,
     estimate_size,
     run_quantize,
 )
-from medcal_gui.engine.model_info import ModelInfo, inspect_model
-from medcal_gui.engine.quant_types import get_quant_type
-from medcal_gui.engine.quantize_facts import (
+from medcal_gui.workflows.quantize_facts import (
     cancel_message,
     computes_imatrix,
     imatrix_notes,
@@ -47,16 +57,6 @@ from medcal_gui.engine.quantize_facts import (
     size_note,
     token_summary,
 )
-from medcal_gui.engine.tokens import TokenReport, count_tokens
-from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
-from medcal_gui.ui.background import Failed, LatestJob
-from medcal_gui.ui.fields import reserved_label, spin
-from medcal_gui.ui.model_card import ModelCard, colour
-from medcal_gui.ui.model_picker import ModelPicker, model_label
-from medcal_gui.ui.panes.base import Pane
-from medcal_gui.ui.quant_table import QuantTable, size_text
-from medcal_gui.ui.stage_progress import StageProgress
-from medcal_gui.ui.workbench import Workbench
 
 DEFAULT_TYPE = "Q4_K_M"
 
@@ -207,7 +207,7 @@ class QuantizePane(Pane):
 
     def _add_ladder(self, layout: QVBoxLayout) -> None:
         """The quant ladder's "Compare selected types" controls (ui/ladder_view.py) under the type table."""
-        from medcal_gui.ui.ladder_view import LadderControls
+        from medcal_gui.ui.views.ladder_view import LadderControls
 
         self.ladder = LadderControls(self)
         layout.addWidget(self.ladder)

@@ -28,10 +28,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medcal_gui.engine.chat import ChatSession, ChatStats, SamplingParams
-from medcal_gui.engine.chat_presets import ChatPreset, presets_for_variant, stream_to_boundary
-from medcal_gui.engine.evaluate import EvalResult, evaluate
-from medcal_gui.engine.verify_facts import (
+from medcal_gui.chat.chat import ChatSession, ChatStats, SamplingParams
+from medcal_gui.chat.chat_presets import ChatPreset, presets_for_variant, stream_to_boundary
+from medcal_gui.core.errors import InputError
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
+from medcal_gui.evaluate.evaluate import EvalResult, evaluate
+from medcal_gui.ui.panes.base import Pane
+from medcal_gui.ui.views.chat_params import ChatParams
+from medcal_gui.ui.views.chat_view import ChatTranscript, PieceBuffer
+from medcal_gui.ui.views.eval_view import EvalResults
+from medcal_gui.ui.widgets.fields import reserved_label, spin
+from medcal_gui.ui.workbench import Workbench
+from medcal_gui.workflows.verify_facts import (
     DEMO_CHAT_NOTE,
     DEMO_MAX_TOKENS,
     held_out_count,
@@ -39,14 +47,6 @@ from medcal_gui.engine.verify_facts import (
     heldout_split,
     is_demo_model,
 )
-from medcal_gui.errors import InputError
-from medcal_gui.jobs import CancelToken, Progress, ProgressCallback
-from medcal_gui.ui.chat_params import ChatParams
-from medcal_gui.ui.chat_view import ChatTranscript, PieceBuffer
-from medcal_gui.ui.eval_view import EvalResults
-from medcal_gui.ui.fields import reserved_label, spin
-from medcal_gui.ui.panes.base import Pane
-from medcal_gui.ui.workbench import Workbench
 
 CHAT_CTX = 2048
 STARTED = "\x00started"  # a piece that says a target's turn began (the pane shows its user turn then)
@@ -203,7 +203,7 @@ class VerifyPane(Pane):
 
     def _behaviour_tabs(self, figures: QWidget) -> QWidget:
         """The figures box next to the Answers and Questions checks (issue 15), as tabs."""
-        from medcal_gui.ui.behaviour_tabs import behaviour_tabs
+        from medcal_gui.ui.views.behaviour_tabs import behaviour_tabs
 
         self.behaviour, self.answers, self.questions = behaviour_tabs(self, figures)
         return self.behaviour

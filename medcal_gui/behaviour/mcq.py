@@ -1,0 +1,262 @@
+"""Multiple-choice accuracy: each option scored by the log-likelihood of its tokens after the question.
+
+Questions are JSONL in the MedQA shape: `question`, `options` as a mapping of letters to text and `answer`
+the right letter; or `options` as a list with `answer` its index (0-based) or letter. The question and its
+lettered options are rendered as one user turn through the model's chat template; each option's text is then
+the model's answer, scored as llama.cpp's `--multiple-choice` and lm-eval-harness score a continuation: the
+sum of the log-probabilities of its tokens. The prompt (the shared prefix) is decoded once per question and
+its KV cells are kept; each option is decoded after it and its cells dropped again (`BehaveModel.drop_from`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medcal_gui.behaviour.behave_context import BehaveModel, token_logprobs
+from medcal_gui.behaviour.stats import Proportion, mcnemar_exact
+from medcal_gui.core.errors import DataError, InputError
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+
+STAGE = "mcq"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+INSTRUCTION = "Answer with the text of the correct option."
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    line: int
+    question: str
+    labels: tuple[str, ...]  # "A", "B", ...
+    options: tuple[str, ...]
+    answer: int  # index into options
+
+    def user_text(self) -> str:
+        opts = "\n".join(f"{lab}. {txt}" for lab, txt in zip(self.labels, self.options, strict=True))
+        return f"{self.question}\n\n{opts}\n\n{INSTRUCTION}"
+
+
+def _parse_row(row: Any, path: str, line: int) -> Question:
+    if not isinstance(row, dict):
+        raise DataError("each line must be a JSON object with question, options and answer.", path, line)
+    q = row.get("question")
+    if not isinstance(q, str) or not q.strip():
+        raise DataError("the question is missing or empty.", path, line)
+    opts = row.get("options")
+    if isinstance(opts, dict):
+        labels = tuple(str(k).strip() for k in opts)
+        texts = tuple(str(v).strip() for v in opts.values())
+    elif isinstance(opts, list):
+        labels = tuple(LETTERS[i] for i in range(min(len(opts), len(LETTERS))))
+        texts = tuple(str(v).strip() for v in opts)
+    else:
+        raise DataError("options must be a mapping of letters to text or a list of texts.", path, line)
+    if len(texts) < 2 or len(texts) > len(LETTERS):
+        raise DataError(f"a question needs 2 to {len(LETTERS)} options (found {len(texts)}).", path, line)
+    if any(not t for t in texts):
+        raise DataError("an option is empty.", path, line)
+    if "answer" not in row or row["answer"] in (None, ""):
+        raise DataError("the answer is missing.", path, line)
+    ans = row["answer"]
+    if isinstance(ans, bool):
+        raise DataError(f"the answer {ans!r} is not an option's letter or index.", path, line)
+    if isinstance(ans, int):
+        if not 0 <= ans < len(texts):
+            raise DataError(f"the answer index {ans} is not among the {len(texts)} options (0-based).", path, line)
+        idx = ans
+    elif isinstance(ans, str) and ans.strip() in labels:
+        idx = labels.index(ans.strip())
+    else:
+        raise DataError(f"the answer {ans!r} is not among the options ({', '.join(labels)}).", path, line)
+    qid = row.get("id", f"line{line}")
+    return Question(str(qid), line, q.strip(), labels, texts, idx)
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Read a question file; a bad row is a DataError naming its line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"The question file {path} does not exist.") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"The question file {path} is not UTF-8 (byte {exc.start}).") from None
+    except OSError as exc:
+        raise InputError(f"Cannot read the question file {path}: {exc.strerror or exc}.") from None
+    out: list[Question] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not valid JSON ({exc.msg}, column {exc.colno}).", str(path), i) from None
+        q = _parse_row(row, str(path), i)
+        if q.id in seen:
+            raise DataError(f"the id {q.id!r} was already used on line {seen[q.id]}.", str(path), i)
+        seen[q.id] = i
+        out.append(q)
+    if not out:
+        raise InputError(f"The question file {path} holds no questions.")
+    return out
+
+
+@dataclass
+class Scored:
+    """One question's verdict for one model."""
+
+    id: str
+    scores: list[float]  # sum of log-probabilities per option
+    n_tokens: list[int]
+    predicted: int
+    answer: int
+
+    @property
+    def correct(self) -> bool:
+        return self.predicted == self.answer
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "scores": self.scores, "n_tokens": self.n_tokens, "predicted": self.predicted,
+                "answer": self.answer, "correct": self.correct}
+
+
+@dataclass
+class ModelAccuracy:
+    model: Path
+    name: str
+    accuracy: Proportion
+    seconds: float
+    tokens_evaluated: int  # prefix once per question + every option's tokens
+    items: list[Scored] = field(repr=False, default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": str(self.model), "name": self.name, "accuracy": self.accuracy.to_json(),
+                "seconds": self.seconds, "tokens_evaluated": self.tokens_evaluated,
+                "items": [s.to_json() for s in self.items]}
+
+
+@dataclass(frozen=True)
+class Flips:
+    """Verdicts of `b` against `a` on the same questions: b lost (a right, b wrong) and gained."""
+
+    a: str
+    b: str
+    lost: list[str]
+    gained: list[str]
+    p_value: float  # exact McNemar
+
+    def to_json(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "lost": self.lost, "gained": self.gained, "n_lost": len(self.lost),
+                "n_gained": len(self.gained), "mcnemar_p": self.p_value}
+
+
+@dataclass
+class McqResult:
+    questions: str
+    n_questions: int
+    models: list[ModelAccuracy]
+    flips: list[Flips]  # each model after the first against the first
+
+    def to_json(self) -> dict[str, Any]:
+        return {"questions": self.questions, "n_questions": self.n_questions, "scoring": "sum log-likelihood",
+                "models": [m.to_json() for m in self.models], "flips": [f.to_json() for f in self.flips]}
+
+
+def flips_between(a: ModelAccuracy, b: ModelAccuracy) -> Flips:
+    lost = [x.id for x, y in zip(a.items, b.items, strict=True) if x.correct and not y.correct]
+    gained = [x.id for x, y in zip(a.items, b.items, strict=True) if not x.correct and y.correct]
+    return Flips(a.name, b.name, lost, gained, mcnemar_exact(len(lost), len(gained)))
+
+
+def option_logprob(rows: np.ndarray, option: Sequence[int]) -> float:
+    """Sum of log-softmax at the option's tokens; rows[j] are the logits that predict option[j]."""
+    return float(token_logprobs(rows, option).sum())
+
+
+def score_options(m: BehaveModel, prefix: Sequence[int], options: Sequence[Sequence[int]]) -> list[float]:
+    """Scores of `options` after `prefix`, the prefix's tokens evaluated once: in one batch where the prefix
+    belongs to every option's sequence and each option follows it in its own; with more options than the
+    context has sequences, the prefix is decoded alone, its KV cells kept, and the options one at a time."""
+    m.check_fits(len(prefix) + max(len(o) for o in options), "A question with its longest option")
+    n = len(prefix)
+    k = len(options)
+    if k <= m.n_seq_max and n + sum(len(o) for o in options) <= m.n_ctx:
+        # one forward pass: the prefix once (in every option's sequence), each option after it
+        rows = np.array(m.decode_shared(prefix, [o[:-1] for o in options]), copy=True)
+        m.clear()
+        out, at = [], 1
+        for o in options:
+            r = rows[at: at + len(o) - 1]
+            at += len(o) - 1
+            out.append(option_logprob(np.concatenate([rows[:1], r]), o))
+        return out
+    m.clear()
+    last = np.array(m.decode(prefix, 0), copy=True)  # predicts each option's first token
+    scores = []
+    for opt in options:
+        m.drop_from(n)
+        if len(opt) > 1:
+            rows = np.concatenate([last, m.decode(opt[:-1], n, logits_from=0)])
+        else:
+            rows = last
+        scores.append(option_logprob(rows, opt))
+    m.drop_from(n)
+    return scores
+
+
+def score_direct(m: BehaveModel, prefix: Sequence[int], option: Sequence[int]) -> float:
+    """The same score computed from scratch: the whole prefix+option sequence in one decode, no reuse."""
+    m.clear()
+    seq = list(prefix) + list(option)
+    rows = m.decode(seq[:-1], 0, logits_from=len(prefix) - 1)
+    return option_logprob(np.array(rows, copy=True), option)
+
+
+def encode_question(m: BehaveModel, q: Question) -> tuple[list[int], list[list[int]]]:
+    prefix = m.prompt_tokens([{"role": "user", "content": q.user_text()}])
+    return prefix, [m.text_tokens(o) for o in q.options]
+
+
+def score_model(path: Path, questions: Sequence[Question], *, n_ctx: int = 2048, threads: int = 1,
+                progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
+                label: str = "") -> ModelAccuracy:
+    cancel = cancel or CancelToken()
+    meter = RateMeter()
+    items: list[Scored] = []
+    n_tok = 0
+    with BehaveModel(path, n_ctx=n_ctx, threads=threads, cancel=cancel) as m:
+        for i, q in enumerate(questions):
+            cancel.check()
+            prefix, opts = encode_question(m, q)
+            if any(not o for o in opts):
+                raise DataError("an option tokenizes to nothing.", None, q.line)
+            scores = score_options(m, prefix, opts)
+            n_tok += len(prefix) + sum(len(o) - 1 for o in opts)
+            items.append(Scored(q.id, scores, [len(o) for o in opts], int(np.argmax(scores)), q.answer))
+            progress(Progress(STAGE, i + 1, len(questions), unit="questions", message=label or m.name,
+                              rate=meter.rate(n_tok), rate_unit="tokens"))
+        name = m.name
+    k = sum(s.correct for s in items)
+    return ModelAccuracy(Path(path), name, Proportion.of(k, len(items)), meter.elapsed(), n_tok, items)
+
+
+def run_mcq(models: Sequence[Path], questions: Path | Sequence[Question], *, n_ctx: int = 2048,
+            threads: int | None = None, progress: ProgressCallback = no_progress,
+            cancel: CancelToken | None = None) -> McqResult:
+    """Accuracy of each model on the questions, and the flips of every later model against the first."""
+    import os
+
+    cancel = cancel or CancelToken()
+    label = str(questions) if isinstance(questions, Path) else "<questions>"
+    qs = load_questions(questions) if isinstance(questions, Path) else list(questions)
+    threads = threads or os.cpu_count() or 1
+    accs = [score_model(Path(p), qs, n_ctx=n_ctx, threads=threads, progress=progress, cancel=cancel,
+                        label=f"{j + 1}/{len(models)} {Path(p).name}") for j, p in enumerate(models)]
+    return McqResult(label, len(qs), accs, [flips_between(accs[0], b) for b in accs[1:]])

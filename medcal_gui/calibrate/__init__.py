@@ -1,0 +1,1 @@
+"""Token counts and the importance matrix (imatrix) computed in-process."""

@@ -1,0 +1,1 @@
+"""Chat sessions with a model: templates, presets, streaming generation."""

@@ -1,0 +1,1 @@
+"""One module per `medcal` subcommand (see `medcal_gui.cli.main`)."""

@@ -1,0 +1,37 @@
+"""`medcal demo-model`: prepare (once) the F16 Gemma 3 270M demo model and print its path."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
+from medcal_gui.core.jobs import CancelToken
+from medcal_gui.modelfile.demo_model import DEMO_MODEL_LABEL, demo_model_ready, prepare_demo_model
+
+NAME = "demo-model"
+HELP = "prepare the demo model (Gemma 3 270M dequantized to F16) and print its path"
+DESCRIPTION = (HELP + ". " + DEMO_MODEL_LABEL + ". It is made once from the weights packaged with medcal "
+               "and reused afterwards.")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
+                   help="folder to keep it in (default: medcal's model cache)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    token = CancelToken()
+    bar = TerminalProgress(quiet=args.json)
+    reused = demo_model_ready(args.output_dir)
+    with sigint_cancels(token):
+        path = prepare_demo_model(args.output_dir, progress=bar, cancel=token)
+    bar.close()
+    if args.json:
+        print(json.dumps({"path": str(path), "label": DEMO_MODEL_LABEL, "size_bytes": path.stat().st_size,
+                          "reused": reused}, indent=2))
+    else:
+        print(path)
+    return 0

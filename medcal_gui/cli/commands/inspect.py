@@ -1,0 +1,26 @@
+"""`medcal inspect`: what a GGUF model is, and what to watch for before calibrating and quantizing it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+NAME = "inspect"
+HELP = "describe a GGUF model: architecture, size, file type, tokenizer, chat markers, warnings"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, metavar="MODEL", help="the .gguf model file")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from medcal_gui.modelfile.model_info import inspect_model
+
+    info = inspect_model(args.model)
+    if args.json:
+        print(json.dumps(info.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(info.summary_lines()))
+    return 0

@@ -1,0 +1,76 @@
+"""`medcal ladder`: which quant should I ship? Sweep types with one imatrix and one base pass; size,
+fidelity and speed side by side, the trade-off drawn, one file recommended."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
+from medcal_gui.core.jobs import CancelToken
+
+NAME = "ladder"
+HELP = "sweep quant types: size, KLD and llama-bench speed per type, and a recommendation"
+DESCRIPTION = (
+    "Quantize --model to each of --types with one importance matrix (--imatrix, or computed once from "
+    "--calibration), score every rung on the --heldout text against one base pass (as `medcal eval`), and "
+    "time each the way `llama-bench -p 512 -n 128` does. Writes the quants, ladder.json, ladder.md and "
+    "ladder.svg into -d OUTDIR and recommends the smallest rung that meets --max-kld/--max-size/--min-tg "
+    "(near-lossless, KLD <= 0.01, by default), or with only --max-size the best fidelity within it. "
+    "A re-run reuses the rungs already finished with the same inputs."
+)
+
+
+def _types(value: str) -> list[str]:
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", type=Path, required=True, metavar="BASE", help="the unquantized GGUF")
+    p.add_argument("--heldout", type=Path, required=True, metavar="FILE",
+                   help="held-out UTF-8 text the calibration never saw")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--imatrix", type=Path, default=None, metavar="FILE", help="importance matrix to use")
+    src.add_argument("--calibration", "-c", type=Path, action="append", default=[], metavar="FILE",
+                     help="calibration text to compute the importance matrix from (repeat)")
+    p.add_argument("--types", type=_types, default=None, metavar="T1,T2,...",
+                   help="quantization types (default: the ladder in resources/quant_types.toml)")
+    p.add_argument("--threads", "-t", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    p.add_argument("--max-size", default=None, metavar="SIZE", help="largest acceptable file, e.g. 2.5GB")
+    p.add_argument("--max-kld", type=float, default=None, metavar="X", help="largest acceptable mean KLD")
+    p.add_argument("--min-tg", type=float, default=None, metavar="TOKENS_PER_S",
+                   help="slowest acceptable generation speed (tg128 tokens/s)")
+    p.add_argument("-d", "--dir", type=Path, required=True, metavar="OUTDIR", help="folder for all outputs")
+    p.add_argument("--ctx", type=int, default=512, help="tokens per chunk for imatrix and eval (default 512)")
+    p.add_argument("--eval-chunks", type=int, default=None, metavar="N", help="eval: at most N chunks")
+    p.add_argument("--imatrix-chunks", type=int, default=None, metavar="N", help="imatrix: at most N chunks")
+    p.add_argument("--reps", "-r", type=int, default=5, metavar="N", help="speed repetitions (default 5)")
+    p.add_argument("--no-parse-special", action="store_true",
+                   help="treat special-token text like <start_of_turn> as plain text")
+    p.add_argument("--json", action="store_true", help="print ladder.json")
+
+
+def run(args: argparse.Namespace) -> int:
+    from medcal_gui.workflows.ladder import Constraints, parse_size, run_ladder
+    from medcal_gui.workflows.ladder_report import markdown
+
+    c = Constraints(max_kld=args.max_kld, max_size=parse_size(args.max_size) if args.max_size else None,
+                    min_tg=args.min_tg)
+    bar = TerminalProgress(quiet=args.json)
+    with sigint_cancels(CancelToken()) as token:
+        res = run_ladder(args.model, args.heldout, imatrix=args.imatrix, calibration=list(args.calibration),
+                         types=args.types, threads=args.threads, constraints=c, out_dir=args.dir, n_ctx=args.ctx,
+                         eval_chunks=args.eval_chunks, imatrix_chunks=args.imatrix_chunks, reps=args.reps,
+                         parse_special=not args.no_parse_special, progress=bar, cancel=token)
+    bar.close()
+    if args.json:
+        print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    print(markdown(res))
+    for w in res.warnings:
+        print(f"warning: {w}")
+    for p in res.outputs.values():
+        print(f"wrote {p}")
+    print(f"{res.seconds:.0f} s")
+    return 0

@@ -1,0 +1,62 @@
+"""`medcal quantize`: quantize a GGUF (llama-quantize), guided by an importance matrix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
+from medcal_gui.core.jobs import CancelToken
+
+NAME = "quantize"
+HELP = "quantize a GGUF model (llama-quantize), optionally guided by an importance matrix"
+DESCRIPTION = (
+    "Quantize MODEL to TYPE (e.g. Q4_K_M, IQ3_XXS, Q8_0) through llama.cpp. Very low-bit types (IQ1/IQ2 "
+    "family, IQ3_XXS) need --imatrix. Writes OUT, OUT.sha256 and OUT.manifest.json; never overwrites MODEL."
+)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", type=Path, required=True, metavar="MODEL",
+                   help="GGUF model (F16/BF16/F32)")
+    p.add_argument("--type", "-t", dest="qtype", required=True, metavar="TYPE", help="quantization type")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="quantized GGUF to write")
+    p.add_argument("--imatrix", type=Path, default=None, metavar="FILE",
+                   help="importance matrix (.gguf/.dat)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    p.add_argument("--dry-run", action="store_true", help="only report the output size; write nothing")
+    p.add_argument("--output-tensor-type", default=None, metavar="T", help="ggml type for output.weight")
+    p.add_argument("--token-embedding-type", default=None, metavar="T",
+                   help="ggml type for token_embd.weight")
+    p.add_argument("--pure", action="store_true", help="every tensor to TYPE (no k-quant mixture)")
+    p.add_argument("--allow-requantize", action="store_true", help="allow an already quantized input")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from medcal_gui.quantize.quantize import quantize_model
+
+    bar = TerminalProgress(quiet=args.json)
+    with sigint_cancels(CancelToken()) as token:
+        res = quantize_model(
+            args.model, args.output, args.qtype, imatrix=args.imatrix, threads=args.threads,
+            dry_run=args.dry_run, output_tensor_type=args.output_tensor_type,
+            token_embedding_type=args.token_embedding_type, pure=args.pure,
+            allow_requantize=args.allow_requantize, progress=bar, cancel=token,
+        )
+    bar.close()
+    if args.json:
+        print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    for w in res.warnings:
+        print(f"warning: {w}")
+    mb_in, mb_out = res.input_bytes / 1e6, res.output_bytes / 1e6
+    if res.dry_run:
+        print(f"{res.model} as {res.qtype}: about {mb_out:.1f} MB (from {mb_in:.1f} MB); nothing written")
+        return 0
+    print(f"wrote {res.out} ({res.qtype}, {mb_out:.1f} MB from {mb_in:.1f} MB, {res.tensors} tensors, "
+          f"{res.seconds:.1f} s)")
+    print(f"wrote {res.sha256_file}")
+    print(f"wrote {res.manifest}")
+    return 0

@@ -1,0 +1,85 @@
+"""`medcal` command line. Each subcommand lives in `medcal_gui/cli/commands/<name>.py` and exposes
+`NAME`, `HELP`, `configure(parser)` and `run(args) -> int`. With no subcommand the GUI opens."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from medcal_gui.cli.commands.self_test import VersionAction
+from medcal_gui.cli.hints import cli_message
+from medcal_gui.core.errors import MedcalError
+
+COMMAND_MODULES = [
+    "format", "validate", "inspect", "tokens", "imatrix", "quantize", "demo_model", "pipeline",
+    "eval", "compare_calibrations", "ladder", "agree", "mcq", "chat", "convert", "self_test", "gui",
+    "cache",
+]
+
+
+def _load_commands() -> list[ModuleType]:
+    mods = []
+    for name in COMMAND_MODULES:
+        full = f"medcal_gui.cli.commands.{name}"
+        if importlib.util.find_spec(full) is not None:
+            mods.append(importlib.import_module(full))
+    return mods
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    parser = argparse.ArgumentParser(
+        prog="medcal",
+        description="Calibrate, quantize and verify a medical LLM (GGUF) offline. "
+                    "With no command, the desktop app opens.",
+    )
+    parser.add_argument("--version", action=VersionAction)  # medcal, llama.cpp, Qt and Python versions
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging (and llama.cpp's log)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    by_name: dict[str, ModuleType] = {}
+    for mod in _load_commands():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.configure(p)
+        by_name[mod.NAME] = mod
+    return parser, by_name
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # The quantize child and the CPU probe use the spawn start method; a frozen bundle needs this first.
+    multiprocessing.freeze_support()
+    if argv is None and sys.argv[1:2] == ["--medcal-quantize-child"]:  # a bundle's quantize child
+        return int(importlib.import_module("medcal_gui.quantize.quantize_child").main())
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    name = args.command or "gui"
+    if name not in commands:
+        parser.print_help()
+        return 0
+    try:
+        return int(commands[name].run(args) or 0)
+    except MedcalError as exc:
+        print(f"medcal {name}: error: {cli_message(exc)}", file=sys.stderr)
+        if exc.details and args.verbose:
+            print(exc.details, file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"medcal {name}: cancelled", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `medcal validate FILE | head`: the reader left; say nothing more and let nothing flush into the pipe
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

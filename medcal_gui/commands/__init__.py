@@ -1,1 +1,0 @@
-"""One module per `medcal` subcommand (see `medcal_gui.cli`)."""

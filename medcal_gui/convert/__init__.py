@@ -1,0 +1,1 @@
+"""Hugging Face Gemma 3 / MedGemma folders to GGUF, without torch."""

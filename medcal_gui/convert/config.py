@@ -1,0 +1,227 @@
+"""What a Hugging Face Gemma 3 folder's `config.json` says, resolved the way transformers resolves it.
+
+A checkpoint's config.json often leaves values at their defaults: MedGemma 4B's `text_config` names only six
+keys. llama.cpp's converter fills the rest through `transformers.AutoConfig`; medcal has no transformers at
+run time, so the defaults of `Gemma3TextConfig` are repeated here (they have not changed since Gemma 3 came
+out). The shape-giving ones are checked against the tensors before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medcal_gui.core.errors import ModelError
+
+SUPPORTED_ARCHITECTURES = ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")
+_SUPPORTED_TEXT = ("MedGemma 27B text, Gemma 3 1B/270M and other Gemma3ForCausalLM checkpoints; MedGemma 4B "
+                   "and other Gemma3ForConditionalGeneration checkpoints (language model, vision tower "
+                   "optionally)")
+
+# transformers' Gemma3TextConfig defaults
+TEXT_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 262_208,
+    "hidden_size": 2304,
+    "intermediate_size": 9216,
+    "num_hidden_layers": 26,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "head_dim": 256,
+    "hidden_activation": "gelu_pytorch_tanh",
+    "max_position_embeddings": 131_072,
+    "rms_norm_eps": 1e-6,
+    "query_pre_attn_scalar": 256,
+    "sliding_window": 4096,
+    "sliding_window_pattern": 6,
+    "final_logit_softcapping": None,
+    "attn_logit_softcapping": None,
+    "tie_word_embeddings": True,
+    "use_bidirectional_attention": False,
+}
+GLOBAL_ROPE_THETA = 1_000_000.0
+LOCAL_ROPE_THETA = 10_000.0
+# llama.cpp's Gemma 3 loader: without a pattern key, every 6th layer is global (il % 6 == 5)
+LLAMA_SWA_PATTERN = 6
+# SigLIP defaults (transformers' SiglipVisionConfig) for the vision tower
+VISION_DEFAULTS: dict[str, Any] = {
+    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+    "image_size": 224, "patch_size": 16, "layer_norm_eps": 1e-6, "num_channels": 3,
+}
+
+
+class NotAModelError(ModelError):
+    """The folder is not a Hugging Face model folder."""
+
+
+class UnsupportedModelError(ModelError):
+    """A Hugging Face model medcal cannot convert (architecture or a setting llama.cpp cannot express)."""
+
+
+@dataclass
+class RopeSpec:
+    global_theta: float
+    local_theta: float
+    scaling_type: str | None = None  # None or "linear"
+    scaling_factor: float | None = None
+
+
+@dataclass
+class Gemma3Spec:
+    hf_dir: Path
+    architecture: str
+    text: dict[str, Any]
+    raw_config: dict[str, Any]
+    rope: RopeSpec
+    swa_layers: list[bool]  # True where a layer uses sliding-window attention
+    write_sliding_window: bool
+    vision: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_layer(self) -> int:
+        return int(self.text["num_hidden_layers"])
+
+    @property
+    def multimodal(self) -> bool:
+        return self.architecture == "Gemma3ForConditionalGeneration"
+
+    def llama_default_pattern(self) -> list[bool]:
+        p = LLAMA_SWA_PATTERN
+        return [il % p < p - 1 for il in range(self.n_layer)]
+
+
+def _load_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise NotAModelError(f"The {what} {path} cannot be read: {exc.strerror or exc}.") from exc
+    except ValueError as exc:
+        raise NotAModelError(f"The {what} {path} is not valid JSON ({exc}). Download the model again.") from exc
+    if not isinstance(doc, dict):
+        raise NotAModelError(f"The {what} {path} is not a JSON object. Download the model again.")
+    return doc
+
+
+def read_json_optional(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"The file {path} cannot be read as JSON ({exc}). Download the model again.") from exc
+    return doc if isinstance(doc, dict) else None
+
+
+def _architecture(cfg: dict[str, Any], path: Path) -> str:
+    archs = cfg.get("architectures") or []
+    if isinstance(archs, list) and archs:
+        arch = str(archs[0])
+    else:
+        arch = {"gemma3": "Gemma3ForConditionalGeneration", "gemma3_text": "Gemma3ForCausalLM"}.get(
+            str(cfg.get("model_type")), str(cfg.get("model_type") or "unknown"))
+    if arch not in SUPPORTED_ARCHITECTURES:
+        raise UnsupportedModelError(
+            f"The model in {path.parent} is a {arch}, which medcal cannot convert. Supported: "
+            f"{', '.join(SUPPORTED_ARCHITECTURES)} ({_SUPPORTED_TEXT}). For other models use llama.cpp's "
+            "convert_hf_to_gguf.py."
+        )
+    return arch
+
+
+def _rope(text: dict[str, Any], path: Path) -> RopeSpec:
+    params = text.get("rope_parameters")
+    if isinstance(params, dict) and ("full_attention" in params or "sliding_attention" in params):
+        full = dict(params.get("full_attention") or {})
+        local = dict(params.get("sliding_attention") or {})
+    else:  # the older flat form: rope_theta, rope_local_base_freq, rope_scaling (global layers only)
+        full = dict(text.get("rope_scaling") or params or {})
+        if "rope_theta" in text:
+            full.setdefault("rope_theta", text["rope_theta"])
+        local = {"rope_type": "default"}
+        if "rope_local_base_freq" in text:
+            local["rope_theta"] = text["rope_local_base_freq"]
+    spec = RopeSpec(global_theta=float(full.get("rope_theta", GLOBAL_ROPE_THETA)),
+                    local_theta=float(local.get("rope_theta", LOCAL_ROPE_THETA)))
+    rtype = full.get("rope_type", full.get("type", "default")) or "default"
+    if rtype == "linear" and full.get("factor") is not None:
+        spec.scaling_type, spec.scaling_factor = "linear", float(full["factor"])
+    elif rtype != "default":
+        raise UnsupportedModelError(f"{path}: the global layers use RoPE scaling {rtype!r}; medcal converts Gemma 3 "
+                                    "with no or linear RoPE scaling only.")
+    ltype = local.get("rope_type", local.get("type", "default")) or "default"
+    if ltype != "default":
+        raise UnsupportedModelError(f"{path}: the sliding-window layers use RoPE scaling {ltype!r}, which llama.cpp's "
+                                    "Gemma 3 does not apply to those layers.")
+    return spec
+
+
+def read_spec(hf_dir: Path) -> Gemma3Spec:
+    """Parse and check `config.json`. Raises NotAModelError / UnsupportedModelError in plain words."""
+    hf_dir = Path(hf_dir)
+    path = hf_dir / "config.json"
+    if not hf_dir.is_dir():
+        raise NotAModelError(f"{hf_dir} is not a folder. Choose the Hugging Face model folder (the one holding "
+                             "config.json and the *.safetensors files).")
+    if not path.is_file():
+        raise NotAModelError(f"The folder {hf_dir} is not a Hugging Face model folder: it has no config.json. "
+                             "Choose the folder you downloaded the model into (it holds config.json, "
+                             "tokenizer.model and *.safetensors).")
+    cfg = _load_json(path, "model configuration")
+    arch = _architecture(cfg, path)
+    sub = cfg.get("text_config") if arch == "Gemma3ForConditionalGeneration" else cfg
+    text = {**TEXT_DEFAULTS, **(sub if isinstance(sub, dict) else {})}
+    if "tie_word_embeddings" in cfg and arch == "Gemma3ForConditionalGeneration":
+        text["tie_word_embeddings"] = cfg["tie_word_embeddings"]
+    if text.get("attn_logit_softcapping"):
+        raise UnsupportedModelError(f"{path}: attn_logit_softcapping is set; Gemma 3 in llama.cpp has none.")
+    if text.get("use_bidirectional_attention"):
+        raise UnsupportedModelError(f"{path}: bidirectional attention (an embedding model) is not a Gemma 3 "
+                                    "language model llama.cpp runs as gemma3.")
+    act = str(text.get("hidden_activation") or text.get("hidden_act") or "gelu_pytorch_tanh")
+    if act not in ("gelu_pytorch_tanh", "gelu_tanh"):
+        raise UnsupportedModelError(f"{path}: activation {act!r}; llama.cpp's Gemma 3 uses tanh-approximated GELU.")
+    rope = _rope(text, path)
+
+    n_layer = int(text["num_hidden_layers"])
+    layer_types = text.get("layer_types")
+    pattern = text.get("sliding_window_pattern", text.get("_sliding_window_pattern", 6))
+    if isinstance(layer_types, list) and len(layer_types) == n_layer:
+        swa = [t == "sliding_attention" for t in layer_types]
+    else:
+        p = int(pattern or 6)
+        swa = [bool((i + 1) % p) for i in range(n_layer)]
+    # llama.cpp's converter leaves the window out only for a pattern of 1 (every layer global)
+    write_window = (sub or {}).get("sliding_window_pattern") != 1 and text.get("sliding_window") is not None
+
+    # llama.cpp fixes the attention scale itself: 1/sqrt(head_dim), or 1/sqrt(n_embd/n_head) for 62 layers
+    head_dim = int(text["head_dim"])
+    scale_base = (int(text["hidden_size"]) // int(text["num_attention_heads"])) if n_layer == 62 else head_dim
+    if abs(float(text["query_pre_attn_scalar"]) - scale_base) > 1e-6:
+        raise UnsupportedModelError(
+            f"{path}: query_pre_attn_scalar is {text['query_pre_attn_scalar']}, but llama.cpp scales Gemma 3's "
+            f"attention by 1/sqrt({scale_base}) for this size; the converted model would compute differently."
+        )
+    vision = None
+    if arch == "Gemma3ForConditionalGeneration" and isinstance(cfg.get("vision_config"), dict):
+        vision = {**VISION_DEFAULTS, **cfg["vision_config"]}
+    return Gemma3Spec(hf_dir=hf_dir, architecture=arch, text=text, raw_config=cfg, rope=rope, swa_layers=swa,
+                      write_sliding_window=write_window, vision=vision)
+
+
+def add_general_metadata(w: Any, hf_dir: Path, n_params: int) -> None:
+    """general.name, basename, size_label, license, tags, ... and general.sampling.* from
+    generation_config.json, written by gguf's own `Metadata` heuristics, as llama.cpp's converter writes
+    them ("tiny-medgemma" becomes "Tiny Medgemma"; the size label counts the tensors written)."""
+    import gguf
+
+    meta = gguf.Metadata.load(None, hf_dir, None, n_params)
+    gen = read_json_optional(hf_dir / "generation_config.json") or {}
+    if meta.sampling_penalty_repeat is None and isinstance(gen.get("repetition_penalty"), (int, float)):
+        meta.sampling_penalty_repeat = gen["repetition_penalty"]  # gguf-py of llama.cpp 0.3.36 reads it too
+    if meta.name is None:
+        meta.name = hf_dir.name
+    if meta.size_label is None and n_params > 0:
+        meta.size_label = gguf.size_label(n_params, 0, 0, 0)
+    meta.set_gguf_meta_model(w)

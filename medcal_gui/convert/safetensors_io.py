@@ -1,0 +1,227 @@
+"""Read a Hugging Face checkpoint's `*.safetensors` shards one tensor (and one slice of rows) at a time.
+
+The `safetensors` package validates each shard's header (`safe_open`), but its numpy reader cannot return
+bfloat16 and would load a whole tensor at once. So the data is read here by the header's byte offsets, a
+slice of rows at a time, and widened to float32 exactly: a bfloat16 word is the top half of a float32
+(`uint16 << 16`, viewed as float32), a float16 converts exactly. Memory stays at one slice, whatever the size
+of the model or of its largest tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medcal_gui.core.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "model.safetensors.index.json"
+SINGLE_NAME = "model.safetensors"
+# Widened values produced per slice: 4M float32 = 16 MB, plus the raw and converted copies of the slice.
+CHUNK_ELEMENTS = 1 << 22
+_MAX_HEADER = 100 * 1024 * 1024  # safetensors itself refuses headers above 100 MB
+
+# safetensors dtype -> (bytes per element, numpy dtype of the raw words)
+_DTYPES: dict[str, tuple[int, str]] = {
+    "BF16": (2, "<u2"),
+    "F16": (2, "<f2"),
+    "F32": (4, "<f4"),
+    "F64": (8, "<f8"),
+}
+
+
+class ShardError(ModelError):
+    """A safetensors shard is missing, cut short or unreadable."""
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    name: str
+    shard: Path
+    dtype: str  # safetensors dtype name: BF16, F16, F32, ...
+    shape: tuple[int, ...]
+    start: int  # absolute byte offset of the data in the shard
+    end: int
+
+    @property
+    def n_elements(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.start
+
+
+def _fix(hf_dir: Path) -> str:
+    return (f"Download the model folder {hf_dir} again completely (every model-*.safetensors file the index "
+            "names), then convert again.")
+
+
+def _read_header(shard: Path, hf_dir: Path) -> tuple[dict[str, Any], int]:
+    """Parse a shard's JSON header; returns (entries, absolute offset of its data)."""
+    try:
+        size = shard.stat().st_size
+        with open(shard, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise ShardError(f"The weights file {shard.name} is empty or cut short ({size} bytes). "
+                                 + _fix(hf_dir))
+            (n,) = struct.unpack("<Q", head)
+            if n > _MAX_HEADER or 8 + n > size:
+                raise ShardError(f"The weights file {shard.name} is corrupt or cut short: its header claims "
+                                 f"{n} bytes but the file holds {size}. " + _fix(hf_dir))
+            raw = fh.read(n)
+    except OSError as exc:
+        raise ShardError(f"The weights file {shard} cannot be read: {exc.strerror or exc}.") from exc
+    try:
+        header = json.loads(raw.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("not an object")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ShardError(f"The weights file {shard.name} is not a safetensors file (its header cannot be "
+                         "read). " + _fix(hf_dir)) from exc
+    header.pop("__metadata__", None)
+    return header, 8 + n
+
+
+def _validate_with_safetensors(shard: Path, hf_dir: Path) -> None:
+    """Let the safetensors library check the header too (overlaps, sizes, dtypes) where it is installed."""
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ImportError:  # pragma: no cover - safetensors is a dependency
+        return
+    try:
+        with safe_open(str(shard), framework="numpy") as fh:
+            fh.keys()
+    except SafetensorError as exc:
+        raise ShardError(f"The weights file {shard.name} is corrupt or cut short ({exc}). " + _fix(hf_dir)) from exc
+
+
+def shard_files(hf_dir: Path) -> list[Path]:
+    """The shards a checkpoint consists of, per its index when there is one."""
+    index = hf_dir / INDEX_NAME
+    if index.is_file():
+        try:
+            doc = json.loads(index.read_text(encoding="utf-8"))
+            weight_map = doc["weight_map"]
+            names = sorted(set(weight_map.values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ShardError(f"The shard index {index} cannot be read ({exc}). " + _fix(hf_dir)) from exc
+        missing = [n for n in names if not (hf_dir / n).is_file()]
+        if missing:
+            raise ShardError(f"The model folder {hf_dir} lacks {len(missing)} of the {len(names)} weight files "
+                             f"its index names: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}. "
+                             + _fix(hf_dir))
+        return [hf_dir / n for n in names]
+    if (hf_dir / SINGLE_NAME).is_file():
+        return [hf_dir / SINGLE_NAME]
+    found = sorted(p for p in hf_dir.glob("*.safetensors") if p.is_file())
+    if not found:
+        raise ShardError(f"The model folder {hf_dir} holds no *.safetensors weights. medcal converts "
+                         "safetensors checkpoints (PyTorch .bin files are not supported). " + _fix(hf_dir))
+    return found
+
+
+class SafetensorsCheckpoint:
+    """Every tensor of a checkpoint's shards, by name, with where its bytes lie."""
+
+    def __init__(self, hf_dir: Path) -> None:
+        self.hf_dir = Path(hf_dir)
+        self.shards = shard_files(self.hf_dir)
+        self.entries: dict[str, TensorEntry] = {}
+        for shard in self.shards:
+            header, data_start = _read_header(shard, self.hf_dir)
+            size = shard.stat().st_size
+            for name, info in header.items():
+                try:
+                    dtype = str(info["dtype"])
+                    shape = tuple(int(d) for d in info["shape"])
+                    begin, end = (int(x) for x in info["data_offsets"])
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise ShardError(f"The weights file {shard.name} has a malformed entry for {name!r}. "
+                                     + _fix(self.hf_dir)) from exc
+                if data_start + end > size:
+                    raise ShardError(f"The weights file {shard.name} is cut short: tensor {name!r} runs to byte "
+                                     f"{data_start + end}, past the end of the file ({size} bytes). "
+                                     + _fix(self.hf_dir))
+                if name in self.entries:
+                    raise ShardError(f"The tensor {name!r} appears in two weight files ({self.entries[name].shard.name}"
+                                     f" and {shard.name}). " + _fix(self.hf_dir))
+                self.entries[name] = TensorEntry(name, shard, dtype, shape, data_start + begin, data_start + end)
+            _validate_with_safetensors(shard, self.hf_dir)
+        index = self.hf_dir / INDEX_NAME
+        if index.is_file():
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            absent = [n for n in weight_map if n not in self.entries]
+            if absent:
+                raise ShardError(f"{len(absent)} tensors the index names are in none of the weight files "
+                                 f"(first: {absent[0]!r}). " + _fix(self.hf_dir))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
+
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.shards)
+
+
+def check_dtype(entry: TensorEntry) -> None:
+    if entry.dtype not in _DTYPES:
+        raise ModelError(
+            f"The tensor {entry.name!r} is stored as {entry.dtype}, which medcal cannot convert: only "
+            "unquantized checkpoints (BF16, F16, F32) are supported. Use the original (unquantized) model."
+        )
+    width = _DTYPES[entry.dtype][0]
+    if entry.nbytes != entry.n_elements * width:
+        raise ShardError(f"The tensor {entry.name!r} in {entry.shard.name} holds {entry.nbytes} bytes, not the "
+                         f"{entry.n_elements * width} its shape {list(entry.shape)} needs. The file is corrupt.")
+
+
+def widen(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """Raw words of a safetensors dtype to float32, exactly."""
+    if dtype == "BF16":
+        words = raw.astype(np.uint32)
+        words <<= 16
+        return words.view(np.float32)
+    return raw.astype(np.float32)
+
+
+def read_raw(entry: TensorEntry, row_start: int = 0, row_end: int | None = None) -> np.ndarray:
+    """Rows [row_start, row_end) of a tensor as its raw words (shape (rows, *rest)); 1-D tensors read whole."""
+    check_dtype(entry)
+    width, np_dtype = _DTYPES[entry.dtype]
+    rows = entry.shape[0] if entry.shape else 1
+    row_end = rows if row_end is None else row_end
+    per_row = entry.n_elements // rows if rows else 0
+    count = (row_end - row_start) * per_row
+    out = np.empty(count, dtype=np_dtype)
+    with open(entry.shard, "rb") as fh:
+        fh.seek(entry.start + row_start * per_row * width)
+        got = fh.readinto(out.view(np.uint8).data)
+    if got != count * width:
+        raise ShardError(f"The weights file {entry.shard.name} ended early while reading {entry.name!r}. "
+                         + _fix(entry.shard.parent))
+    rest = entry.shape[1:] if entry.shape else ()
+    return out.reshape((row_end - row_start, *rest)) if entry.shape else out.reshape(())
+
+
+def row_slices(entry: TensorEntry, chunk_elements: int | None = None) -> Iterator[tuple[int, int]]:
+    """(row_start, row_end) pairs covering a tensor with about `chunk_elements` values each."""
+    chunk = chunk_elements or CHUNK_ELEMENTS
+    rows = entry.shape[0] if entry.shape else 1
+    per_row = max(1, entry.n_elements // rows) if rows else 1
+    step = max(1, chunk // per_row)
+    for start in range(0, rows, step):
+        yield start, min(rows, start + step)

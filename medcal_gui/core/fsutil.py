@@ -1,0 +1,242 @@
+"""Safe file output: atomic writes, never over an input, free-space checks.
+
+Every output medcal writes goes through `atomic_output`: the data lands in a temporary file beside the
+target and is renamed over it only when complete, so a failure or a cancel leaves nothing partial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from medcal_gui.core.errors import OutputError
+
+TMP_PREFIX = ".medcal-partial-"
+# Our temporary files carry the writing process's id: `.medcal-partial-<pid>-<random><suffix>`.
+_OWNED_TMP = re.compile(r"^" + re.escape(TMP_PREFIX) + r"(\d+)-")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_temp(folder: Path, suffix: str = ".tmp") -> tuple[int, Path]:
+    """A temporary file beside the final output, with the permissions a normal new file would get."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=suffix, dir=folder)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, Path(tmp)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def refuse_input_overwrite(out: Path, inputs: Iterable[Path]) -> None:
+    for inp in inputs:
+        if same_file(out, inp):
+            raise OutputError(
+                f"The output {out} is the same file as the input {inp}: medcal never overwrites an input. "
+                "Choose another output name or folder."
+            )
+
+
+def _kind(st: os.stat_result) -> str:
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder"
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        return "a device"
+    if stat.S_ISFIFO(st.st_mode):
+        return "a pipe (FIFO)"
+    if stat.S_ISSOCK(st.st_mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_output_path(out: Path, inputs: Iterable[Path] = (), *, sidecars: Sequence[str] = (),
+                      what: str = "output") -> None:
+    """Refuse, before any work starts, an output path medcal could not write safely.
+
+    Refused with an OutputError naming the path: `out` (or a sidecar `out.name + suffix` for each suffix in
+    `sidecars`, e.g. ".sha256") being an existing folder, device (/dev/null, /dev/full), FIFO or socket,
+    which an atomic rename would replace by a regular file or fail on after the work; any of them being the
+    same file as one of `inputs`; a parent that exists but is not a folder, or is not writable. Does not
+    create anything. `what` names the output in the message ("quantized model", "plot").
+    """
+    out = Path(out)
+    paths = [out] + [out.with_name(out.name + s) for s in sidecars]
+    inputs = [Path(i) for i in inputs]
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise OutputError(f"Cannot use {p} as the {what}: {exc.strerror or exc}.") from exc
+        if st is None and os.path.islink(p):
+            raise OutputError(f"The {what} {p} is a broken symbolic link. Remove it or choose another name.")
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            beside = "" if p == out else f" (written beside the {what} {out.name})"
+            hint = (f"Give a file name inside it, e.g. {p / 'out.gguf'}" if stat.S_ISDIR(st.st_mode) and p == out
+                    else "Choose another output name")
+            raise OutputError(f"The {what} path {p}{beside} is {_kind(st)}, not a file: medcal would replace it "
+                              f"or fail on it after the work. {hint}.")
+        refuse_input_overwrite(p, inputs)
+    probe = out.parent
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"Cannot write the {what} {out}: {probe} is a file, not a folder. "
+                          "Choose another output folder.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"Cannot write the {what} {out}: the folder {probe} is not writable. "
+                          "Pick a folder you can write to.")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    try:  # a zombie is dead for our purpose
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+def stale_partials(folder: Path, suffix: str = "") -> list[Path]:
+    """Temporary files of ours in `folder` whose writing process is gone (a run killed with kill -9)."""
+    found: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for e in entries:
+        m = _OWNED_TMP.match(e.name)
+        if m and e.name.endswith(suffix) and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            found.append(Path(e.path))
+    return found
+
+
+def remove_stale_partials(folder: Path, suffix: str = "") -> list[str]:
+    """Remove `stale_partials(folder, suffix)`; returns one plain-words note per file removed (or not)."""
+    notes: list[str] = []
+    for p in stale_partials(folder, suffix):
+        try:
+            size = p.stat().st_size
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            notes.append(f"Removed {p.name} ({size / 1e6:.1f} MB) from {folder}: a partial file an interrupted "
+                         "earlier run left behind.")
+        except OSError as exc:
+            notes.append(f"A partial file an interrupted earlier run left behind, {p}, could not be removed "
+                         f"({exc.strerror or exc}); delete it by hand.")
+    return notes
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def ensure_dir(folder: Path) -> None:
+    """Create `folder` if needed and prove it is writable (by creating and removing a probe file)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"Cannot write to the folder {folder}: {exc.strerror or exc}. "
+                          "Pick a folder you can write to.") from exc
+
+
+def check_free_space(folder: Path, needed: int, what: str = "the output") -> None:
+    """Refuse early when `folder` has less than `needed` bytes (plus a 5% margin) free."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed * 1.05:
+        raise OutputError(
+            f"Not enough free space in {folder} for {what}: {needed / 1e6:.1f} MB needed, "
+            f"{free / 1e6:.1f} MB free. Free some space or choose another folder."
+        )
+
+
+@contextlib.contextmanager
+def atomic_output(target: Path, mode: str = "w", encoding: str | None = "utf-8",
+                  newline: str | None = "\n") -> Iterator[IO[Any]]:
+    """Open a temporary file beside `target`; rename it to `target` only if the block succeeds."""
+    target = Path(target)
+    ensure_dir(target.parent)
+    fd, tmp_path = make_temp(target.parent)
+    try:
+        if "b" in mode:
+            fh: IO[Any] = os.fdopen(fd, mode)
+        else:
+            fh = os.fdopen(fd, mode, encoding=encoding, newline=newline)
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target` for a writer that wants a filename (gguf, llama.cpp).
+
+    The temporary file is renamed to `target` when the block succeeds and removed when it fails.
+    """
+    target = Path(target)
+    ensure_dir(target.parent)
+    fd, tmp_path = make_temp(target.parent, target.suffix + ".tmp")
+    os.close(fd)
+    try:
+        yield tmp_path
+        if not tmp_path.exists() or tmp_path.stat().st_size == 0:
+            raise OutputError(f"Writing {target} produced no data.")
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    with atomic_output(target) as fh:
+        fh.write(text)
+
+
+def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Checking a formatted calibration file: the seed's checklist, narrative checks, PHI scan."""

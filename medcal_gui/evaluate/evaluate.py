@@ -1,0 +1,272 @@
+"""Verify a quant against its base: perplexity and KL divergence, the way `llama-perplexity --kl-divergence`
+measures them.
+
+The text is tokenized whole (BOS added when the vocabulary asks for it; special tokens parsed unless told
+not to - llama-perplexity never parses them) and cut into chunks of n_ctx tokens; the tail that does not fill
+a chunk is dropped. Each chunk is decoded in one batch with BOS in first place and a cleared KV cache, and
+scored on its second half: positions first = n_ctx/2 .. n_ctx-2 predict the tokens after them, and only
+those positions' logits are asked of llama.cpp. The base runs once per (base file, text, n_ctx,
+parse_special) and what the KLD needs is cached on disk (`eval_cache`, `eval_math` for the format); each
+model is then decoded over the same tokens and compared row by row while its logits are still in
+llama.cpp's output buffer, so memory stays at one chunk of logits whatever the text's length.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+import numpy as np
+
+from medcal_gui.core.errors import Cancelled, InputError, ModelError
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from medcal_gui.evaluate.eval_cache import (
+    BaseCache,
+    BaseCacheWriter,
+    BaseKey,
+    file_sha256,
+    open_cached,
+    text_sha256,
+)
+from medcal_gui.evaluate.eval_math import CUTOFF, BaseRows, ModelRows, Summary, base_rows, model_rows, summarize
+from medcal_gui.llama import ggml_ctypes as gc
+from medcal_gui.llama.context import ChunkContext
+from medcal_gui.modelfile.limits import check, eval_needs
+
+log = logging.getLogger(__name__)
+
+STAGE = "eval"
+
+
+@dataclass
+class ModelEval(Summary):
+    """One model's figures against the base (JSON keys as the CLI prints them): the summary, and whose."""
+
+    model: Path
+    name: str
+    seconds: float
+    tokens_per_s: float
+    kld_values: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "kld_values"}
+        d["model"] = str(self.model)
+        return d
+
+
+@dataclass
+class EvalResult:
+    base: Path
+    text: str  # the text's file name, or "<text>"
+    n_ctx: int
+    parse_special: bool
+    chunks: int
+    tokens_total: int
+    tokens_scored: int
+    base_from_cache: bool  # True when the base pass was read from the cache instead of run
+    base_seconds: float  # time of the base pass (0 when cached)
+    cache_dir: Path | None
+    cutoff: float
+    models: list[ModelEval]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "models"}
+        d["base"] = str(self.base)
+        d["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
+        d["models"] = [m.to_json() for m in self.models]
+        return d
+
+
+class EvalModel(ChunkContext):
+    """A model with a context for chunked scoring: n_ctx = n_batch = n_ubatch, logits for the scored half."""
+
+    def __init__(self, path: Path, n_ctx: int, threads: int, cancel: CancelToken) -> None:
+        super().__init__(path, n_ctx, threads, should_abort=lambda: cancel.cancelled)
+        self.first = n_ctx // 2
+        self.n_scored = n_ctx - 1 - self.first
+        v = self.views
+        v.pos[:] = np.arange(n_ctx, dtype=np.int32)
+        v.n_seq_id[:] = 1
+        v.logits[:] = 0
+        v.logits[self.first: n_ctx - 1] = 1  # only the scored positions: half the output-layer work
+        self.batch.n_tokens = n_ctx
+
+    def tokenize(self, text: str, parse_special: bool) -> np.ndarray:
+        return gc.tokenize(self.vocab, text.encode("utf-8"), True, parse_special)
+
+    def decode(self, chunk: np.ndarray, cancel: CancelToken) -> np.ndarray:
+        """Decode one chunk; returns a view (n_scored, n_vocab) of llama.cpp's logits, valid until the next."""
+        self.views.token[:] = chunk
+        if self.add_bos:
+            self.views.token[0] = self.bos
+        llama_cpp.llama_memory_clear(self.mem, True)
+        rc = llama_cpp.llama_decode(self.ctx, self.batch)
+        if cancel.cancelled:
+            raise Cancelled()
+        if rc != 0:
+            raise ModelError(f"llama.cpp failed to evaluate a chunk with {self.path.name} (code {rc}).")
+        return gc.logits_view(self.ctx, self.n_scored, self.n_vocab)
+
+
+def read_text(text: str | Path) -> tuple[str, str]:
+    """(text, label): a Path is read as UTF-8; a str is the text itself."""
+    if isinstance(text, Path):
+        try:
+            content = text.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(f"The evaluation text {text} does not exist.") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"The evaluation text {text} is not UTF-8 (byte {exc.start}). "
+                             "Run it through `medcal format` first.") from None
+        except OSError as exc:
+            raise InputError(f"Cannot read the evaluation text {text}: {exc.strerror or exc}.") from None
+        label = str(text)
+    else:
+        content, label = text, "<text>"
+    if not content.strip():
+        raise InputError(f"The evaluation text {label} is empty.")
+    return content, label
+
+
+class _Pacer:
+    """Progress across all passes: chunks done of chunks to run, rate of the current pass, overall ETA."""
+
+    def __init__(self, progress: ProgressCallback, total_chunks: int, n_ctx: int) -> None:
+        self.progress, self.total, self.n_ctx = progress, total_chunks, n_ctx
+        self.overall = RateMeter()
+        self.done = 0
+
+    def start_pass(self, label: str) -> RateMeter:
+        self.progress(Progress(STAGE, self.done, self.total, unit="chunks", message=label))
+        return RateMeter()
+
+    def chunk(self, meter: RateMeter, i: int, label: str, extra: dict[str, float]) -> None:
+        self.done += 1
+        self.progress(Progress(STAGE, self.done, self.total, unit="chunks", message=label,
+                               rate=meter.rate((i + 1) * self.n_ctx), rate_unit="tokens",
+                               eta_s=self.overall.eta(self.done, self.total), extra=extra))
+
+
+def _chunks(tokens: np.ndarray, n_ctx: int, n_chunk: int) -> list[np.ndarray]:
+    return [tokens[i * n_ctx: (i + 1) * n_ctx] for i in range(n_chunk)]
+
+
+def _run_base(base: Path, key: BaseKey, text: str, n_ctx: int, threads: int, n_chunks: int | None,
+              cutoff: float, pacer_factory: Any, n_models: int, cancel: CancelToken,
+              warnings: list[str]) -> tuple[BaseCache, float, Any]:
+    with EvalModel(base, n_ctx, threads, cancel) as em:
+        if n_ctx > em.n_ctx_train:
+            warnings.append(f"The base was trained on {em.n_ctx_train} tokens of context; {n_ctx} were asked for.")
+        tokens = em.tokenize(text, key.parse_special)
+        n_max = len(tokens) // n_ctx
+        if n_max < 1:
+            raise InputError(f"The evaluation text tokenizes to only {len(tokens)} tokens; one chunk needs "
+                             f"{n_ctx}. Add text or lower the context size (--ctx).")
+        n_chunk = n_max if n_chunks is None else max(1, min(n_chunks, n_max))
+        if n_max < 2:
+            warnings.append("The text fills a single chunk; llama-perplexity would refuse it (it needs "
+                            "2 x n_ctx tokens). Figures from so few tokens are noisy.")
+        pacer = pacer_factory(n_chunk * (1 + n_models))
+        writer = BaseCacheWriter(key, tokens[: n_chunk * n_ctx], em.n_scored, n_chunk,
+                                 {"base": str(base), "n_vocab": em.n_vocab, "tokens_total": int(len(tokens)),
+                                  "add_bos": em.add_bos, "bos": em.bos})
+        try:
+            meter = pacer.start_pass(f"base {base.name}")
+            nll = 0.0
+            for i, chunk in enumerate(_chunks(tokens, n_ctx, n_chunk)):
+                cancel.check()
+                logits = em.decode(chunk, cancel)
+                rows: BaseRows = base_rows(logits, chunk[em.first + 1:].astype(np.int64), cutoff)
+                writer.add(rows)
+                nll -= float(rows.tgt_lp.sum(dtype=np.float64))
+                pacer.chunk(meter, i, f"base {base.name}",
+                            {"ppl": float(np.exp(nll / ((i + 1) * em.n_scored)))})
+            cancel.check()
+            seconds = meter.elapsed()
+            cache = writer.commit({"base_seconds": seconds})
+        except BaseException:
+            writer.discard()
+            raise
+    return cache, seconds, pacer
+
+
+def _run_model(path: Path, cache: BaseCache, n_ctx: int, threads: int, pacer: _Pacer,
+               cancel: CancelToken) -> ModelEval:
+    with EvalModel(path, n_ctx, threads, cancel) as em:
+        if em.n_vocab != int(cache.meta["n_vocab"]):
+            raise ModelError(f"{path.name} has a vocabulary of {em.n_vocab} tokens, the base "
+                             f"{cache.meta['n_vocab']}: it is not a quant of that base.")
+        meter = pacer.start_pass(path.name)
+        parts: list[ModelRows] = []
+        ksum = 0.0
+        for i, chunk in enumerate(_chunks(cache.tokens, n_ctx, cache.n_chunks)):
+            cancel.check()
+            logits = em.decode(chunk, cancel)
+            try:
+                rows = model_rows(logits, chunk[em.first + 1:].astype(np.int64), cache.chunk(i))
+            except FloatingPointError:
+                raise ModelError(f"{path.name} produced inf/NaN logits on chunk {i + 1}: the file may be "
+                                 "damaged, or this quantization breaks the model.") from None
+            parts.append(rows)
+            ksum += float(rows.kld.sum())
+            pacer.chunk(meter, i, path.name, {"kld": ksum / ((i + 1) * em.n_scored)})
+        seconds = meter.elapsed()
+    all_rows = ModelRows(*(np.concatenate([getattr(p, f) for p in parts])
+                           for f in ("kld", "nll", "nll_base", "same_top", "p_diff", "kld_bound")))
+    s = summarize(all_rows)
+    n_tok = cache.n_chunks * n_ctx
+    return ModelEval(model=path, name=path.name, **s.__dict__, seconds=seconds,
+                     tokens_per_s=n_tok / seconds if seconds > 0 else 0.0, kld_values=all_rows.kld)
+
+
+def evaluate(base: Path, models: Sequence[Path], text: str | Path, *, n_ctx: int = 512,
+             threads: int | None = None, parse_special: bool = True, n_chunks: int | None = None,
+             use_cache: bool = True, cutoff: float = CUTOFF, progress: ProgressCallback = no_progress,
+             cancel: CancelToken | None = None) -> EvalResult:
+    """Score each of `models` against `base` on `text` (a Path is read as UTF-8, a str is the text).
+
+    The base's pass is read from the cache when an entry matches (base file sha256, text sha256, n_ctx,
+    parse_special, n_chunks); `use_cache=False` runs it again and refreshes the entry. Cancel stops inside
+    the running chunk (llama.cpp's abort callback); a base pass cancelled midway leaves no cache entry.
+    """
+    cancel = cancel or CancelToken()
+    base = Path(base)
+    model_paths = [Path(m) for m in models]
+    if n_ctx < 16 or n_ctx % 2:
+        raise InputError(f"The context size must be an even number of at least 16 tokens (got {n_ctx}).")
+    for p in (base, *model_paths):
+        if not p.is_file():
+            raise ModelError(f"The model file {p} does not exist.")
+    content, label = read_text(text)
+    check(eval_needs(base, model_paths, n_ctx, content, n_chunks))
+    threads = threads or os.cpu_count() or 1
+    warnings: list[str] = []
+
+    progress(Progress(STAGE, 0, None, message=f"hashing {base.name}"))
+    key = BaseKey(file_sha256(base), text_sha256(content), n_ctx, parse_special, n_chunks, float(cutoff))
+    cache = open_cached(key) if use_cache else None
+    from_cache = cache is not None
+    base_seconds = 0.0
+    if cache is not None:
+        pacer = _Pacer(progress, cache.n_chunks * len(model_paths), n_ctx)
+        log.info("base pass read from the cache %s", cache.folder)
+    else:
+        cache, base_seconds, pacer = _run_base(
+            base, key, content, n_ctx, threads, n_chunks, cutoff,
+            lambda total: _Pacer(progress, total, n_ctx), len(model_paths), cancel, warnings)
+    if cache.meta.get("tokens_total", 0) // n_ctx < 2 and from_cache:
+        warnings.append("The text fills a single chunk; figures from so few tokens are noisy.")
+
+    results = [_run_model(p, cache, n_ctx, threads, pacer, cancel) for p in model_paths]
+    return EvalResult(
+        base=base, text=label, n_ctx=n_ctx, parse_special=parse_special, chunks=cache.n_chunks,
+        tokens_total=int(cache.meta.get("tokens_total", 0)), tokens_scored=cache.n_chunks * cache.rows_per_chunk,
+        base_from_cache=from_cache, base_seconds=base_seconds, cache_dir=cache.folder, cutoff=float(cutoff),
+        models=results, warnings=warnings,
+    )

@@ -1,0 +1,383 @@
+"""Quantize a GGUF with llama.cpp (`llama_model_quantize`), guided by an importance matrix.
+
+The quantization itself runs in a child process (quantize_process, quantize_child): llama.cpp offers no
+abort hook there, so cancel means terminating the child, and the child dies with this process. Every output
+path is checked first, partial files an interrupted run left behind are removed, the output is written
+through a temporary file beside it, and afterwards come `OUT.sha256` (sha256sum format) and
+`OUT.manifest.json` (inputs, imatrix, type, sizes, timings, versions). The input is hashed on a thread while
+the child quantizes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medcal_gui import __version__
+from medcal_gui.calibrate.imatrix_io import ImatrixData
+from medcal_gui.core.errors import InputError, MedcalError, ModelError
+from medcal_gui.core.fsutil import (
+    atomic_path,
+    check_free_space,
+    check_output_path,
+    ensure_dir,
+    remove_stale_partials,
+    write_text_atomic,
+)
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from medcal_gui.modelfile.limits import check, quantize_needs
+from medcal_gui.quantize.quant_types import QuantType, get_quant_type, imatrix_advice
+from medcal_gui.quantize.quantize_child import QuantizeJob, run_quantize
+from medcal_gui.quantize.quantize_process import LogWatch, discard_child, run_child, start_child
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+FREE_MARGIN = 1 * MiB  # on top of check_free_space's 5 %: llama.cpp pads, and the sidecars need room
+SIDECARS = (".sha256", ".manifest.json")
+
+
+@dataclass
+class QuantizeResult:
+    model: Path
+    out: Path | None
+    qtype: str
+    ftype: int
+    dry_run: bool
+    input_bytes: int
+    output_bytes: int  # the file's size, or llama.cpp's estimate for a dry run
+    tensors: int
+    seconds: float
+    imatrix: str | None = None
+    imatrix_sha256: str | None = None
+    imatrix_entries: int = 0
+    imatrix_chunks: int = 0
+    sha256: str | None = None
+    sha256_file: Path | None = None
+    manifest: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("model", "out", "sha256_file", "manifest"):
+            d[k] = str(d[k]) if d[k] is not None else None
+        return d
+
+
+def ggml_type_id(name: str) -> int:
+    """ggml type id for names like q8_0, Q6_K, f16 (llama-quantize's --output-tensor-type)."""
+    import gguf
+
+    try:
+        return int(gguf.GGMLQuantizationType[name.strip().upper()])
+    except KeyError:
+        valid = ", ".join(t.name for t in gguf.GGMLQuantizationType)
+        raise InputError(f"Unknown tensor type {name!r}. Valid types: {valid}.") from None
+
+
+def _sha256(path: Path, cancel: CancelToken, progress: ProgressCallback, stage: str) -> str:
+    h = hashlib.sha256()
+    total = path.stat().st_size
+    done = 0
+    meter = RateMeter()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            cancel.check()
+            h.update(chunk)
+            done += len(chunk)
+            if total > 256 * MiB:
+                progress(Progress(stage, done, total, unit="bytes", rate=meter.rate(done) or 0.0,
+                                  rate_unit="B", eta_s=meter.eta(done, total), message=path.name))
+    return h.hexdigest()
+
+
+def _kv_value(v: object) -> int | str:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int):
+        return v
+    return str(v)
+
+
+def _clip(s: str) -> str:
+    """llama.cpp's override strings hold 127 bytes; cut on a character boundary."""
+    b = s.encode("utf-8")[:127]
+    return b.decode("utf-8", "ignore")
+
+
+def _hash_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+
+
+def _hash_cache() -> Path:
+    from medcal_gui.core.resources import user_cache_dir
+
+    return user_cache_dir() / "sha256-cache.json"
+
+
+def _known_sha256(path: Path) -> str | None:
+    """The sha256 recorded for this very file version (path, size, mtime, inode) by an earlier run."""
+    try:
+        v = json.loads(_hash_cache().read_text(encoding="utf-8")).get(_hash_key(path))
+    except (OSError, ValueError, AttributeError):
+        return None
+    return v if isinstance(v, str) and len(v) == 64 else None
+
+
+def _remember_sha256(path: Path, digest: str) -> None:
+    """Record `digest` for `path` (the newest 64 files), so quantizing the same input again (every rung of a
+    ladder) does not read it again."""
+    try:
+        cache = _hash_cache()
+        try:
+            known = json.loads(cache.read_text(encoding="utf-8"))
+            known = known if isinstance(known, dict) else {}
+        except (OSError, ValueError):
+            known = {}
+        known.pop(_hash_key(path), None)
+        known[_hash_key(path)] = digest
+        write_text_atomic(cache, json.dumps(dict(list(known.items())[-64:]), indent=0) + "\n")
+    except (OSError, MedcalError):
+        pass  # a cache only
+
+
+class _BackgroundHash:
+    """sha256 of a file, computed on a thread; `result()` waits for it, `stop()` abandons it."""
+
+    def __init__(self, path: Path, cancel: CancelToken) -> None:
+        self._stop = CancelToken()
+        self._value: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), name="medcal-hash", daemon=True)
+        self._thread.start()
+        self._cancel = cancel
+
+    def _run(self, path: Path) -> None:
+        try:
+            self._value = _known_sha256(path)
+            if self._value is None:
+                self._value = _sha256(path, self._stop, no_progress, "hash input")
+                _remember_sha256(path, self._value)
+        except BaseException as exc:  # re-raised in result()
+            self._error = exc
+
+    def result(self) -> str:
+        while self._thread.is_alive():
+            self._cancel.check()
+            self._thread.join(0.1)
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+    def stop(self) -> None:
+        self._stop.cancel()
+        self._thread.join(5)
+
+
+def _coverage_warnings(model: Path, matrices: list[str], data: ImatrixData, label: str) -> list[str]:
+    """A warning when the imatrix covers only part of the model's layer weight matrices (`matrices`: the 2-D
+    tensors llama.cpp listed in the dry run), as when it was made on another model with fewer layers."""
+    wanted = [n for n in matrices if n.startswith("blk.")]
+    missing = [n for n in wanted if n not in data.entries]
+    if not wanted or not missing:
+        return []
+    first = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
+    return [f"The importance matrix {label} covers only {len(wanted) - len(missing)} of the model's {len(wanted)} "
+            f"layer weight matrices: {len(missing)} have no entry ({first}). Was it computed on another model "
+            "(fewer layers)? Those tensors are quantized without guidance; compute the importance matrix on "
+            f"{model.name} itself."]
+
+
+def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | ImatrixData | None = None,
+                   threads: int | None = None, dry_run: bool = False, output_tensor_type: str | None = None,
+                   token_embedding_type: str | None = None, pure: bool = False,
+                   allow_requantize: bool = False,
+                   provenance: Mapping[str, object] | None = None, progress: ProgressCallback = no_progress,
+                   cancel: CancelToken | None = None) -> QuantizeResult:
+    """Quantize `model` to `out` as `qtype` (a quant_types name such as Q4_K_M or IQ3_XXS).
+
+    `imatrix` is an imatrix file (GGUF or legacy .dat) or data in memory. `provenance` adds `medcal.*`
+    metadata keys (e.g. {"calibration.sha256": ..., "calibration.variant": ...}). A dry run writes
+    nothing and reports llama.cpp's size estimate.
+    """
+    cancel = cancel or CancelToken()
+    t0 = time.monotonic()
+    qt: QuantType = get_quant_type(qtype)
+    model, out = Path(model), Path(out)
+    if not model.is_file():
+        raise ModelError(f"The model file {model} does not exist.")
+    out_type = ggml_type_id(output_tensor_type) if output_tensor_type else None
+    emb_type = ggml_type_id(token_embedding_type) if token_embedding_type else None
+
+    warnings: list[str] = []
+    if not dry_run:  # every output path is checked before any work
+        inputs = [model] + ([Path(imatrix)] if isinstance(imatrix, (str, Path)) else [])
+        check_output_path(out, inputs, sidecars=SIDECARS, what="quantized model")
+        for note in remove_stale_partials(out.parent, out.suffix + ".tmp"):
+            log.warning("%s", note)
+            warnings.append(note)
+    data: ImatrixData | None = None
+    imatrix_label: str | None = None
+    imatrix_sha: str | None = None
+    imatrix_path = Path(imatrix) if isinstance(imatrix, (str, Path)) else None
+    if imatrix_path is not None:
+        data = ImatrixData.load(imatrix_path)
+        imatrix_label = str(imatrix_path)
+        if not data.is_legacy and not data.has_metadata:
+            raise InputError(f"The importance matrix {imatrix_path} lacks its imatrix.* metadata; "
+                             "llama-quantize refuses such a file. Recompute it with `medcal imatrix`.")
+    elif isinstance(imatrix, ImatrixData):
+        data = imatrix
+        imatrix_label = "(in memory)"
+    if data is not None and not data.entries:
+        raise InputError(f"The importance matrix {imatrix_label} holds no entries.")
+    advice = imatrix_advice(qt, data is not None)
+    if qt.imatrix == "requires" and data is None and qt.name.startswith(("IQ1_", "IQ2_")):
+        raise InputError(advice or f"{qt.name} requires an importance matrix.")
+    if advice and not (qt.imatrix == "requires" and data is None):
+        warnings.append(advice)
+
+    if not dry_run:
+        ensure_dir(out.parent)
+
+    kv: list[tuple[str, int | str]] = []
+    importance = data.importance() if data is not None else None
+    if data is not None:
+        kv.append(("quantize.imatrix.file", _clip(imatrix_label or "")))
+        if data.datasets:
+            kv.append(("quantize.imatrix.dataset", _clip(data.datasets[0])))
+        kv.append(("quantize.imatrix.entries_count", len(data.entries)))
+        if data.chunk_count > 0:
+            kv.append(("quantize.imatrix.chunks_count", int(data.chunk_count)))
+    kv.append(("medcal.version", __version__))
+    for k, v in (provenance or {}).items():
+        key = k if k.startswith("medcal.") else "medcal." + k
+        val = _kv_value(v)
+        kv.append((key, _clip(val) if isinstance(val, str) else val))
+
+    job = QuantizeJob(model=str(model), out=str(out), ftype=qt.ftype, nthread=threads or 0,
+                      allow_requantize=allow_requantize, pure=pure, dry_run=True,
+                      output_tensor_type=out_type, token_embedding_type=emb_type, imatrix=importance,
+                      kv_overrides=kv)
+    input_bytes = model.stat().st_size
+
+    # The child starts now and loads llama.cpp while this process does the dry run and the checks.
+    child = start_child() if not dry_run else None
+    try:
+        # The dry run only reads metadata: quick enough to run here, and it sizes the free-space check.
+        dry = LogWatch(progress, "quantize (size estimate)" if not dry_run else "quantize")
+        rc = run_quantize(job, dry)
+        if rc != 0:
+            raise ModelError(dry.explain(f"Cannot quantize {model}"))
+        if data is not None:
+            warnings += _coverage_warnings(model, dry.matrices, data, imatrix_label or "")
+        if dry.fallback:
+            warnings.append(
+                f"{dry.fallback[0]} of {dry.fallback[1]} tensors cannot take {qt.name}'s block size (their rows "
+                "are not a multiple of 256 values) and use a nearby fallback type instead, as llama-quantize does."
+            )
+        if qt.imatrix == "requires" and data is None:
+            # Whether llama.cpp needs an imatrix depends on the tensors that really take the low-bit type: on
+            # models whose rows don't fit its 256-value blocks they all fall back, and llama.cpp proceeds.
+            if dry.needs_imatrix:
+                raise InputError(advice or f"{qt.name} requires an importance matrix.")
+            warnings.append(f"{qt.name} usually requires an importance matrix. Without one, llama.cpp stores "
+                            "the tensors that would need it in k-quant types instead, so this file is not a true "
+                            f"{qt.name}: compute an importance matrix for the real thing.")
+        est = int(dry.sizes.get("quant", 0.0) * MiB)
+        overhead = max(0, input_bytes - int(dry.sizes.get("model", 0.0) * MiB))
+        estimate = est + overhead
+        if dry_run:
+            return QuantizeResult(model=model, out=None, qtype=qt.name, ftype=qt.ftype, dry_run=True,
+                                  input_bytes=input_bytes, output_bytes=estimate, tensors=dry.total,
+                                  seconds=time.monotonic() - t0, imatrix=imatrix_label,
+                                  imatrix_entries=len(data.entries) if data else 0,
+                                  imatrix_chunks=data.chunk_count if data else 0, warnings=warnings)
+
+        check_free_space(out.parent, estimate + FREE_MARGIN, f"the quantized model {out.name}")
+        check(quantize_needs(model, out, qt.bpw, output_bytes=estimate))  # memory, and disk with what it holds
+        if imatrix_path is not None:
+            imatrix_sha = _sha256(imatrix_path, cancel, no_progress, "hash imatrix")
+    except BaseException:
+        if child is not None:
+            discard_child(child)
+        raise
+
+    watch = LogWatch(progress, "quantize", has_imatrix=data is not None)
+    t_q = time.monotonic()
+    # The input is hashed while the child quantizes (hashlib releases the GIL): it costs no wall time.
+    input_hash = _BackgroundHash(model, cancel)
+    try:
+        with atomic_path(out) as tmp:
+            job.out = str(tmp)
+            job.dry_run = False
+            rc = run_child(job, watch, cancel, child)
+            if rc != 0:
+                raise ModelError(watch.explain(f"Quantizing {model} to {qt.name} failed", out))
+            quantize_s = time.monotonic() - t_q
+            cancel.check()
+            out_sha = _sha256(tmp, cancel, progress, "hash output")
+            out_bytes = tmp.stat().st_size
+            model_sha = input_hash.result()
+    finally:
+        input_hash.stop()
+        if child is not None:
+            discard_child(child)  # gone already unless something failed before it got its job
+    # Sidecars are written after the model is in place: a cancel before this point leaves nothing.
+    sha_file = out.with_name(out.name + ".sha256")
+    write_text_atomic(sha_file, f"{out_sha}  {out.name}\n")
+    manifest = out.with_name(out.name + ".manifest.json")
+    res = QuantizeResult(model=model, out=out, qtype=qt.name, ftype=qt.ftype, dry_run=False,
+                         input_bytes=input_bytes, output_bytes=out_bytes, tensors=watch.total,
+                         seconds=time.monotonic() - t0, imatrix=imatrix_label, imatrix_sha256=imatrix_sha,
+                         imatrix_entries=len(data.entries) if data else 0,
+                         imatrix_chunks=data.chunk_count if data else 0, sha256=out_sha, sha256_file=sha_file,
+                         manifest=manifest, warnings=warnings)
+    doc = _manifest(res, model_sha, data, quantize_s, kv, threads, pure, allow_requantize, output_tensor_type,
+                    token_embedding_type)
+    write_text_atomic(manifest, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    progress(Progress("quantize", watch.total, watch.total, unit="tensors", message="done"))
+    return res
+
+
+def _versions() -> dict[str, str]:
+    try:
+        import llama_cpp
+
+        lcp = str(getattr(llama_cpp, "__version__", "unknown"))
+    except Exception:  # pragma: no cover - llama_cpp is a hard dependency
+        lcp = "unknown"
+    return {"medcal": __version__, "llama_cpp_python": lcp}
+
+
+def _manifest(res: QuantizeResult, model_sha: str, data: ImatrixData | None, quantize_s: float,
+              kv: list[tuple[str, int | str]], threads: int | None, pure: bool, allow_requantize: bool,
+              output_tensor_type: str | None, token_embedding_type: str | None) -> dict[str, Any]:
+    return {
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "input": {"path": str(res.model.resolve()), "sha256": model_sha, "bytes": res.input_bytes},
+        "output": {"path": str(res.out.resolve()) if res.out else None, "sha256": res.sha256,
+                   "bytes": res.output_bytes},
+        "type": {"name": res.qtype, "ftype": res.ftype},
+        "imatrix": None if data is None else {
+            "path": res.imatrix, "sha256": res.imatrix_sha256, "entries": len(data.entries),
+            "chunk_count": data.chunk_count, "chunk_size": data.chunk_size, "datasets": list(data.datasets),
+        },
+        "options": {"threads": threads, "pure": pure, "allow_requantize": allow_requantize,
+                    "output_tensor_type": output_tensor_type, "token_embedding_type": token_embedding_type},
+        "metadata_written": {k: v for k, v in kv},
+        "timings_s": {"quantize": round(quantize_s, 3), "total": round(res.seconds, 3)},
+        "tensors": res.tensors,
+        "warnings": res.warnings,
+    }

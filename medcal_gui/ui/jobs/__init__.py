@@ -1,0 +1,1 @@
+"""Jobs in Qt: worker threads that turn the core's progress callbacks into signals."""

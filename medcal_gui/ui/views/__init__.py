@@ -1,0 +1,1 @@
+"""Result views: chat, evaluation figures, answers and questions, the quant ladder."""

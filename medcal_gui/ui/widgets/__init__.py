@@ -1,0 +1,1 @@
+"""Reusable widgets the panes arrange: tables, previews, fields, the log dock."""

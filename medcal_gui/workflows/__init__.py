@@ -1,0 +1,1 @@
+"""Steps chained for a user: pipeline, calibrate-then-quantize, calibration A/B, self-test."""

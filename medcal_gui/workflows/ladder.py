@@ -1,0 +1,327 @@
+"""The quant ladder: which type should I ship? One importance matrix and one base pass serve every rung; per
+rung the quant file, its size, the `medcal eval` figures against the base and llama-bench-style speed.
+
+Outputs in OUTDIR: `<base>-<TYPE>.gguf` (+ `.sha256`, `.manifest.json`) per rung, `imatrix.gguf` when computed
+from calibration text, `rungs/<TYPE>.json` (a finished rung with the hashes of its inputs, so a re-run reuses
+it), `ladder.json`, `ladder.md` and `ladder.svg` (size against mean KLD). Reporting, Pareto front and the
+recommendation live in `ladder_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medcal_gui.core.errors import InputError
+from medcal_gui.core.fsutil import ensure_dir, refuse_input_overwrite, write_text_atomic
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.evaluate.eval_cache import file_sha256, text_sha256
+from medcal_gui.evaluate.evaluate import evaluate, read_text
+from medcal_gui.evaluate.speed import REPS, SpeedResult, measure_speed
+from medcal_gui.quantize.quant_advice import default_ladder_types
+from medcal_gui.quantize.quant_types import get_quant_type
+
+log = logging.getLogger(__name__)
+
+SHARED = 0  # progress row of the shared stages (imatrix, base pass, base speed); rungs are 1..n
+
+
+@dataclass
+class Constraints:
+    max_kld: float | None = None
+    max_size: int | None = None  # bytes
+    min_tg: float | None = None  # tokens/s
+
+    def to_json(self) -> dict[str, Any]:
+        return {"max_kld": self.max_kld, "max_size": self.max_size, "min_tg": self.min_tg}
+
+
+@dataclass
+class Rung:
+    type: str
+    file: Path
+    bytes: int
+    bpw: float
+    sha256: str
+    kld_mean: float
+    kld_median: float
+    kld_p99: float
+    same_top_pct: float
+    rms_dp_pct: float
+    ppl_ratio: float
+    ppl_model: float
+    pp_tokens_per_s: float
+    pp_sd: float
+    tg_tokens_per_s: float
+    tg_sd: float
+    speedup_tg: float = 0.0
+    speedup_pp: float = 0.0
+    pareto: bool = False
+    reused: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["file"] = str(self.file)
+        return d
+
+
+@dataclass
+class LadderResult:
+    base: dict[str, Any]
+    heldout: Path
+    imatrix: dict[str, Any] | None
+    rungs: list[Rung]  # largest first
+    constraints: Constraints
+    threads: int
+    reps: int
+    n_ctx: int
+    chunks: int
+    tokens_scored: int
+    seconds: float
+    recommendation: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base": self.base, "heldout": str(self.heldout), "imatrix": self.imatrix,
+                "rungs": [r.to_json() for r in self.rungs], "constraints": self.constraints.to_json(),
+                "recommendation": self.recommendation, "threads": self.threads, "reps": self.reps,
+                "n_ctx": self.n_ctx, "chunks": self.chunks, "tokens_scored": self.tokens_scored,
+                "seconds": self.seconds, "outputs": self.outputs, "warnings": self.warnings}
+
+
+def parse_size(text: str) -> int:
+    """'2.5GB', '300 MB', '300M', '1.2GiB', '500000000' -> bytes (decimal units; GiB/MiB binary)."""
+    s = text.strip().upper().replace(" ", "")
+    units = {"GIB": 1 << 30, "MIB": 1 << 20, "KIB": 1 << 10, "GB": 10**9, "MB": 10**6, "KB": 10**3,
+             "G": 10**9, "M": 10**6, "K": 10**3, "B": 1}
+    unit = next((u for u in units if s.endswith(u)), "")
+    num, mult = (s[: -len(unit)], units[unit]) if unit else (s, 1)
+    try:
+        value = float(num)
+    except ValueError:
+        raise InputError(f"Cannot read the size {text!r}: write it like 2.5GB, 300MB or 1.2GiB.") from None
+    if value <= 0:
+        raise InputError(f"The size {text!r} must be above zero.")
+    return int(value * mult)
+
+
+def _tag(progress: ProgressCallback, row: int, label: str) -> ProgressCallback:
+    def inner(p: Progress) -> None:
+        progress(Progress(p.stage, p.done, p.total, f"{label}: {p.message}".rstrip(": "), p.unit, p.rate,
+                          p.rate_unit, p.eta_s, {**p.extra, "rung": float(row)}))
+
+    return inner
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+def _complete(file: Path, sha: str | None) -> bool:
+    """The quant is there whole: its .sha256 sidecar names the hash the rung record holds, and so does the file."""
+    side = file.with_name(file.name + ".sha256")
+    if sha is None or not file.is_file() or not side.is_file():
+        return False
+    try:
+        if side.read_text(encoding="utf-8").split()[0] != sha:
+            return False
+    except (OSError, IndexError):
+        return False
+    return file_sha256(file) == sha
+
+
+def _parameters(path: Path) -> int:
+    from medcal_gui.modelfile.model_info import inspect_model
+
+    return int(inspect_model(path).parameter_count)
+
+
+def _speed_json(s: SpeedResult) -> dict[str, Any]:
+    return {"pp_tokens_per_s": s.pp_tokens_per_s, "pp_sd": s.pp_sd, "tg_tokens_per_s": s.tg_tokens_per_s,
+            "tg_sd": s.tg_sd, "speed_seconds": s.seconds, "pp_samples_ns": s.pp_samples_ns,
+            "tg_samples_ns": s.tg_samples_ns}
+
+
+def _imatrix(base: Path, base_sha: str, imatrix: Path | None, calibration: Sequence[Path], out_dir: Path,
+             n_ctx: int, imatrix_chunks: int | None, threads: int, parse_special: bool,
+             progress: ProgressCallback, cancel: CancelToken) -> tuple[Path, dict[str, Any]]:
+    """The one importance matrix: the given file, or computed once from the calibration text (reused when
+    an earlier run computed it from the same model and text)."""
+    if imatrix is not None:
+        if not imatrix.is_file():
+            raise InputError(f"The importance matrix {imatrix} does not exist.")
+        return imatrix, {"path": str(imatrix), "sha256": file_sha256(imatrix), "computed": False}
+    from medcal_gui.calibrate.imatrix import compute_imatrix
+
+    out = out_dir / "imatrix.gguf"
+    record = out_dir / "imatrix.json"
+    key = {"base_sha256": base_sha, "calibration_sha256": [file_sha256(c) for c in calibration],
+           "n_ctx": n_ctx, "chunks": imatrix_chunks, "parse_special": parse_special}
+    prev = _read_json(record)
+    if prev and prev.get("key") == key and out.is_file() and file_sha256(out) == prev.get("sha256"):
+        progress(Progress("imatrix", 1, 1, unit="files", message=f"reused {out.name}"))
+        return out, {"path": str(out), "sha256": prev["sha256"], "computed": True, "reused": True,
+                     "calibration": [str(c) for c in calibration]}
+    t0 = time.monotonic()
+    res = compute_imatrix(base, list(calibration), n_ctx=n_ctx, n_chunks=imatrix_chunks, threads=threads,
+                          parse_special=parse_special, out=out, progress=progress, cancel=cancel)
+    seconds = time.monotonic() - t0
+    sha = file_sha256(out)
+    _write_json(record, {"key": key, "sha256": sha, "chunks": res.chunks})
+    return out, {"path": str(out), "sha256": sha, "computed": True, "reused": False, "chunks": res.chunks,
+                 "seconds": seconds, "calibration": [str(c) for c in calibration]}
+
+
+def rung_file(out_dir: Path, base: Path, qtype: str) -> Path:
+    return out_dir / f"{base.stem}-{qtype}.gguf"
+
+
+def run_ladder(base: Path, heldout: Path, *, imatrix: Path | None = None, calibration: Sequence[Path] = (),
+               types: Sequence[str] | None = None, threads: int | None = None,
+               constraints: Constraints | None = None, out_dir: Path, n_ctx: int = 512,
+               eval_chunks: int | None = None, imatrix_chunks: int | None = None, reps: int = REPS,
+               parse_special: bool = True, progress: ProgressCallback = no_progress,
+               cancel: CancelToken | None = None) -> LadderResult:
+    """Quantize `base` to each of `types`, score every rung on `heldout` against one base pass, time it.
+
+    Give `imatrix` (a file) or `calibration` (text files, one matrix computed from them); types that ignore
+    an importance matrix are made without it. Cancel stops within the running rung's stage; finished rungs
+    stay and a re-run reuses them when the hashes of their inputs match.
+    """
+    from medcal_gui.quantize.quantize import quantize_model
+    from medcal_gui.workflows.ladder_report import finish
+
+    cancel = cancel or CancelToken()
+    t0 = time.monotonic()
+    base, heldout, out_dir = Path(base), Path(heldout), Path(out_dir)
+    constraints = constraints or Constraints()
+    names = [get_quant_type(t).name for t in (types or default_ladder_types())]
+    if not names:
+        raise InputError("Give at least one quantization type (--types).")
+    if len(set(names)) != len(names):
+        raise InputError(f"A type is listed twice: {', '.join(names)}.")
+    floats = [n for n in names if get_quant_type(n).is_float]
+    if floats:
+        raise InputError(f"{', '.join(floats)} is a plain float conversion, not a rung of a quant ladder.")
+    if imatrix is not None and calibration:
+        raise InputError("Give either an importance matrix (--imatrix) or calibration text (--calibration), "
+                         "not both.")
+    needs = [n for n in names if get_quant_type(n).imatrix != "ignores"]
+    if needs and imatrix is None and not calibration:
+        raise InputError(f"{', '.join(needs)} use an importance matrix: give --imatrix FILE or "
+                         "--calibration FILE.")
+    for p in (base, heldout, *calibration):
+        if not Path(p).is_file():
+            raise InputError(f"The file {p} does not exist.")
+    for c in calibration:
+        if Path(c).resolve() == heldout.resolve():
+            raise InputError(f"The held-out text {heldout} is also a calibration file: a held-out text must be "
+                             "text the calibration never saw.")
+    inputs = [base, heldout, *calibration, *([imatrix] if imatrix else [])]
+    for n in names:
+        refuse_input_overwrite(rung_file(out_dir, base, n), inputs)
+    ensure_dir(out_dir)
+    ensure_dir(out_dir / "rungs")
+    threads = threads or os.cpu_count() or 1
+    content, _ = read_text(heldout)
+    shared = _tag(progress, SHARED, "shared")
+
+    shared(Progress("hash", 0, None, message=f"hashing {base.name}"))
+    base_sha = file_sha256(base)
+    imx_path: Path | None = None
+    imx_info: dict[str, Any] | None = None
+    if needs:
+        imx_path, imx_info = _imatrix(base, base_sha, imatrix, list(calibration), out_dir, n_ctx, imatrix_chunks,
+                                      threads, parse_special, shared, cancel)
+    cancel.check()
+    t_base = time.monotonic()
+    ev0 = evaluate(base, [], heldout, n_ctx=n_ctx, threads=threads, parse_special=parse_special,
+                   n_chunks=eval_chunks, progress=shared, cancel=cancel)
+    base_pass_s = time.monotonic() - t_base
+    eval_key = {"base_sha256": base_sha, "heldout_sha256": text_sha256(content), "n_ctx": n_ctx,
+                "chunks": eval_chunks, "parse_special": parse_special}
+    speed_key = {"threads": threads, "reps": reps}
+
+    base_record = out_dir / "rungs" / "base.json"
+    prev = _read_json(base_record)
+    if prev and prev.get("key") == {"base_sha256": base_sha, **speed_key}:
+        base_speed = prev["speed"]
+    else:
+        s = measure_speed(base, threads=threads, reps=reps, progress=shared, cancel=cancel)
+        base_speed = _speed_json(s)
+        _write_json(base_record, {"key": {"base_sha256": base_sha, **speed_key}, "speed": base_speed})
+    n_params = _parameters(base)
+    base_bytes = base.stat().st_size
+    base_info: dict[str, Any] = {"file": str(base), "sha256": base_sha, "bytes": base_bytes,
+                                 "parameters": n_params, "bpw": 8 * base_bytes / n_params,
+                                 "ppl": 0.0, "base_pass_seconds": base_pass_s,
+                                 "base_pass_from_cache": ev0.base_from_cache, **base_speed}
+
+    rungs: list[Rung] = []
+    for i, name in enumerate(names, 1):
+        cancel.check()
+        tag = _tag(progress, i, f"[{i}/{len(names)}] {name}")
+        uses = get_quant_type(name).imatrix != "ignores"
+        key = {"type": name, "imatrix_sha256": imx_info["sha256"] if (uses and imx_info) else None,
+               **eval_key, **speed_key}
+        out = rung_file(out_dir, base, name)
+        record = out_dir / "rungs" / f"{name}.json"
+        prev = _read_json(record)
+        if prev and prev.get("key") == key and _complete(out, prev.get("rung", {}).get("sha256")):
+            r = prev["rung"]
+            rungs.append(Rung(**{**r, "file": out, "reused": True}))
+            tag(Progress("reuse", 1, 1, unit="rungs", message=f"finished earlier ({out.name})"))
+            continue
+        tq = time.monotonic()
+        q = quantize_model(base, out, name, imatrix=imx_path if uses else None, threads=threads,
+                           provenance={"ladder.type": name}, progress=tag, cancel=cancel)
+        quantize_s = time.monotonic() - tq
+        assert q.sha256 is not None
+        te = time.monotonic()
+        ev = evaluate(base, [out], heldout, n_ctx=n_ctx, threads=threads, parse_special=parse_special,
+                      n_chunks=eval_chunks, progress=tag, cancel=cancel)
+        eval_s = time.monotonic() - te
+        m = ev.models[0]
+        base_info["ppl"] = m.ppl_base
+        sp = measure_speed(out, threads=threads, reps=reps, progress=tag, cancel=cancel)
+        rung = Rung(type=name, file=out, bytes=q.output_bytes, bpw=8 * q.output_bytes / n_params, sha256=q.sha256,
+                    kld_mean=m.kld_mean, kld_median=m.kld_median, kld_p99=m.kld_p99, same_top_pct=m.same_top_pct,
+                    rms_dp_pct=m.rms_dp_pct, ppl_ratio=m.ppl_ratio, ppl_model=m.ppl_model,
+                    pp_tokens_per_s=sp.pp_tokens_per_s, pp_sd=sp.pp_sd, tg_tokens_per_s=sp.tg_tokens_per_s,
+                    tg_sd=sp.tg_sd, seconds={"quantize": quantize_s, "eval": eval_s, "speed": sp.seconds})
+        _write_json(record, {"key": key, "rung": {k: v for k, v in rung.to_json().items()
+                                                  if k not in ("reused", "pareto", "speedup_tg", "speedup_pp")},
+                             "speed_samples": _speed_json(sp)})
+        rungs.append(rung)
+
+    res = LadderResult(base=base_info, heldout=heldout, imatrix=imx_info, rungs=rungs, constraints=constraints,
+                       threads=threads, reps=reps, n_ctx=n_ctx, chunks=ev0.chunks, tokens_scored=ev0.tokens_scored,
+                       seconds=0.0, warnings=list(ev0.warnings))
+    if not base_info["ppl"]:
+        base_info["ppl"] = _base_ppl(out_dir, rungs)
+    finish(res, out_dir, t0)
+    return res
+
+
+def _base_ppl(out_dir: Path, rungs: list[Rung]) -> float:
+    """The base perplexity when every rung was reused: PPL_model / ratio of any rung."""
+    for r in rungs:
+        if r.ppl_ratio:
+            return r.ppl_model / r.ppl_ratio
+    return 0.0

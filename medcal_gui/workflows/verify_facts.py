@@ -1,0 +1,88 @@
+"""What step 4 (Verify & chat) shows, computed without Qt: the held-out share, a plain reading of the KL
+divergence (bands in resources/kld_reading.toml), and what the demo model is (a base model that continues
+text, so its chat replies stop at the next turn marker and stay short)."""
+
+from __future__ import annotations
+
+import functools
+import math
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from medcal_gui.core.errors import InputError
+from medcal_gui.core.resources import resources_dir
+from medcal_gui.dataset.holdout import HELDOUT_FRACTION, heldout_text, split_records
+from medcal_gui.dataset.records import Record
+
+KLD_FILE = "kld_reading.toml"
+DEMO_MAX_TOKENS = 64  # a base model never ends its turn: keep its replies short unless asked otherwise
+DEMO_CHAT_NOTE = ("The demo model (Gemma 3 270M) is a base model: it continues text rather than answering like "
+                  "an assistant, and rarely ends its turn. Replies stop at the next turn marker it writes, or "
+                  f"after {DEMO_MAX_TOKENS} tokens by default.")
+
+
+def held_out_count(n_records: int) -> int:
+    """How many of `n_records` step 3 keeps out of the importance matrix (step 4 evaluates on them)."""
+    return len(split_records(range(n_records))[1])  # type: ignore[arg-type]
+
+
+def held_out_percent() -> int:
+    return round(HELDOUT_FRACTION * 100)
+
+
+@dataclass(frozen=True)
+class KldBand:
+    below: float
+    reading: str
+    kind: str  # "ok" | "warn" | "bad" (a colour in the GUI)
+
+
+@functools.cache
+def kld_bands() -> tuple[KldBand, ...]:
+    path = resources_dir() / KLD_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        bands = tuple(KldBand(float(b["below"]), str(b["reading"]), str(b.get("kind", "")))
+                      for b in data["band"])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable KLD reading file ({exc}).") from None
+    if not bands or list(bands) != sorted(bands, key=lambda b: b.below) or not math.isinf(bands[-1].below):
+        raise InputError(f"{path}: the bands must rise and the last one must be `below = inf`.")
+    return bands
+
+
+def kld_band(kld_mean: float) -> KldBand:
+    return next(b for b in kld_bands() if kld_mean < b.below)
+
+
+def kld_reading(kld_mean: float) -> str:
+    """A plain-words reading of a mean KLD, with the thresholds it was read against."""
+    bands = kld_bands()
+    low, high = bands[0].below, bands[-2].below if len(bands) > 1 else bands[0].below
+    return (f"KLD mean {kld_mean:.4g}: {kld_band(kld_mean).reading}. Lower is better; below {low:g} is usually "
+            f"indistinguishable, above {high:g} noticeable.")
+
+
+def is_demo_model(path: Path | None) -> bool:
+    """The demo model, or a quant made from it (named after it by step 3)."""
+    if path is None:
+        return False
+    from medcal_gui.modelfile.demo_model import demo_model_path
+
+    demo = demo_model_path()
+    return path.name == demo.name or path.name.startswith(demo.stem + "-")
+
+
+def heldout_split(records: Sequence[Record], variant: str, layout: str) -> tuple[str, str]:
+    """The held-out records formatted as step 3 formats its calibration text (the settings' variant and
+    layout, else the defaults step 3 uses), and a description of them."""
+    from medcal_gui.dataset.formatting import DEFAULT_LAYOUT
+    from medcal_gui.dataset.variants import DEFAULT_VARIANT, load_variants
+
+    variants = load_variants()
+    v = variants.get(variant) or variants[DEFAULT_VARIANT]
+    layout = layout or DEFAULT_LAYOUT
+    text, n = heldout_text(records, v, layout)
+    return text, f"the last {n} of {len(records)} narratives ({v.name}, {layout} layout)"

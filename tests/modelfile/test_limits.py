@@ -1,0 +1,176 @@
+"""Limits checked before a step starts: a fake small free-memory or free-disk figure makes a real step refuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medcal_gui.core.errors import MedcalError, ModelError
+from medcal_gui.modelfile.limits import (
+    LimitError,
+    chat_needs,
+    check,
+    describe_needs,
+    eval_needs,
+    free_disk,
+    free_memory,
+    imatrix_needs,
+    model_shape,
+    parse_size,
+    quantize_needs,
+)
+
+TEXT = ("<start_of_turn>user\nThe patient has chest pain and atrial fibrillation.<end_of_turn>\n"
+        "<start_of_turn>model\nECG, troponin, anticoagulation per CHA2DS2-VASc.<end_of_turn>\n") * 60
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_parse_size_and_env_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert parse_size("2G") == 2_000_000_000
+    assert parse_size("512M") == 512_000_000
+    assert parse_size("1.5gb") == 1_500_000_000
+    assert parse_size("123") == 123
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "3G")
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_DISK", "40M")
+    assert free_memory() == 3_000_000_000
+    assert free_disk(tmp_path / "not" / "yet") == 40_000_000
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "lots")
+    with pytest.raises(LimitError, match="MEDCAL_FAKE_FREE_MEM"):
+        free_memory()
+
+
+def test_real_free_memory_is_meminfo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEDCAL_FAKE_FREE_MEM", raising=False)
+    avail = next(int(ln.split()[1]) * 1024 for ln in Path("/proc/meminfo").read_text().splitlines()
+                 if ln.startswith("MemAvailable:"))
+    assert abs(free_memory() - avail) < 0.2 * avail + 200e6  # others use the machine meanwhile
+
+
+def test_model_shape_reads_the_gguf(tiny_model: Path, demo_model: Path) -> None:
+    import gguf
+
+    for path in (tiny_model, demo_model):
+        s = model_shape(path)
+        r = gguf.GGUFReader(str(path))
+
+        def f(key: str, r: gguf.GGUFReader = r) -> int:
+            return int(r.fields[f"gemma3.{key}"].contents())
+
+        assert (s.n_layer, s.n_embd, s.n_head_kv, s.head_dim, s.n_ff) == (
+            f("block_count"), f("embedding_length"), f("attention.head_count_kv"), f("attention.key_length"),
+            f("feed_forward_length"))
+        assert s.n_vocab == len(r.fields["tokenizer.ggml.tokens"].contents())
+        assert s.file_bytes == path.stat().st_size
+    assert model_shape(demo_model).n_vocab == 262_144
+    assert model_shape(demo_model).kv_bytes(512) == 2 * 18 * 512 * 1 * 256 * 2
+
+
+def test_missing_model_is_a_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        model_shape(tmp_path / "nope.gguf")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 60)
+    with pytest.raises(ModelError, match="cannot be read"):
+        model_shape(bad)
+
+
+def test_estimates_cover_the_demo_models_weights_and_logits(demo_model: Path) -> None:
+    size = demo_model.stat().st_size
+    im = imatrix_needs(demo_model, 512)
+    logits = 512 * 262_144 * 4
+    assert size + logits < im.memory < size + 4 * logits
+    ev = eval_needs(demo_model, [demo_model], 512, TEXT, None)
+    assert ev.memory > im.memory  # two logits copies and the log-probabilities
+    assert ev.disk > 0 and ev.folder is not None
+    q = quantize_needs(demo_model, demo_model.with_name("x.gguf"), 4.5)
+    # the largest tensor (token_embd, 262,144 x 640) read as F16, widened to F32 and quantized
+    assert q.memory >= 262_144 * 640 * (2 + 4 + 1)
+    assert 0 < q.disk < size
+    ch = chat_needs(demo_model, 4096)
+    assert ch.memory > size + model_shape(demo_model).kv_bytes(4096)
+
+
+def test_message_says_what_is_needed_and_what_is_free(demo_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "600M")
+    needs = imatrix_needs(demo_model, 512)
+    with pytest.raises(LimitError) as info:
+        check(needs)
+    msg = info.value.message
+    assert msg.startswith(f"The importance matrix needs about {needs.memory / 1e9:.1f} GB of free memory")
+    assert "; 0.6 GB are free" in msg and "\n" not in msg
+    assert isinstance(info.value, MedcalError) and info.value.exit_code == 2
+    line = describe_needs(needs)
+    assert line.startswith(f"needs about {needs.memory / 1e9:.1f} GB of memory (0.6 GB free, too little)")
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "64G")
+    assert check(needs) is needs
+    assert "too little" not in describe_needs(needs)
+
+
+def test_imatrix_refuses_before_loading(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcal_gui.calibrate.imatrix import compute_imatrix
+
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "50M")
+    out = tmp_path / "out"
+    with pytest.raises(LimitError, match=r"needs about .* of free memory.*50 MB are free"):
+        compute_imatrix(tiny_model, [TEXT], n_ctx=64, out=out / "imatrix.gguf")
+    assert _leftovers(out) == []
+    monkeypatch.setenv("MEDCAL_NO_LIMITS", "1")  # the same call runs when the check is off
+    res = compute_imatrix(tiny_model, [TEXT], n_ctx=64, n_chunks=1, out=out / "imatrix.gguf")
+    assert res.entries > 0
+
+
+def test_quantize_refuses_without_disk(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcal_gui.quantize.quantize import quantize_model
+
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_DISK", "1K")
+    with pytest.raises(LimitError, match=r"Quantizing needs about .* of free disk in .*; 0 MB are free"):
+        quantize_model(tiny_model, tmp_path / "q.gguf", "Q8_0")
+    assert _leftovers(tmp_path) == []
+    monkeypatch.delenv("MEDCAL_FAKE_FREE_DISK")
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "50M")
+    with pytest.raises(LimitError, match="of free memory"):
+        quantize_model(tiny_model, tmp_path / "q.gguf", "Q8_0")
+    assert _leftovers(tmp_path) == []
+    # a dry run loads no tensor and writes nothing: it is not held back
+    assert quantize_model(tiny_model, tmp_path / "q.gguf", "Q8_0", dry_run=True).output_bytes > 0
+
+
+def test_eval_refuses_with_little_memory(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcal_gui.evaluate.evaluate import evaluate
+
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "50M")
+    with pytest.raises(LimitError, match="The evaluation needs about"):
+        evaluate(tiny_model, [tiny_model], TEXT, n_ctx=64, use_cache=False)
+
+
+def test_eval_refuses_when_the_cache_has_no_room(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcal_gui.evaluate.evaluate import evaluate
+
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_DISK", "1K")
+    with pytest.raises(LimitError, match="evaluation cache"):
+        evaluate(tiny_model, [tiny_model], TEXT, n_ctx=64, use_cache=False)
+
+
+def test_chat_refuses_with_little_memory(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcal_gui.chat.chat import ChatSession
+
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "50M")
+    with pytest.raises(LimitError, match="Chat needs about"):
+        ChatSession(tiny_model, n_ctx=256)
+
+
+def test_cli_prints_the_message(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    from medcal_gui.cli.main import main
+
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "50M")
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    rc = main(["imatrix", "-m", str(tiny_model), "-f", str(tmp_path / "t.txt"), "-o", str(tmp_path / "i.gguf")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "needs about" in err and "50 MB are free" in err and "Traceback" not in err
+    assert not (tmp_path / "i.gguf").exists()
