@@ -21,7 +21,7 @@ from medcal_gui.errors import MedcalError
 COMMAND_MODULES = [
     "format", "validate", "inspect", "tokens", "imatrix", "quantize", "demo_model", "pipeline",
     "eval", "compare_calibrations", "chat", "convert", "self_test", "gui",
-    "cache",
+    "cache", "publish", "report",
 ]
 
 
