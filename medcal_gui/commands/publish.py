@@ -31,7 +31,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medcal_gui.engine.publish import gather_facts, publish_folder
+    from medcal_gui.engine.publish import publish_folder
+    from medcal_gui.engine.publish_facts import gather_facts
 
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(CancelToken()) as token:

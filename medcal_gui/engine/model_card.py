@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from medcal_gui.engine.publish import PublishFacts, QuantFile
+from medcal_gui.engine.publish_facts import PublishFacts, QuantFile
 
 TAGS = ("gguf", "medical", "imatrix", "quantized", "llama.cpp", "medcal")
 CAUTION = ("A quantized model is a different model. Its figures above were measured on the texts named here, "

@@ -15,7 +15,8 @@ from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metada
 from medcal_gui.cli import main as cli_main
 from medcal_gui.engine.imatrix import compute_imatrix
 from medcal_gui.engine.modelfile import ollama_gemma_template
-from medcal_gui.engine.publish import gather_facts, publish_folder
+from medcal_gui.engine.publish import publish_folder
+from medcal_gui.engine.publish_facts import gather_facts
 from medcal_gui.engine.quantize import quantize_model
 from medcal_gui.errors import InputError
 
