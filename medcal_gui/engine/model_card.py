@@ -36,7 +36,7 @@ def front_matter(facts: PublishFacts) -> str:
     return "\n".join(lines)
 
 
-def _pct(p: Any) -> str:
+def pct_text(p: Any) -> str:
     if isinstance(p, dict) and p.get("n"):
         return f"{100 * float(p['value']):.0f} % ({p['k']}/{p['n']})"
     return "–"
@@ -59,7 +59,7 @@ def file_row(q: QuantFile) -> list[str]:
     f = q.figures
     return [q.name, q.qtype, f"{q.bytes / 1e6:,.1f} MB", _num(f.get("bpw"), ".2f"), _num(f.get("kld_mean"), ".5f"),
             _num(f.get("same_top_pct"), ".1f") + (" %" if f.get("same_top_pct") is not None else ""),
-            _num(f.get("ppl_ratio"), ".4f"), speed_text(f), _pct(f.get("agreement")), _pct(f.get("accuracy"))]
+            _num(f.get("ppl_ratio"), ".4f"), speed_text(f), pct_text(f.get("agreement")), pct_text(f.get("accuracy"))]
 
 
 FILE_HEAD = ["file", "type", "size", "bpw", "KLD mean", "same top", "PPL ratio", "speed", "agreement", "accuracy"]
