@@ -111,3 +111,28 @@ def test_report_refuses_a_non_pdf_name_and_bad_plot(qapp: object, inputs: dict[s
     err = capsys.readouterr().err
     assert rc != 0 and "not an SVG figure" in err and "Traceback" not in err
     assert not (tmp_path / "r.pdf").exists()
+
+
+def test_window_publishes_and_reports_the_last_quant(qtbot, bench, inputs: dict[str, Path],  # type: ignore[no-untyped-def]
+                                                     tmp_path: Path) -> None:
+    from medcal_gui.ui.hand_over import publish_to, report_to
+
+    bench.last_quant = inputs["q4"]
+    bench.settings.set("quantize/last_base", str(inputs["base"]))
+    messages: list[str] = []
+    bench.message.connect(messages.append)
+    folder = tmp_path / "pub"
+    assert publish_to(bench, [inputs["q4"]], folder)
+    qtbot.waitUntil(lambda: any(m.startswith("Published") for m in messages), timeout=30000)
+    assert (folder / "SHA256SUMS").is_file() and (folder / "README.md").is_file()
+    r = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+    pdf = tmp_path / "REPORT.pdf"
+    assert report_to(bench, [inputs["q4"]], pdf)
+    qtbot.waitUntil(lambda: any(m.startswith("Wrote the report") for m in messages), timeout=30000)
+    assert pdf.read_bytes().startswith(b"%PDF-")
+
+
+def test_file_menu_has_publish_and_report(window) -> None:  # type: ignore[no-untyped-def]
+    texts = [a.text() for a in window.menuBar().actions()[0].menu().actions()]
+    assert "&Publish…" in texts and "Quantization &report…" in texts
