@@ -158,22 +158,25 @@ def publish_folder(facts: PublishFacts, dest: Path, *, include_calibration: bool
     write_text_atomic(dest / CARD_NAME, render_card(facts, imatrix_name=imatrix_name, mmproj_name=mmproj_name,
                                                     include_calibration=include_calibration))
     files.append(CARD_NAME)
+    earlier = (read_json(dest / PUBLISH_MANIFEST, "publish manifest") or {}).get("files", []) \
+        if (dest / PUBLISH_MANIFEST).is_file() else []
+    held = sorted({*files, *(str(f) for f in earlier if (dest / str(f)).is_file())} - {PUBLISH_MANIFEST})
     pub = {"created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "model_name": facts.model_name,
-           "base_sha256": facts.base.get("sha256"), "base": facts.base.get("file"), "files": sorted(files),
+           "base_sha256": facts.base.get("sha256"), "base": facts.base.get("file"), "files": held,
            "versions": facts.versions}
     write_text_atomic(dest / PUBLISH_MANIFEST, json.dumps(pub, indent=2, ensure_ascii=False) + "\n")
     files.append(PUBLISH_MANIFEST)
     progress(Progress("publish", total - 1, total, unit="files", message=SUMS_NAME))
-    write_sums(dest)
+    write_sums(dest, held + [PUBLISH_MANIFEST])
     files.append(SUMS_NAME)
     progress(Progress("publish", total, total, unit="files", message="done"))
     return PublishResult(dest, files, counts["linked"], counts["copied"], facts, warnings)
 
 
-def write_sums(dest: Path) -> None:
-    """SHA256SUMS over every plain file in the folder (from earlier publishes too), as `sha256sum -c` reads it."""
-    names = sorted(p.name for p in dest.iterdir() if p.is_file() and p.name != SUMS_NAME
-                   and not p.name.startswith(".medcal-"))
+def write_sums(dest: Path, names: Sequence[str]) -> None:
+    """SHA256SUMS over the published files (this publish's and earlier ones' of the same base), as
+    `sha256sum -c` reads it; other files the user keeps in the folder are not listed."""
+    names = sorted(set(names))
     lines = [f"{sha256_file(dest / n)}  {n}" for n in names]
     if any("\n" in n or "\\" in n for n in names):
         raise OutputError(f"A file name in {dest} holds a newline or backslash; SHA256SUMS cannot list it.")

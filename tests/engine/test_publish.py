@@ -171,3 +171,26 @@ def test_cli_publish_with_figures_and_clean_error(work: dict[str, Path], tmp_pat
     rc = cli_main(["publish", str(work["Q4_0"]), "-d", str(dest), "--ladder", str(bad)])
     err = capsys.readouterr().err
     assert rc != 0 and "not readable JSON" in err and "Traceback" not in err
+
+
+def test_mmproj_goes_with_every_modelfile_and_later_publishes_add_up(work: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    mmproj = tmp_path / "mmproj-tiny-f16.gguf"  # any GGUF stands in for the projector here
+    mmproj.write_bytes(work["base"].read_bytes())
+    dest = tmp_path / "pub"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("mine", encoding="utf-8")  # a file of the user's: left alone, not listed
+    facts = gather_facts([work["Q8_0"]], base=work["base"], mmproj=mmproj)
+    publish_folder(facts, dest)
+    model = facts.model_name
+    mm = f"mmproj-{model}-F16.gguf"
+    assert (dest / mm).read_bytes() == mmproj.read_bytes()
+    froms = [v for k, v in _parse_modelfile((dest / f"{model}-Q8_0.Modelfile").read_text()) if k == "FROM"]
+    assert froms == [f"./{model}-Q8_0.gguf", f"./{mm}"]
+    assert f"--mmproj {mm}" in (dest / "README.md").read_text(encoding="utf-8")
+    publish_folder(gather_facts([work["Q4_0"]], base=work["base"]), dest)  # same base: adds to the folder
+    listed = {line.split("  ", 1)[1] for line in (dest / "SHA256SUMS").read_text().splitlines()}
+    assert {f"{model}-Q8_0.gguf", f"{model}-Q4_0.gguf", mm, "publish.json", "README.md"} <= listed
+    assert "notes.txt" not in listed and (dest / "notes.txt").read_text(encoding="utf-8") == "mine"
+    assert subprocess.run(["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=dest, capture_output=True).returncode == 0
+    assert not [p for p in dest.iterdir() if p.name.startswith(".medcal-")]  # no temporary left behind
