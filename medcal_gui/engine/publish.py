@@ -18,11 +18,11 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from medcal_gui.engine.publish_facts import PublishFacts, read_json
+from medcal_gui.engine.publish_facts import PublishFacts, QuantFile, quant_file, read_json
 from medcal_gui.errors import InputError, OutputError
 from medcal_gui.fsutil import ensure_dir, make_temp, refuse_input_overwrite, sha256_file, write_text_atomic
 from medcal_gui.jobs import CancelToken, Progress, ProgressCallback, no_progress
@@ -91,6 +91,22 @@ def _place(src: Path, dest: Path, inputs: Sequence[Path]) -> str:
     return how
 
 
+def _earlier_quants(dest: Path, facts: PublishFacts) -> list[QuantFile]:
+    """The quants an earlier publish of the same base left in `dest`, so the card lists the whole folder."""
+    doc = read_json(dest / PUBLISH_MANIFEST, "publish manifest") if (dest / PUBLISH_MANIFEST).is_file() else None
+    listed = [str(f) for f in (doc or {}).get("files", [])]
+    now = {q.name for q in facts.quants}
+    out = []
+    for name in listed:
+        if name.endswith(".gguf") and name not in now and name.removesuffix(".gguf") + ".Modelfile" in listed \
+                and (dest / name).is_file():
+            m = dest / (name + ".manifest.json")
+            manifest = read_json(m, "quantize manifest") if m.is_file() else None
+            out.append(quant_file(dest / name, manifest, facts.model_name, int(facts.base.get("parameters") or 0),
+                                  facts.eval, facts.ladder, facts.agree, facts.mcq, name=name))
+    return out
+
+
 def _check_folder(dest: Path, facts: PublishFacts) -> None:
     existing = dest / PUBLISH_MANIFEST
     if not existing.is_file():
@@ -119,6 +135,7 @@ def publish_folder(facts: PublishFacts, dest: Path, *, include_calibration: bool
         warnings += check_phi(Path(calib["path"]), confirm_flagged)
     _check_folder(dest, facts)
     ensure_dir(dest)
+    earlier_quants = _earlier_quants(dest, facts)
     inputs = [q.source for q in facts.quants] + [Path(p) for p in (facts.base.get("path"),
                                                                     (facts.imatrix or {}).get("path")) if p]
     inputs += [facts.mmproj] if facts.mmproj else []
@@ -155,7 +172,8 @@ def publish_folder(facts: PublishFacts, dest: Path, *, include_calibration: bool
                           render_modelfile(q.name, mmproj_name=mmproj_name, license_name=str(lic) if lic else None,
                                            source_note=f"{q.qtype} of {facts.base.get('name') or facts.model_name}"))
         files.append(modelfile_name(q.name))
-    write_text_atomic(dest / CARD_NAME, render_card(facts, imatrix_name=imatrix_name, mmproj_name=mmproj_name,
+    card_facts = replace(facts, quants=facts.quants + earlier_quants)
+    write_text_atomic(dest / CARD_NAME, render_card(card_facts, imatrix_name=imatrix_name, mmproj_name=mmproj_name,
                                                     include_calibration=include_calibration))
     files.append(CARD_NAME)
     earlier = (read_json(dest / PUBLISH_MANIFEST, "publish manifest") or {}).get("files", []) \

@@ -183,6 +183,21 @@ def _calibration(calibration: Path | None, dataset_log: Path | None,
     return out or None
 
 
+def quant_file(p: Path, m: dict[str, Any] | None, model: str, params: int, ev: dict[str, Any] | None = None,
+               lad: dict[str, Any] | None = None, agr: dict[str, Any] | None = None,
+               mc: dict[str, Any] | None = None, name: str | None = None) -> QuantFile:
+    """One quant as published: its hub name, its real hash (checked against its manifest), its figures."""
+    qtype = _type_of(p, m)
+    sha = sha256_file(p)
+    recorded = (m or {}).get("output", {}).get("sha256")
+    if recorded and recorded != sha:
+        raise InputError(f"{p} changed after it was quantized (sha256 {sha[:12]}…, its manifest says "
+                         f"{recorded[:12]}…): quantize it again, or remove the stale manifest.")
+    qf = QuantFile(p, name or f"{model}-{qtype}.gguf", qtype, p.stat().st_size, sha, m)
+    qf.figures = _figures(qf, params, ev, lad, agr, mc)
+    return qf
+
+
 def gather_facts(quants: Sequence[Path], *, base: Path | None = None, imatrix: Path | None = None,
                  mmproj: Path | None = None, calibration: Path | None = None, dataset_log: Path | None = None,
                  eval_json: Path | None = None, ladder: Path | None = None, agree: Path | None = None,
@@ -256,11 +271,7 @@ def gather_facts(quants: Sequence[Path], *, base: Path | None = None, imatrix: P
     qfiles: list[QuantFile] = []
     for p, m in zip(paths, manifests, strict=True):
         cancel.check()
-        qtype = _type_of(p, m)
-        sha = (m or {}).get("output", {}).get("sha256") or sha256_file(p)
-        qf = QuantFile(p, f"{model}-{qtype}.gguf", qtype, p.stat().st_size, sha, m)
-        qf.figures = _figures(qf, int(base_info["parameters"]), ev, lad, agr, mc)
-        qfiles.append(qf)
+        qfiles.append(quant_file(p, m, model, int(base_info["parameters"]), ev, lad, agr, mc))
     names = [q.name for q in qfiles]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:

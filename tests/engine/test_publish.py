@@ -194,3 +194,14 @@ def test_mmproj_goes_with_every_modelfile_and_later_publishes_add_up(work: dict[
     assert "notes.txt" not in listed and (dest / "notes.txt").read_text(encoding="utf-8") == "mine"
     assert subprocess.run(["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=dest, capture_output=True).returncode == 0
     assert not [p for p in dest.iterdir() if p.name.startswith(".medcal-")]  # no temporary left behind
+    card = (dest / "README.md").read_text(encoding="utf-8")
+    assert f"| {model}-Q8_0.gguf |" in card and f"| {model}-Q4_0.gguf |" in card  # the card lists the folder
+
+
+def test_a_quant_changed_after_its_manifest_is_refused(work: dict[str, Path], tmp_path: Path) -> None:
+    q = tmp_path / work["Q8_0"].name
+    q.write_bytes(work["Q8_0"].read_bytes() + b"\0")
+    (tmp_path / (q.name + ".manifest.json")).write_bytes(
+        work["Q8_0"].with_name(work["Q8_0"].name + ".manifest.json").read_bytes())
+    with pytest.raises(InputError, match="changed after it was quantized"):
+        gather_facts([q])
