@@ -260,7 +260,9 @@ def gather_facts(quants: Sequence[Path], *, base: Path | None = None, imatrix: P
     if imatrix is not None:
         rec_im: dict[str, Any] = next((m["imatrix"] for m in manifests if m and m.get("imatrix")), {})
         im_info = {"file": Path(imatrix).name, "path": str(imatrix), "sha256": sha256_file(Path(imatrix)),
-                   **{k: rec_im.get(k) for k in ("entries", "chunk_count", "chunk_size", "datasets")}}
+                   **{k: rec_im.get(k) for k in ("entries", "chunk_count", "chunk_size")},
+                   # file names only: a folder path can name a person or a ward
+                   "datasets": [Path(str(x)).name for x in rec_im.get("datasets") or []]}
         if rec_im.get("sha256") and rec_im["sha256"] != im_info["sha256"]:
             raise InputError(f"The importance matrix {imatrix} is not the one the quants were made with "
                              f"(sha256 {im_info['sha256'][:12]}…, manifest says {rec_im['sha256'][:12]}…).")

@@ -20,9 +20,9 @@ from medcal_gui.engine.publish_facts import PublishFacts
 from medcal_gui.errors import InputError
 
 STYLE = """
-body { font-family: 'DejaVu Sans', Arial, sans-serif; font-size: 9pt; }
-h1 { font-size: 15pt; margin-bottom: 2px; }
-h2 { font-size: 11pt; margin-top: 10px; margin-bottom: 3px; color: #1f3b5c; }
+body { font-family: 'DejaVu Sans', Arial, sans-serif; font-size: 8pt; }
+h1 { font-size: 14pt; margin-bottom: 2px; }
+h2 { font-size: 10pt; margin-top: 8px; margin-bottom: 3px; color: #1f3b5c; }
 td, th { padding: 2px 4px; }
 th { background-color: #e8edf3; text-align: left; }
 .hash { font-family: 'DejaVu Sans Mono', monospace; font-size: 7pt; }
@@ -105,7 +105,7 @@ def _fidelity(facts: PublishFacts, doc: ReportDoc, hist_svg: str | None) -> list
                    "tokens scored, llama-perplexity's method (KL divergence per token against the base).</p>")
     if hist_svg:
         doc.images["kld_histogram.png"] = hist_svg
-        out.append('<p><img src="kld_histogram.png" width="470"></p>')
+        out.append('<p><img src="kld_histogram.png" width="430"></p>')
     lad = facts.ladder
     if lad and lad.get("rungs"):
         rungs = lad["rungs"]
@@ -113,7 +113,7 @@ def _fidelity(facts: PublishFacts, doc: ReportDoc, hist_svg: str | None) -> list
                                                [float(r["kld_mean"]) for r in rungs],
                                                [float(r.get("kld_p99") or r["kld_mean"]) for r in rungs],
                                                title="Quant ladder: KL divergence per type")
-        out.append('<p><img src="ladder.png" width="470"></p>')
+        out.append('<p><img src="ladder.png" width="430"></p>')
         rec = lad.get("recommendation") or {}
         if rec:
             out.append(f"<p>Ladder recommendation: <b>{_e(rec.get('type'))}</b> {_e(rec.get('reason'))}</p>")
