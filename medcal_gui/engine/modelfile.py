@@ -35,7 +35,7 @@ def render_modelfile(gguf_name: str, *, mmproj_name: str | None = None, license_
         lines.append(f"FROM ./{mmproj_name}")
     lines.append(f'TEMPLATE """{template}"""')
     lines += [f'PARAMETER stop "{s}"' for s in STOP_TOKENS]
-    if license_name:
+    if license_name and '"""' not in license_name:
         lines.append(f'LICENSE """{license_name}"""')
     return "\n".join(lines) + "\n"
 

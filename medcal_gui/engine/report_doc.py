@@ -106,6 +106,13 @@ def _fidelity(facts: PublishFacts, doc: ReportDoc, hist_svg: str | None) -> list
     if hist_svg:
         doc.images["kld_histogram.png"] = hist_svg
         out.append('<p><img src="kld_histogram.png" width="430"></p>')
+    elif ev and ev.get("models"):  # no histogram given: the eval's means and 99th percentiles as bars
+        ms = [m for m in ev["models"] if m.get("kld_mean") is not None]
+        doc.images["kld_ranking.png"] = ranking_svg([str(m.get("name")) for m in ms],
+                                                    [float(m["kld_mean"]) for m in ms],
+                                                    [float(m.get("kld_p99") or m["kld_mean"]) for m in ms],
+                                                    title="KL divergence against the base")
+        out.append('<p><img src="kld_ranking.png" width="430"></p>')
     lad = facts.ladder
     if lad and lad.get("rungs"):
         rungs = lad["rungs"]
