@@ -107,6 +107,18 @@ def _earlier_quants(dest: Path, facts: PublishFacts) -> list[QuantFile]:
     return out
 
 
+def _refuse_foreign(dest: Path, placed: Sequence[tuple[Path, str]], written: Sequence[str]) -> None:
+    """Never replace a file medcal did not publish there (a README.md of the user's, say)."""
+    doc = read_json(dest / PUBLISH_MANIFEST, "publish manifest") if (dest / PUBLISH_MANIFEST).is_file() else None
+    ours = {str(f) for f in (doc or {}).get("files", [])} | ({PUBLISH_MANIFEST, SUMS_NAME} if doc else set())
+    clash = [n for s, n in placed if (dest / n).exists() and n not in ours and not os.path.samefile(s, dest / n)]
+    clash += [n for n in (*written, CARD_NAME, PUBLISH_MANIFEST, SUMS_NAME) if (dest / n).exists() and n not in ours]
+    if clash:
+        raise OutputError(f"{dest} already holds {', '.join(sorted(set(clash)))}, which medcal did not publish "
+                          "there: it will not replace them. Publish into an empty folder (or one medcal "
+                          "published to before).")
+
+
 def _check_folder(dest: Path, facts: PublishFacts) -> None:
     existing = dest / PUBLISH_MANIFEST
     if not existing.is_file():
@@ -150,6 +162,8 @@ def publish_folder(facts: PublishFacts, dest: Path, *, include_calibration: bool
         placed.append((Path(calib["path"]), calib["file"]))
         if calib.get("log"):
             placed.append((Path(calib["log"]), Path(calib["log"]).name))
+    _refuse_foreign(dest, placed, [n for q in facts.quants for n in (q.name + ".manifest.json",
+                                                                      modelfile_name(q.name))])
     counts = {"linked": 0, "copied": 0, "kept": 0}
     files: list[str] = []
     total = len(placed) + 3

@@ -18,7 +18,7 @@ from medcal_gui.engine.modelfile import ollama_gemma_template
 from medcal_gui.engine.publish import publish_folder
 from medcal_gui.engine.publish_facts import gather_facts
 from medcal_gui.engine.quantize import quantize_model
-from medcal_gui.errors import InputError
+from medcal_gui.errors import InputError, OutputError
 
 DESCRIPTION = "A tiny random Gemma 3 for tests; not for clinical use."
 
@@ -205,3 +205,13 @@ def test_a_quant_changed_after_its_manifest_is_refused(work: dict[str, Path], tm
         work["Q8_0"].with_name(work["Q8_0"].name + ".manifest.json").read_bytes())
     with pytest.raises(InputError, match="changed after it was quantized"):
         gather_facts([q])
+
+
+def test_a_file_of_the_users_is_never_replaced(work: dict[str, Path], tmp_path: Path) -> None:
+    dest = tmp_path / "pub"
+    dest.mkdir()
+    (dest / "README.md").write_text("my own notes", encoding="utf-8")
+    with pytest.raises(OutputError, match="README.md, which medcal did not publish"):
+        publish_folder(gather_facts([work["Q8_0"]]), dest)
+    assert sorted(p.name for p in dest.iterdir()) == ["README.md"]
+    assert (dest / "README.md").read_text(encoding="utf-8") == "my own notes"
