@@ -224,11 +224,24 @@ def _cache(w: dict[str, Path]) -> None:
     assert " 0 entries" in _ok(_run("cache"))
 
 
+def _publish(w: dict[str, Path]) -> None:
+    out = w["dir"] / "pub"
+    res = json.loads(_ok(_run("publish", str(w["quant"]), "--base", str(w["model"]), "-d", str(out), "--json")))
+    assert "SHA256SUMS" in res["files"] and "README.md" in res["files"]
+    assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True).returncode == 0
+
+
+def _report(w: dict[str, Path]) -> None:
+    out = w["dir"] / "report.pdf"
+    res = json.loads(_ok(_run("report", str(w["quant"]), "--base", str(w["model"]), "-o", str(out), "--json")))
+    assert res["pages"] >= 1 and out.read_bytes()[:5] == b"%PDF-"
+
+
 CHECKS = {
     "format": _format, "validate": _validate, "inspect": _inspect, "tokens": _tokens, "imatrix": _imatrix,
     "quantize": _quantize, "demo-model": _demo_model, "pipeline": _pipeline, "eval": _eval,
     "compare-calibrations": _compare_calibrations, "chat": _chat, "convert": _convert,
-    "self-test": _self_test, "gui": _gui, "cache": _cache,
+    "self-test": _self_test, "gui": _gui, "cache": _cache, "publish": _publish, "report": _report,
 }
 
 

@@ -201,6 +201,7 @@ class MainWindow(QMainWindow):
         self._fill_recent()
         file.addSeparator()
         file.addAction(self._action("&Export…", self.export, ["Ctrl+E"]))
+        file.addActions([self._action("&Publish…", self.publish), self._action("Quantization &report…", self.report)])
         file.addSeparator()
         self.clear_cache_action = self._action("Clear the evaluation &cache…", self.clear_eval_cache)
         file.addAction(self.clear_cache_action)
@@ -319,6 +320,16 @@ class MainWindow(QMainWindow):
     def export(self) -> None:
         self.set_current(1)
         self.format.export_dialog()
+
+    def publish(self) -> None:
+        from medcal_gui.ui.views.hand_over import publish_dialog
+
+        publish_dialog(self.bench, self)
+
+    def report(self) -> None:
+        from medcal_gui.ui.views.hand_over import report_dialog
+
+        report_dialog(self.bench, self)
 
     def show_guide(self) -> GuideWindow:
         """Help > User guide: the guide shipped with the app, offline, in its own window."""
