@@ -21,12 +21,11 @@ import llama_cpp
 from medcal_gui.calibrate.imatrix import read_calibration
 from medcal_gui.core.errors import InputError, ModelError
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from medcal_gui.core.markers import TURN_END, TURN_START
 from medcal_gui.llama import ggml_ctypes as gc
 from medcal_gui.llama.context import ensure_backend
 from medcal_gui.modelfile.gguf_check import check_gguf
 
-TURN_START = "<start_of_turn>"
-TURN_END = "<end_of_turn>"
 RECORD_START = TURN_START + "user"
 STAGE = "tokens"
 

@@ -23,7 +23,6 @@ from typing import Any
 import gguf
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType
 
-from medcal_gui import __version__
 from medcal_gui.convert.config import Gemma3Spec, UnsupportedModelError, add_general_metadata, read_spec
 from medcal_gui.convert.safetensors_io import INDEX_NAME, SafetensorsCheckpoint
 from medcal_gui.convert.tensors import TensorPlan, plan_language_model, write_gguf
@@ -172,11 +171,9 @@ def _hash_inputs(files: list[Path], hf_dir: Path, progress: ProgressCallback,
 
 
 def _versions() -> dict[str, str]:
-    out = {"medcal": __version__, "gguf": getattr(gguf, "__version__", "unknown")}
-    with contextlib.suppress(Exception):
-        import llama_cpp
+    from medcal_gui.llama.versions import manifest_versions
 
-        out["llama_cpp_python"] = str(getattr(llama_cpp, "__version__", "unknown"))
+    out = {**manifest_versions(), "gguf": getattr(gguf, "__version__", "unknown")}
     with contextlib.suppress(Exception):
         import safetensors
 

@@ -23,13 +23,14 @@ from typing import Any
 
 from medcal_gui.convert.config import read_json_optional
 from medcal_gui.core.errors import ModelError
+from medcal_gui.core.markers import TURN_MARKERS
 
 log = logging.getLogger(__name__)
 
 # gguf / SentencePiece token types
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 SPECIAL_TYPES = ("bos", "eos", "unk", "sep", "pad", "cls", "mask")
-TURN_TOKENS = ("<start_of_turn>", "<end_of_turn>")
+TURN_TOKENS = TURN_MARKERS
 
 
 class TokenizerError(ModelError):

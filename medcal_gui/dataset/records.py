@@ -8,10 +8,10 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from medcal_gui.core.markers import TURN_END, TURN_START
 from medcal_gui.dataset.special_tokens import find_special_token
 
-START_TURN = "<start_of_turn>"
-END_TURN = "<end_of_turn>"
+START_TURN, END_TURN = TURN_START, TURN_END  # the names this package uses
 TURN_MARKERS = (START_TURN, END_TURN)
 
 POPULATIONS = ("adolescent", "adult", "neonate", "other")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from medcal_gui.core.fsutil import atomic_path
+from medcal_gui.core.markers import TURN_END, TURN_START
 
 SPACE = "\u2581"  # SentencePiece's visible space
 
@@ -32,7 +33,7 @@ _WORDS = (
 ).split()
 _BIGRAMS = ("th he in er an re on at en nd ti es or te of ed is it al ar st to nt ng se ha as ou io le ve "
             "co").split()
-_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", TURN_START, TURN_END]
 # gguf token types: NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, BYTE 6
 _TYPE_NORMAL, _TYPE_UNKNOWN, _TYPE_CONTROL, _TYPE_USER_DEFINED, _TYPE_BYTE = 1, 2, 3, 4, 6
 

@@ -10,11 +10,10 @@ from typing import Any
 
 from gguf import GGUFReader
 
+from medcal_gui.core.markers import TURN_END, TURN_START
 from medcal_gui.modelfile.gguf_check import open_gguf
 from medcal_gui.quantize.quant_types import quant_type_for_ftype
 
-TURN_START = "<start_of_turn>"
-TURN_END = "<end_of_turn>"
 TOKEN_TYPE_CONTROL = 3  # llama_token_type / gguf TokenType.CONTROL
 # Tensor types that are not quantizations (weights stored as floats).
 _FLOAT_TENSOR_TYPES = frozenset({"F32", "F16", "BF16", "F64"})

@@ -33,6 +33,7 @@ from medcal_gui.core.fsutil import (
     write_text_atomic,
 )
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from medcal_gui.llama.versions import manifest_versions
 from medcal_gui.modelfile.limits import check, quantize_needs
 from medcal_gui.quantize.quant_types import QuantType, get_quant_type, imatrix_advice
 from medcal_gui.quantize.quantize_child import QuantizeJob, run_quantize
@@ -350,22 +351,12 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
     return res
 
 
-def _versions() -> dict[str, str]:
-    try:
-        import llama_cpp
-
-        lcp = str(getattr(llama_cpp, "__version__", "unknown"))
-    except Exception:  # pragma: no cover - llama_cpp is a hard dependency
-        lcp = "unknown"
-    return {"medcal": __version__, "llama_cpp_python": lcp}
-
-
 def _manifest(res: QuantizeResult, model_sha: str, data: ImatrixData | None, quantize_s: float,
               kv: list[tuple[str, int | str]], threads: int | None, pure: bool, allow_requantize: bool,
               output_tensor_type: str | None, token_embedding_type: str | None) -> dict[str, Any]:
     return {
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "versions": _versions(),
+        "versions": manifest_versions(),
         "input": {"path": str(res.model.resolve()), "sha256": model_sha, "bytes": res.input_bytes},
         "output": {"path": str(res.out.resolve()) if res.out else None, "sha256": res.sha256,
                    "bytes": res.output_bytes},

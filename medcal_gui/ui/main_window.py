@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from pathlib import Path
 
@@ -65,16 +64,13 @@ def menu_label(index: int, title: str) -> str:
 
 
 def about_text() -> str:
-    try:
-        import llama_cpp
+    from medcal_gui.llama.versions import versions
 
-        llama = str(llama_cpp.__version__)
-    except Exception as exc:  # noqa: BLE001 - the About box must open even without llama.cpp
-        llama = f"not available ({type(exc).__name__})"
+    v = versions()  # never fails: unavailable parts say so
     return (f"<h3>medcal {__version__}</h3>"
             "<p>Offline workbench: clinical narratives to a calibrated, quantized and verified GGUF.</p>"
-            f"<p>llama.cpp (llama-cpp-python) {llama}<br>Qt {qVersion()} (PySide6 {pyside_version})<br>"
-            f"Python {platform.python_version()}</p>")
+            f"<p>llama.cpp {v.get('llama.cpp', '?')}, llama-cpp-python {v.get('llama-cpp-python', '?')}<br>"
+            f"Qt {qVersion()} (PySide6 {pyside_version})<br>Python {v['Python']}</p>")
 
 
 def describe_progress(title: str, p: Progress | None) -> str:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import platform
-import re
-import sys
 import tempfile
 import time
 import traceback
@@ -22,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medcal_gui import __version__
 from medcal_gui.core.errors import MedcalError
+from medcal_gui.llama.versions import compiled_cpu_features, is_frozen, versions
 
 QTYPE = "Q4_K_M"
 N_CTX = 128
@@ -73,49 +70,6 @@ class SelfTestResult:
                 "steps": [{"name": s.name, "ok": s.ok, "seconds": round(s.seconds, 3), "detail": s.detail,
                            "error": s.error} for s in self.steps],
                 "versions": versions()}
-
-
-def is_frozen() -> bool:
-    return bool(getattr(sys, "frozen", False))
-
-
-def versions() -> dict[str, str]:
-    """medcal, llama.cpp (libllama and ggml, as the loaded libraries report them), llama-cpp-python, Python.
-    Qt's version is added by the caller (this module stays Qt-free)."""
-    out = {"medcal": __version__}
-    try:
-        import ctypes
-
-        import llama_cpp
-
-        out["llama-cpp-python"] = str(getattr(llama_cpp, "__version__", "unknown"))
-        libllama = llama_cpp.llama_cpp.llama_version().decode("utf-8", "replace")
-        try:
-            from medcal_gui.llama import ggml_ctypes as gc
-
-            gv, gcommit = gc._ggml.ggml_version, gc._ggml.ggml_commit
-            gv.restype = gcommit.restype = ctypes.c_char_p
-            gv.argtypes = gcommit.argtypes = []
-            ggml = f"ggml {gv().decode()}, commit {gcommit().decode()}"
-        except (AttributeError, OSError):
-            ggml = "ggml version unknown"
-        out["llama.cpp"] = f"libllama {libllama} ({ggml})"
-        out["llama.cpp CPU build"] = " ".join(compiled_cpu_features()) or "baseline"
-    except Exception as exc:  # report, never fail: --version must always answer
-        out["llama.cpp"] = f"unavailable ({type(exc).__name__}: {exc})"
-    impl = platform.python_implementation()
-    out["Python"] = f"{platform.python_version()} ({impl}, {platform.system()} {platform.machine()})"
-    out["build"] = "stand-alone bundle" if is_frozen() else "source install"
-    return out
-
-
-def compiled_cpu_features() -> list[str]:
-    """The instruction sets llama.cpp's CPU backend was compiled for (ggml reports compile-time flags): the
-    machine must have all of them, or llama.cpp dies with an illegal instruction at the first model load."""
-    import llama_cpp
-
-    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
-    return re.findall(r"(\w+) = 1", info)
 
 
 # ggml's feature names -> the Linux /proc/cpuinfo flags they need

@@ -36,7 +36,7 @@ def qt_versions() -> dict[str, str]:
 
 
 def all_versions() -> dict[str, str]:
-    from medcal_gui.workflows.self_test import versions
+    from medcal_gui.llama.versions import versions
 
     v = versions()
     build = v.pop("build")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 
+from medcal_gui.core.markers import TURN_END
 from medcal_gui.core.resources import resources_dir
 
 TEMPLATE_FILE = "ollama_gemma3_template.txt"
-STOP_TOKENS = ("<end_of_turn>",)
+STOP_TOKENS = (TURN_END,)
 
 
 @functools.cache
