@@ -115,7 +115,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(int(sys.argv[-1]))
     # Load llama.cpp while the parent prepares the job (it starts this process early), then wait for it.
-    from medcal_gui.engine import ggml_ctypes, llama_log  # noqa: F401
+    from medcal_gui.llama import ggml_ctypes  # noqa: F401
+    from medcal_gui.llama import log as llama_log  # noqa: F401
     payload = sys.stdin.buffer.read()
     if not payload:  # the parent decided not to run a job after all
         return 0
