@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from medcal_gui.cli import flags
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -31,9 +32,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default=None, help="prompt variant for narrative files (default: the default)")
     p.add_argument("--all-records", action="store_true", help="use every record, not only the held-out ones")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N prompts")
-    p.add_argument("--ctx", type=int, default=2048, help="context size in tokens (default 2048)")
-    p.add_argument("--threads", "-t", type=int, default=None, metavar="N", help="CPU threads (default: all)")
-    p.add_argument("-d", "--outdir", type=Path, default=None, metavar="DIR",
+    flags.add_ctx(p, 2048, "context size in tokens (default 2048)")
+    flags.add_threads(p)
+    p.add_argument("-d", "--dir", dest="outdir", type=Path, default=None, metavar="DIR",
                    help="write agree.json, agree.html and agree.md (side by side, differences marked) here")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 

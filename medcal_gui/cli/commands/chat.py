@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from medcal_gui.cli import flags
 from medcal_gui.core.errors import InputError
 
 NAME = "chat"
@@ -34,8 +35,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-p", type=float, default=0.05)
     p.add_argument("--repeat-penalty", type=float, default=1.1)
     p.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
-    p.add_argument("--ctx", type=int, default=4096, help="context size in tokens (default 4096)")
-    p.add_argument("--threads", "-t", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    flags.add_ctx(p, 4096, "context size in tokens (default 4096)")
+    flags.add_threads(p)
     p.add_argument("--template", choices=["auto", "gguf", "gemma"], default="auto",
                    help="chat template: the GGUF's own (auto when present), or Gemma's")
     p.add_argument("--json", action="store_true", help="one-shot: print the reply(ies) and stats as JSON")

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from medcal_gui.cli import flags
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.jobs import CancelToken
@@ -31,17 +32,18 @@ def _calibration(value: str) -> tuple[str, Path]:
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", type=Path, required=True, metavar="BASE", help="the unquantized GGUF")
-    p.add_argument("--type", "-q", required=True, metavar="TYPE", help="quantization type, e.g. IQ3_XXS")
+    p.add_argument("--type", metavar="TYPE", help="quantization type, e.g. IQ3_XXS")
     p.add_argument("--heldout", type=Path, required=True, metavar="FILE",
                    help="held-out UTF-8 text the calibrations never saw")
-    p.add_argument("--calibration", "-c", type=_calibration, action="append", default=[], metavar="NAME=FILE",
+    p.add_argument("--calibration", type=_calibration, action="append", default=[], metavar="NAME=FILE",
                    help="a candidate calibration text (repeat)")
     p.add_argument("--include-no-imatrix", action="store_true", help="add a baseline without calibration text")
     p.add_argument("-d", "--dir", type=Path, required=True, metavar="OUTDIR", help="folder for all outputs")
-    p.add_argument("--ctx", type=int, default=512, help="tokens per chunk for imatrix and eval (default 512)")
+    flags.add_ctx(p, 512, "tokens per chunk for imatrix and eval (default 512)", old_calibration=_calibration)
     p.add_argument("--imatrix-chunks", type=int, default=None, metavar="N", help="imatrix: at most N chunks")
     p.add_argument("--eval-chunks", type=int, default=None, metavar="N", help="eval: at most N chunks")
-    p.add_argument("--threads", "-t", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    flags.add_threads(p)
+    flags.add_deprecated(p, "-q", "type", "--type TYPE")
     p.add_argument("--no-parse-special", action="store_true",
                    help="treat special-token text like <start_of_turn> as plain text")
     p.add_argument("--no-plot", action="store_true", help="do not write comparison.svg")
@@ -49,6 +51,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    flags.require(args, "type", "--type TYPE")
     from medcal_gui.workflows.compare_calibrations import compare_calibrations, markdown_table
 
     if not args.calibration and not args.include_no_imatrix:

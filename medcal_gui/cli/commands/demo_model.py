@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from medcal_gui.cli import flags
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 from medcal_gui.modelfile.demo_model import DEMO_MODEL_LABEL, demo_model_ready, prepare_demo_model
@@ -17,7 +18,9 @@ DESCRIPTION = (HELP + ". " + DEMO_MODEL_LABEL + ". It is made once from the weig
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
+    flags.add_deprecated(p, "-o", "output_dir", "-d DIR", convert=Path)
+    flags.add_deprecated(p, "--output-dir", "output_dir", "--dir DIR", convert=Path)
+    p.add_argument("-d", "--dir", dest="output_dir", type=Path, metavar="DIR",
                    help="folder to keep it in (default: medcal's model cache)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from medcal_gui.cli import flags
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.errors import MedcalError, OutputError
 from medcal_gui.core.jobs import CancelToken
@@ -25,11 +26,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", "-b", type=Path, required=True, metavar="BASE", help="the unquantized GGUF")
     p.add_argument("--model", "-m", type=Path, action="append", required=True, metavar="QUANT",
                    help="quantized GGUF to verify (repeat for several)")
-    p.add_argument("--text", "-f", type=Path, required=True, metavar="FILE",
+    p.add_argument("--text", type=Path, metavar="FILE",
                    help="held-out UTF-8 text (not the calibration text)")
-    p.add_argument("--ctx", type=int, default=512, help="tokens per chunk (default 512)")
+    flags.add_ctx(p, 512, "tokens per chunk (default 512)")
+    flags.add_deprecated(p, "-f", "text", "--text FILE", convert=Path)
     p.add_argument("--chunks", type=int, default=None, metavar="N", help="score at most N chunks")
-    p.add_argument("--threads", "-t", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    flags.add_threads(p)
     p.add_argument("--no-parse-special", action="store_true",
                    help="treat special-token text like <start_of_turn> as plain text (as llama-perplexity)")
     p.add_argument("--no-cache", action="store_true", help="run the base pass again (and refresh its cache)")
@@ -57,6 +59,7 @@ def _table(res: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    flags.require(args, "text", "--text FILE")
     from medcal_gui.core.fsutil import check_output_path
     from medcal_gui.evaluate.evaluate import evaluate
 

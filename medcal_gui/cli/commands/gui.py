@@ -14,7 +14,7 @@ DESCRIPTION = ("Open the desktop workbench. --screenshot DIR opens it with the s
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--screenshot", type=Path, metavar="DIR",
                    help="save one screenshot per pane into DIR, then exit")
-    p.add_argument("--model", type=Path, metavar="PATH", help="a GGUF model to start with")
+    p.add_argument("-m", "--model", type=Path, metavar="PATH", help="a GGUF model to start with")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from medcal_gui.cli import flags
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -22,12 +23,13 @@ DESCRIPTION = (
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", type=Path, required=True, metavar="MODEL",
                    help="GGUF model (F16/F32 best)")
-    p.add_argument("--calibration", "-f", type=Path, nargs="+", required=True, metavar="FILE",
+    p.add_argument("--calibration", type=Path, nargs="+", metavar="FILE",
                    help="UTF-8 calibration text files (from `medcal format`), read in order")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="imatrix file to write")
-    p.add_argument("--ctx", type=int, default=512, help="tokens per chunk (default 512)")
+    flags.add_ctx(p, 512, "tokens per chunk (default 512)")
+    flags.add_deprecated(p, "-f", "calibration", "--calibration FILE...", convert=Path, nargs="+")
     p.add_argument("--chunks", type=int, default=None, metavar="N", help="process at most N chunks")
-    p.add_argument("--threads", "-t", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    flags.add_threads(p)
     p.add_argument("--no-parse-special", action="store_true",
                    help="treat special-token text like <start_of_turn> as plain text")
     p.add_argument("--ppl", action="store_true", help="also report perplexity (second half of each chunk)")
@@ -41,6 +43,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    flags.require(args, "calibration", "--calibration FILE...")
     from medcal_gui.calibrate.imatrix import compute_imatrix
 
     fmt = args.format or ("dat" if args.output.suffix.lower() == ".dat" else "gguf")

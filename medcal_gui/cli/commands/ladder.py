@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from medcal_gui.cli import flags
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -32,17 +33,17 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="held-out UTF-8 text the calibration never saw")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--imatrix", type=Path, default=None, metavar="FILE", help="importance matrix to use")
-    src.add_argument("--calibration", "-c", type=Path, action="append", default=[], metavar="FILE",
+    src.add_argument("--calibration", type=Path, action="append", default=[], metavar="FILE",
                      help="calibration text to compute the importance matrix from (repeat)")
     p.add_argument("--types", type=_types, default=None, metavar="T1,T2,...",
                    help="quantization types (default: the ladder in resources/quant_types.toml)")
-    p.add_argument("--threads", "-t", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    flags.add_threads(p)
     p.add_argument("--max-size", default=None, metavar="SIZE", help="largest acceptable file, e.g. 2.5GB")
     p.add_argument("--max-kld", type=float, default=None, metavar="X", help="largest acceptable mean KLD")
     p.add_argument("--min-tg", type=float, default=None, metavar="TOKENS_PER_S",
                    help="slowest acceptable generation speed (tg128 tokens/s)")
     p.add_argument("-d", "--dir", type=Path, required=True, metavar="OUTDIR", help="folder for all outputs")
-    p.add_argument("--ctx", type=int, default=512, help="tokens per chunk for imatrix and eval (default 512)")
+    flags.add_ctx(p, 512, "tokens per chunk for imatrix and eval (default 512)")
     p.add_argument("--eval-chunks", type=int, default=None, metavar="N", help="eval: at most N chunks")
     p.add_argument("--imatrix-chunks", type=int, default=None, metavar="N", help="imatrix: at most N chunks")
     p.add_argument("--reps", "-r", type=int, default=5, metavar="N", help="speed repetitions (default 5)")

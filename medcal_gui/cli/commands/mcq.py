@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from medcal_gui.cli import flags
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -24,10 +25,10 @@ DESCRIPTION = (
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", type=Path, action="append", required=True, metavar="MODEL",
                    help="GGUF to score (repeat: the first is the reference for flips)")
-    p.add_argument("--questions", "-q", type=Path, required=True, metavar="FILE",
+    p.add_argument("--questions", type=Path, required=True, metavar="FILE",
                    help="JSONL: question, options (letter -> text, or a list), answer (letter or index)")
-    p.add_argument("--ctx", type=int, default=2048, help="context size in tokens (default 2048)")
-    p.add_argument("--threads", "-t", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    flags.add_ctx(p, 2048, "context size in tokens (default 2048)")
+    flags.add_threads(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from medcal_gui.cli import flags
 from medcal_gui.cli.dataset_args import add_format_args, add_load_args, load_options
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
@@ -24,12 +25,12 @@ DESCRIPTION = (
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--narratives", nargs="+", type=Path, required=True, metavar="FILE",
                    help="narrative files or folders")
-    p.add_argument("--model", type=Path, required=True, help="the F16/BF16/F32 GGUF to quantize")
+    p.add_argument("-m", "--model", type=Path, required=True, help="the F16/BF16/F32 GGUF to quantize")
     p.add_argument("--type", required=True, help="quant type, e.g. Q4_K_M, IQ4_XS, IQ3_XXS")
     p.add_argument("-d", "--dir", type=Path, required=True, metavar="OUTDIR", help="folder for every artefact")
-    p.add_argument("--ctx", type=int, default=512, help="imatrix chunk size in tokens (default 512)")
+    flags.add_ctx(p, 512, "imatrix chunk size in tokens (default 512)")
     p.add_argument("--chunks", type=int, help="process at most N chunks")
-    p.add_argument("--threads", type=int)
+    flags.add_threads(p)
     p.add_argument("--no-hold-out", action="store_true",
                    help=f"calibrate on every record (default: the last {HELDOUT_FRACTION:.0%} are held out, as in "
                         "the GUI, and written as the .heldout.txt for `medcal eval`)")

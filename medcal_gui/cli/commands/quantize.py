@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from medcal_gui.cli import flags
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -20,11 +21,11 @@ DESCRIPTION = (
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", type=Path, required=True, metavar="MODEL",
                    help="GGUF model (F16/BF16/F32)")
-    p.add_argument("--type", "-t", dest="qtype", required=True, metavar="TYPE", help="quantization type")
+    p.add_argument("--type", dest="qtype", default=None, metavar="TYPE", help="quantization type (required)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="quantized GGUF to write")
     p.add_argument("--imatrix", type=Path, default=None, metavar="FILE",
                    help="importance matrix (.gguf/.dat)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    flags.add_threads(p, old_type_dest="qtype")  # `-t TYPE`, the old spelling, still works for a release
     p.add_argument("--dry-run", action="store_true", help="only report the output size; write nothing")
     p.add_argument("--output-tensor-type", default=None, metavar="T", help="ggml type for output.weight")
     p.add_argument("--token-embedding-type", default=None, metavar="T",
@@ -35,7 +36,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from medcal_gui.core.errors import InputError
     from medcal_gui.quantize.quantize import quantize_model
+
+    if not args.qtype:
+        raise InputError("Say which quantization type to write: --type TYPE (e.g. --type Q4_K_M).")
 
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(CancelToken()) as token:
