@@ -58,6 +58,22 @@ def _load() -> tuple[tuple[QuantType, ...], dict[str, str]]:
     return tuple(types), aliases
 
 
+@dataclass(frozen=True)
+class QuantRules:
+    """The thresholds of `[rules]` in quant_types.toml."""
+
+    suggest_imatrix_below_bpw: float
+    refuse_without_imatrix: frozenset[str]
+
+
+@functools.cache
+def quant_rules() -> QuantRules:
+    with open(_table_path(), "rb") as fh:
+        rules = tomllib.load(fh).get("rules", {})
+    return QuantRules(float(rules.get("suggest_imatrix_below_bpw", 4.5)),
+                      frozenset(str(n).upper() for n in rules.get("refuse_without_imatrix", [])))
+
+
 def all_quant_types() -> list[QuantType]:
     """Every type, in llama-quantize's order."""
     return list(_load()[0])
@@ -90,7 +106,7 @@ def imatrix_advice(qt: QuantType, has_imatrix: bool) -> str | None:
                 "Compute one from calibration text first, or choose a type such as Q4_K_M.")
     if qt.imatrix == "ignores" and has_imatrix:
         return f"{qt.name} ignores the importance matrix: the result is the same with or without it."
-    if qt.imatrix == "benefits" and not has_imatrix and qt.bpw < 4.5:
+    if qt.imatrix == "benefits" and not has_imatrix and qt.bpw < quant_rules().suggest_imatrix_below_bpw:
         return (f"{qt.name} is a low-bit type: an importance matrix from calibration text usually improves it "
                 "noticeably.")
     return None

@@ -35,7 +35,7 @@ from medcal_gui.core.fsutil import (
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.llama.versions import manifest_versions
 from medcal_gui.modelfile.limits import check, quantize_needs
-from medcal_gui.quantize.quant_types import QuantType, get_quant_type, imatrix_advice
+from medcal_gui.quantize.quant_types import QuantType, get_quant_type, imatrix_advice, quant_rules
 from medcal_gui.quantize.quantize_child import QuantizeJob, run_quantize
 from medcal_gui.quantize.quantize_process import LogWatch, discard_child, run_child, start_child
 
@@ -243,7 +243,7 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
     if data is not None and not data.entries:
         raise InputError(f"The importance matrix {imatrix_label} holds no entries.")
     advice = imatrix_advice(qt, data is not None)
-    if qt.imatrix == "requires" and data is None and qt.name.startswith(("IQ1_", "IQ2_")):
+    if qt.imatrix == "requires" and data is None and qt.name in quant_rules().refuse_without_imatrix:
         raise InputError(advice or f"{qt.name} requires an importance matrix.")
     if advice and not (qt.imatrix == "requires" and data is None):
         warnings.append(advice)

@@ -87,3 +87,21 @@ def test_imatrix_advice() -> None:
     low = imatrix_advice(get_quant_type("Q3_K_S"), False)
     assert low is not None and "improves" in low
     assert imatrix_advice(get_quant_type("Q4_K_M"), True) is None
+
+
+def test_the_imatrix_thresholds_come_from_the_data_file() -> None:
+    """`[rules]` in quant_types.toml: every refused type exists and requires an imatrix; the advice threshold
+    separates the low-bit k-quants (advised) from the 5-bit ones (not)."""
+    from medcal_gui.quantize.quant_types import get_quant_type, imatrix_advice, quant_rules
+
+    rules = quant_rules()
+    assert rules.refuse_without_imatrix and all(get_quant_type(n).imatrix == "requires"
+                                                for n in rules.refuse_without_imatrix)
+    assert "IQ3_XXS" not in rules.refuse_without_imatrix  # the dry run decides for it
+    assert rules.suggest_imatrix_below_bpw == 4.5
+    assert imatrix_advice(get_quant_type("Q4_K_M"), False) is None  # 4.89 bpw: above the threshold
+    assert imatrix_advice(get_quant_type("Q3_K_M"), False) is not None  # 3.74 bpw: below it
+    low = [qt for qt in (get_quant_type(n) for n in ("Q3_K_M", "Q4_K_S", "Q5_K_M")) if qt.imatrix == "benefits"]
+    for qt in low:
+        advised = imatrix_advice(qt, False) is not None
+        assert advised == (qt.bpw < rules.suggest_imatrix_below_bpw), qt.name
