@@ -9,16 +9,15 @@ from pathlib import Path
 
 from medcal_gui.calibrate.tokens import TokenReport
 from medcal_gui.quantize.quant_types import QuantType, imatrix_advice
-from medcal_gui.workflows.calibrate_quantize import imatrix_path_for
+from medcal_gui.workflows.calibrate_quantize import imatrix_path_for, quant_path_for
 
 # A dry run this much larger than the estimate gets a word of explanation.
 SIZE_NOTE_RATIO = 1.10
 
 
 def output_path(model: Path, out_dir: str, qtype: str) -> Path:
-    """`MODEL-QTYPE.gguf` in `out_dir`, or next to the model when `out_dir` is blank."""
-    folder = Path(out_dir.strip()) if out_dir.strip() else model.parent
-    return folder / f"{model.stem}-{qtype}.gguf"
+    """The pane's output: `quant_path_for` (the one naming rule, shared with the CLI) in the chosen folder."""
+    return quant_path_for(model, qtype, Path(out_dir.strip()) if out_dir.strip() else None)
 
 
 def imatrix_notes(qt: QuantType, mode: str, dry_notes: Sequence[str]) -> list[str]:

@@ -12,14 +12,11 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 from medcal_gui.quantize.quant_advice import caveat, default_ladder_types, recommended_type
 from medcal_gui.quantize.quant_types import QuantType, all_quant_types
 from medcal_gui.ui.widgets.model_card import colour
+from medcal_gui.workflows.quantize_facts import estimate_bytes
 
 COLUMNS = ("Type", "Bits/wt", "Size", "Imatrix", "Note")
 IMATRIX_WORDS = {"ignores": "ignores", "benefits": "benefits", "requires": "requires"}
 IMATRIX_COLOUR = {"ignores": "info", "benefits": "ok", "requires": "warn"}
-
-
-def estimate_bytes(qt: QuantType, parameters: int) -> int:
-    return int(parameters * qt.bpw / 8)
 
 
 def size_text(n: int) -> str:
