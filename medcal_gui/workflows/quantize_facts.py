@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medcal_gui.calibrate.tokens import TokenReport
+from medcal_gui.modelfile.limits import ModelShape, Needs, describe_needs, imatrix_needs, quantize_needs
 from medcal_gui.quantize.quant_types import QuantType, imatrix_advice
 from medcal_gui.workflows.calibrate_quantize import imatrix_path_for, quant_path_for
 
@@ -101,3 +102,24 @@ def output_line(out: Path, qt: QuantType, mode: str) -> str:
     if out.exists():
         text += ". <i>It exists and will be replaced.</i>"
     return text
+
+
+def run_needs(shape: ModelShape, out: Path, qt: QuantType, n_ctx: int, computes: bool,
+              dry_run_bytes: int | None) -> Needs:
+    """What the Run button's job needs: the importance matrix (when this run computes one) and the quantize run
+    one after the other, so the larger memory of the two and the disk of both."""
+    quant = quantize_needs(shape, out, qt.bpw, output_bytes=dry_run_bytes)
+    if not computes:
+        return quant
+    im = imatrix_needs(shape, n_ctx, imatrix_path_for(out))
+    both = Needs("the run", memory=max(im.memory, quant.memory), folder=quant.folder)
+    both.memory_parts = im.memory_parts if im.memory >= quant.memory else quant.memory_parts
+    for what, n in im.disk_parts + quant.disk_parts:
+        both.add_disk(what, n)
+    return both
+
+
+def needs_line(needs: Needs) -> str:
+    """The line next to the Run button: what the run needs against what is free."""
+    text = describe_needs(needs)
+    return f"This run {text}." if "too little" not in text else f"⚠ This run {text}: free some first."

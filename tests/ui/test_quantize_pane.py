@@ -170,3 +170,21 @@ def test_the_dry_run_size_says_why_it_is_above_the_estimate(qtbot, pane: Quantiz
     note = size_note(get_quant_type("Q2_K"), pane.info.parameter_count, pane.table.exact["Q2_K"])
     assert note and "token embeddings" in note  # the tiny model: a big vocabulary for its size
     assert note in pane.advice.text()
+
+
+def test_the_run_button_says_what_the_run_needs_and_warns_when_it_does_not_fit(
+        qtbot, pane: QuantizePane, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16: the memory and disk estimate next to Run, against what is free (a fake small figure)."""
+    from medcal_gui.quantize.quant_types import get_quant_type
+    from medcal_gui.workflows.quantize_facts import run_needs
+
+    qtbot.waitUntil(lambda: pane.shape is not None, timeout=20000)
+    pane._update()
+    text = pane.needs_label.text()
+    assert text.startswith("This run needs about ") and "of memory (" in text and "of disk (" in text
+    qt = get_quant_type(pane.qtype())
+    needs = run_needs(pane.shape, pane.output_path(), qt, N_CTX, True, pane.table.exact.get(qt.name))
+    assert needs.memory > 0 and needs.disk > 0
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "1K")
+    pane._update()
+    assert pane.needs_label.text().startswith("⚠ This run needs about") and "too little" in pane.needs_label.text()

@@ -142,3 +142,18 @@ def test_heldout_split_is_the_records_step_3_keeps_out(sample_file: Path) -> Non
     held = split_records(records)[1]
     assert what == f"the last {len(held)} of {len(records)} narratives (quantization_calibration, seed layout)"
     assert text.count("<start_of_turn>user") == len(held)
+
+
+def test_run_needs_takes_the_larger_memory_and_both_disks(tiny_model: Path, tmp_path: Path) -> None:
+    from medcal_gui.modelfile.limits import imatrix_needs, model_shape, quantize_needs
+    from medcal_gui.quantize.quant_types import get_quant_type
+    from medcal_gui.workflows.calibrate_quantize import imatrix_path_for
+    from medcal_gui.workflows.quantize_facts import run_needs
+
+    shape, qt, out = model_shape(tiny_model), get_quant_type("Q4_K_M"), tmp_path / "q.gguf"
+    im = imatrix_needs(shape, 256, imatrix_path_for(out))
+    q = quantize_needs(shape, out, qt.bpw, output_bytes=123_456)
+    both = run_needs(shape, out, qt, 256, True, 123_456)
+    assert both.memory == max(im.memory, q.memory) and both.disk == im.disk + q.disk
+    only = run_needs(shape, out, qt, 256, False, 123_456)
+    assert (only.memory, only.disk) == (q.memory, q.disk)

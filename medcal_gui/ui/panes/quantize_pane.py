@@ -30,6 +30,7 @@ from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.dataset.formatting import DEFAULT_LAYOUT
 from medcal_gui.dataset.holdout import calibration_text
 from medcal_gui.dataset.variants import DEFAULT_VARIANT, Variant, load_variants
+from medcal_gui.modelfile.limits import model_shape
 from medcal_gui.modelfile.model_info import ModelInfo, inspect_model
 from medcal_gui.quantize.quant_types import get_quant_type
 from medcal_gui.ui.jobs.background import Failed, LatestJob
@@ -51,9 +52,11 @@ from medcal_gui.workflows.quantize_facts import (
     cancel_message,
     computes_imatrix,
     imatrix_notes,
+    needs_line,
     output_line,
     output_path,
     run_blocker,
+    run_needs,
     size_note,
     token_summary,
 )
@@ -80,6 +83,8 @@ class QuantizePane(Pane):
         self._inspect = LatestJob(bench, "Reading the model", self)
         self._counter = LatestJob(bench, "Counting tokens", self)
         self._sizer = LatestJob(bench, "Estimating the size", self)
+        self._shaper = LatestJob(bench, "Reading the model's shape", self)
+        self.shape: Any = None  # modelfile.limits.ModelShape, for the memory and disk line
         self._build()
         s = bench.settings
         self.table.select(s.quant_type or DEFAULT_TYPE)
@@ -152,6 +157,7 @@ class QuantizePane(Pane):
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
         self.cancel_btn.clicked.connect(self.bench.jobs.cancel)
+        self.needs_label = reserved_label(1)  # what the run needs against what is free (issue 16)
         self.imatrix_stage = StageProgress("Importance matrix")
         self.quant_stage = StageProgress("Quantize")
         self.result_label = reserved_label(4)
@@ -165,9 +171,10 @@ class QuantizePane(Pane):
         buttons.addWidget(self.run_btn, 1)
         buttons.addWidget(self.cancel_btn)
         ol.addLayout(buttons, 2, 0, 1, 3)
-        ol.addWidget(self.imatrix_stage, 3, 0, 1, 3)
-        ol.addWidget(self.quant_stage, 4, 0, 1, 3)
-        ol.addWidget(self.result_label, 5, 0, 1, 3)
+        ol.addWidget(self.needs_label, 3, 0, 1, 3)
+        ol.addWidget(self.imatrix_stage, 4, 0, 1, 3)
+        ol.addWidget(self.quant_stage, 5, 0, 1, 3)
+        ol.addWidget(self.result_label, 6, 0, 1, 3)
         ol.setColumnStretch(1, 1)
         middle = QVBoxLayout()
         middle.addWidget(imx)
@@ -218,6 +225,7 @@ class QuantizePane(Pane):
             return
         self.model = path
         self.info = None
+        self.shape = None
         self.picker.show_path(path)
         self.card.set_loading(str(path), model_label(path))
         self.table.set_parameters(0)
@@ -239,6 +247,12 @@ class QuantizePane(Pane):
         self.table.set_parameters(res.parameter_count)
         self.refresh_tokens()
         self._estimate()
+        path = self.model
+        self._shaper.request(lambda progress, cancel: model_shape(path), self._shaped)
+        self._update()
+
+    def _shaped(self, res: Any) -> None:
+        self.shape = None if isinstance(res, Failed) else res
         self._update()
 
     # -- inputs -------------------------------------------------------------------------------------------
@@ -385,6 +399,8 @@ class QuantizePane(Pane):
         self.advice.setText("<br>".join(f"ℹ {n}" for n in notes if n))
         out = self.output_path()
         self.out_label.setText(output_line(out, qt, mode) if out is not None else "")
+        self.needs_label.setText(needs_line(run_needs(self.shape, out, qt, self.ctx_spin.value(), computes_imatrix(
+            qt, mode), self.table.exact.get(qt.name))) if self.shape is not None and out is not None else "")
         blocker = self._run_blocker()
         self.run_btn.setEnabled(not blocker)
         self.run_btn.setToolTip(blocker)
