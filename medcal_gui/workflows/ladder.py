@@ -65,6 +65,11 @@ class Rung:
     pareto: bool = False
     reused: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    # with a question file (--questions): accuracy, and the questions lost/gained against the base
+    mcq_accuracy_pct: float | None = None
+    mcq_lost: int | None = None
+    mcq_gained: int | None = None
+    mcq_p: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -196,8 +201,8 @@ def run_ladder(base: Path, heldout: Path, *, imatrix: Path | None = None, calibr
                types: Sequence[str] | None = None, threads: int | None = None,
                constraints: Constraints | None = None, out_dir: Path, n_ctx: int = 512,
                eval_chunks: int | None = None, imatrix_chunks: int | None = None, reps: int = REPS,
-               parse_special: bool = True, progress: ProgressCallback = no_progress,
-               cancel: CancelToken | None = None) -> LadderResult:
+               parse_special: bool = True, questions: Path | None = None,
+               progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> LadderResult:
     """Quantize `base` to each of `types`, score every rung on `heldout` against one base pass, time it.
 
     Give `imatrix` (a file) or `calibration` (text files, one matrix computed from them); types that ignore
@@ -315,6 +320,10 @@ def run_ladder(base: Path, heldout: Path, *, imatrix: Path | None = None, calibr
                        seconds=0.0, warnings=list(ev0.warnings))
     if not base_info["ppl"]:
         base_info["ppl"] = _base_ppl(out_dir, rungs)
+    if questions is not None:
+        from medcal_gui.workflows.ladder_questions import score_ladder_questions
+
+        score_ladder_questions(res, questions, threads=threads or 1, progress=progress, cancel=cancel)
     finish(res, out_dir, t0)
     return res
 

@@ -104,11 +104,18 @@ def markdown(res: LadderResult) -> str:
     rows = [f"| base ({Path(b['file']).name}) | {size_text(b['bytes'])} | {b['bpw']:.2f} | 0 | 0 | 0 | 100 % | 0 % | "
             f"1 | {b['pp_tokens_per_s']:.1f} ± {b['pp_sd']:.1f} | {b['tg_tokens_per_s']:.1f} ± {b['tg_sd']:.1f} | "
             "1.00x | |"]
+    mcq = b.get("mcq")
+    if mcq:  # the behaviour columns, with a question file
+        head = head.replace(" Pareto |\n", " Pareto | accuracy | lost / gained (McNemar p) |\n", 1)
+        head = head.replace("|:---:|\n", "|:---:|---:|---:|\n", 1)
+        rows[0] += f" {mcq['accuracy_pct']:.1f} % | |"
     for r in res.rungs:
         rows.append(f"| {r.type} | {size_text(r.bytes)} | {r.bpw:.2f} | {r.kld_mean:.5f} | {r.kld_median:.5f} | "
                     f"{r.kld_p99:.4f} | {r.same_top_pct:.2f} % | {r.rms_dp_pct:.2f} % | {r.ppl_ratio:.4f} | "
                     f"{r.pp_tokens_per_s:.1f} ± {r.pp_sd:.1f} | {r.tg_tokens_per_s:.1f} ± {r.tg_sd:.1f} | "
-                    f"{r.speedup_tg:.2f}x | {'yes' if r.pareto else 'no'} |")
+                    f"{r.speedup_tg:.2f}x | {'yes' if r.pareto else 'no'} |"
+                    + (f" {r.mcq_accuracy_pct:.1f} % | {r.mcq_lost} / {r.mcq_gained} (p = {r.mcq_p:.3f}) |"
+                       if mcq and r.mcq_accuracy_pct is not None else ""))
     g = kld_guidance()
     rec = res.recommendation
     foot = [

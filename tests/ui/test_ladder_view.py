@@ -43,10 +43,16 @@ def test_table_has_check_boxes_a_recommendation_and_caveats(pane: QuantizePane) 
     assert pane.bench.settings.get_str("ladder/types") == "Q4_K_M,Q8_0"  # persisted
 
 
-def test_compare_selected_types_runs_the_ladder_and_shows_it(qtbot, pane: QuantizePane) -> None:  # type: ignore[no-untyped-def]
+def test_compare_selected_types_runs_the_ladder_and_shows_it(qtbot, pane: QuantizePane, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from medcal_gui.core.resources import samples_dir
+
     pane.table.set_checked(["Q8_0", "Q4_K_M"])
     ctl = pane.ladder
     ctl.max_size.setText("5MB")
+    questions = tmp_path / "q.jsonl"  # a question file set: the table gets the accuracy columns (issue 15)
+    rows = (samples_dir() / "questions" / "cardiology_smoke.jsonl").read_text(encoding="utf-8").splitlines()
+    questions.write_text("\n".join(rows[:4]) + "\n", encoding="utf-8")
+    ctl.questions.setText(str(questions))
     ctl.reps.setValue(1)
     pane.threads_spin.setValue(1)
     with qtbot.waitSignal(ctl.finished, timeout=240000) as sig:
@@ -59,6 +65,11 @@ def test_compare_selected_types_runs_the_ladder_and_shows_it(qtbot, pane: Quanti
     view = ctl.view
     assert view is not None and view.table.rowCount() == 2
     assert view.table.item(0, 0).text() == "Q8_0" and "Recommendation" in view.recommendation.text()
+    headers = [view.table.horizontalHeaderItem(c).text() for c in range(view.table.columnCount())]
+    acc = headers.index("Accuracy")
+    assert headers[acc + 1] == "Lost / gained (p)"
+    assert view.table.item(0, acc).text() == f"{res.rungs[0].mcq_accuracy_pct:.1f} %"
+    assert "(p = " in view.table.item(0, acc + 1).text()
     doc = json.loads((Path(res.outputs["json"])).read_text(encoding="utf-8"))
     assert doc["recommendation"]["type"] == res.recommendation["type"]
     view.chat_buttons[1].click()

@@ -168,3 +168,28 @@ def test_demo_ladder_two_rungs(demo_model: Path, demo_imatrix: Path, demo_heldou
     alone = evaluate(demo_model, [q4.file], demo_heldout, n_ctx=512, threads=1, n_chunks=2).models[0]
     assert all(getattr(q4, k) == getattr(alone, k) for k in FIELDS)
     assert q4.speedup_tg > 0 and res.base["tg_tokens_per_s"] > 0
+
+
+def test_a_question_file_adds_accuracy_and_flips_to_every_rung(tiny_model: Path, texts: tuple[Path, Path],
+                                                              tmp_path: Path) -> None:
+    """Issue 15 on the ladder: each rung's accuracy equals `medcal mcq` on that file alone, with its flips
+    against the base; ladder.md and ladder.json carry the columns."""
+    import json
+
+    from medcal_gui.behaviour.mcq import run_mcq
+    from medcal_gui.core.resources import samples_dir
+
+    questions = tmp_path / "q.jsonl"
+    rows = (samples_dir() / "questions" / "cardiology_smoke.jsonl").read_text(encoding="utf-8").splitlines()
+    questions.write_text("\n".join(rows[:6]) + "\n", encoding="utf-8")
+    res = _ladder(tiny_model, texts, tmp_path / "out", types=["Q8_0"], questions=questions)
+    rung = res.rungs[0]  # type: ignore[attr-defined]
+    alone = run_mcq([tiny_model, rung.file], questions, threads=1)
+    assert rung.mcq_accuracy_pct == 100 * alone.models[1].accuracy.value
+    assert (rung.mcq_lost, rung.mcq_gained) == (len(alone.flips[0].lost), len(alone.flips[0].gained))
+    assert rung.mcq_p == alone.flips[0].p_value
+    assert res.base["mcq"]["accuracy_pct"] == 100 * alone.models[0].accuracy.value  # type: ignore[attr-defined]
+    md = (tmp_path / "out" / "ladder.md").read_text(encoding="utf-8")
+    assert "| accuracy | lost / gained (McNemar p) |" in md and f"(p = {rung.mcq_p:.3f})" in md
+    doc = json.loads((tmp_path / "out" / "ladder.json").read_text(encoding="utf-8"))
+    assert doc["rungs"][0]["mcq_accuracy_pct"] == rung.mcq_accuracy_pct

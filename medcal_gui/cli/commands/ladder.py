@@ -38,6 +38,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--types", type=_types, default=None, metavar="T1,T2,...",
                    help="quantization types (default: the ladder in resources/quant_types.toml)")
     flags.add_threads(p)
+    p.add_argument("--questions", type=Path, default=None, metavar="FILE",
+                   help="multiple-choice questions (JSONL, MedQA shape): adds each rung's accuracy, and the "
+                        "questions it lost and gained against the base with the McNemar p")
     p.add_argument("--max-size", default=None, metavar="SIZE", help="largest acceptable file, e.g. 2.5GB")
     p.add_argument("--max-kld", type=float, default=None, metavar="X", help="largest acceptable mean KLD")
     p.add_argument("--min-tg", type=float, default=None, metavar="TOKENS_PER_S",
@@ -63,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         res = run_ladder(args.model, args.heldout, imatrix=args.imatrix, calibration=list(args.calibration),
                          types=args.types, threads=args.threads, constraints=c, out_dir=args.dir, n_ctx=args.ctx,
                          eval_chunks=args.eval_chunks, imatrix_chunks=args.imatrix_chunks, reps=args.reps,
-                         parse_special=not args.no_parse_special, progress=bar, cancel=token)
+                         parse_special=not args.no_parse_special, questions=args.questions, progress=bar,
+                         cancel=token)
     bar.close()
     if args.json:
         print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))

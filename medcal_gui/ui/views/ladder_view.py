@@ -82,9 +82,11 @@ class LadderView(QDialog):
         self.recommendation = QLabel(f"<b>Recommendation</b>: {rec.get('text', '')}<br><small>"
                                      f"{kld_guidance().summary}</small>")
         self.recommendation.setWordWrap(True)
-        self.table = QTableWidget(len(res.rungs), len(COLUMNS))
+        mcq = res.base.get("mcq")
+        columns = list(COLUMNS[:-2]) + (["Accuracy", "Lost / gained (p)"] if mcq else []) + ["", ""]
+        self.table = QTableWidget(len(res.rungs), len(columns))
         self.table.setObjectName("ladder_table")
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setHorizontalHeaderLabels(columns)
         self.table.verticalHeader().setVisible(False)
         self.chat_buttons: list[QPushButton] = []
         self.reveal_buttons: list[QPushButton] = []
@@ -92,6 +94,9 @@ class LadderView(QDialog):
             cells = [r.type, size_text(r.bytes), f"{r.bpw:.2f}", f"{r.kld_mean:.5f}", f"{r.kld_p99:.4f}",
                      f"{r.same_top_pct:.2f} %", f"{r.ppl_ratio:.4f}", f"{r.pp_tokens_per_s:.1f} ± {r.pp_sd:.1f}",
                      f"{r.tg_tokens_per_s:.1f} ± {r.tg_sd:.1f}", f"{r.speedup_tg:.2f}x", "yes" if r.pareto else "no"]
+            if mcq:
+                cells += [f"{r.mcq_accuracy_pct:.1f} %" if r.mcq_accuracy_pct is not None else "–",
+                          f"{r.mcq_lost} / {r.mcq_gained} (p = {r.mcq_p:.3f})" if r.mcq_p is not None else "–"]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if r.type == rec.get("type"):
@@ -149,6 +154,9 @@ class LadderControls(QWidget):
         self.reps.setRange(1, 50)
         self.reps.setValue(s.get_int("ladder/reps", 5))
         self.reps.setToolTip("Speed: repetitions of pp512 and tg128 after the warm-up (llama-bench -r)")
+        self.questions = QLineEdit(s.get_str("ladder/questions", ""))
+        self.questions.setObjectName("ladder_questions")
+        self.questions.setPlaceholderText("optional: a question file (JSONL) adds accuracy and flips per rung")
         self.button = QPushButton("Compare selected types")
         self.button.setObjectName("ladder_button")
         self.button.setToolTip("Quantize to every checked type with one importance matrix, score each on the "
@@ -166,9 +174,13 @@ class LadderControls(QWidget):
             limits.addWidget(QLabel(text))
             limits.addWidget(w)
         grid.addLayout(limits, 0, 0)
-        grid.addWidget(self.button, 1, 0)
-        grid.addLayout(self.progress_box, 2, 0)
-        grid.addWidget(self.status, 3, 0)
+        qrow = QHBoxLayout()
+        qrow.addWidget(QLabel("Questions"))
+        qrow.addWidget(self.questions, 1)
+        grid.addLayout(qrow, 1, 0)
+        grid.addWidget(self.button, 2, 0)
+        grid.addLayout(self.progress_box, 3, 0)
+        grid.addWidget(self.status, 4, 0)
         self.progress: LadderProgress | None = None
         self.view: LadderView | None = None
         self.result: LadderResult | None = None
@@ -190,6 +202,7 @@ class LadderControls(QWidget):
         s.set("ladder/max_kld", self.max_kld.value())
         s.set("ladder/min_tg", self.min_tg.value())
         s.set("ladder/reps", self.reps.value())
+        s.set("ladder/questions", self.questions.text().strip())
 
     def job_inputs(self) -> dict[str, Any]:
         """What run_ladder needs, from the pane; the texts are written into the ladder's folder."""
@@ -213,6 +226,11 @@ class LadderControls(QWidget):
                               "n_ctx": pane.ctx_spin.value(), "imatrix_chunks": pane.chunks_spin.value() or None,
                               "threads": pane.threads_spin.value() or None, "constraints": self.constraints(),
                               "reps": self.reps.value()}
+        qfile = self.questions.text().strip()
+        if qfile:
+            if not Path(qfile).is_file():
+                raise InputError(f"The question file {qfile} does not exist.")
+            kw["questions"] = Path(qfile)
         mode = pane.imatrix_mode()
         if mode == "file":
             kw["imatrix"] = Path(pane.imatrix_edit.text().strip())
