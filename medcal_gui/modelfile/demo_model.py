@@ -26,11 +26,11 @@ from medcal_gui.core.errors import ModelError
 from medcal_gui.core.fsutil import atomic_path, check_free_space, ensure_dir, sha256_file, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.core.resources import user_cache_dir
+from medcal_gui.modelfile import DEMO_MODEL_LABEL
 from medcal_gui.modelfile.gguf_check import open_gguf
 
 LOG = logging.getLogger(__name__)
 
-DEMO_MODEL_LABEL = "Gemma 3 270M, dequantized from Q4_K_M: a demo stand-in for MedGemma"
 DEMO_MODEL_FILENAME = "gemma-3-270m-f16-demo.gguf"
 STAGE = "demo model"
 # Bump when the conversion changes, so caches made by an older medcal are rebuilt.

@@ -9,7 +9,7 @@ from pathlib import Path
 from medcal_gui.cli import flags
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
-from medcal_gui.modelfile.demo_model import DEMO_MODEL_LABEL, demo_model_ready, prepare_demo_model
+from medcal_gui.modelfile import DEMO_MODEL_LABEL
 
 NAME = "demo-model"
 HELP = "prepare the demo model (Gemma 3 270M dequantized to F16) and print its path"
@@ -28,6 +28,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     token = CancelToken()
     bar = TerminalProgress(quiet=args.json)
+    from medcal_gui.modelfile.demo_model import demo_model_ready, prepare_demo_model
+
     reused = demo_model_ready(args.output_dir)
     with sigint_cancels(token):
         path = prepare_demo_model(args.output_dir, progress=bar, cancel=token)
