@@ -168,11 +168,13 @@ class LadderControls(QWidget):
         self.progress_box = QVBoxLayout()
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        limits = QHBoxLayout()
-        for text, w in (("Max size", self.max_size), ("Max KLD", self.max_kld), ("Min tg t/s", self.min_tg),
-                        ("Speed runs", self.reps)):
-            limits.addWidget(QLabel(text))
-            limits.addWidget(w)
+        limits = QGridLayout()  # two rows of two: fits the pane's right column at 1280x720
+        for i, (text, w) in enumerate((("Max size", self.max_size), ("Max KLD", self.max_kld),
+                                       ("Min tg t/s", self.min_tg), ("Speed runs", self.reps))):
+            limits.addWidget(QLabel(text), i // 2, 2 * (i % 2))
+            limits.addWidget(w, i // 2, 2 * (i % 2) + 1)
+        limits.setColumnStretch(1, 1)
+        limits.setColumnStretch(3, 1)
         grid.addLayout(limits, 0, 0)
         qrow = QHBoxLayout()
         qrow.addWidget(QLabel("Questions"))
