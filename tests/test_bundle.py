@@ -189,6 +189,39 @@ def _compare_calibrations(w: dict[str, Path]) -> None:
     assert data["plot"] == str(out / "comparison.svg") and (out / "comparison.svg").stat().st_size > 500
 
 
+def _ladder(w: dict[str, Path]) -> None:
+    out = w["dir"] / "ladder"
+    res = json.loads(_ok(_run("ladder", "--model", str(w["model"]), "--heldout", str(w["held"]), "--calibration",
+                              str(w["cal"]), "--types", "Q8_0,Q4_0", "-d", str(out), "--ctx", "64",
+                              "--imatrix-chunks", "2", "--eval-chunks", "2", "--reps", "1", "-t", "1", "--json")))
+    assert [r["type"] for r in res["rungs"]] == ["Q8_0", "Q4_0"] and res["recommendation"]["type"]
+    assert (out / "ladder.svg").read_text(encoding="utf-8").startswith("<svg ") and (out / "ladder.md").is_file()
+
+
+def _questions(w: dict[str, Path]) -> Path:
+    q = w["dir"] / "questions.jsonl"
+    q.write_text("\n".join(json.dumps({"id": f"q{i}", "question": f"Heart rate {60 + i} bpm is?",
+                                        "options": {"A": "normal", "B": "fast"}, "answer": "A"})
+                           for i in range(3)) + "\n", encoding="utf-8")
+    return q
+
+
+def _mcq(w: dict[str, Path]) -> None:
+    res = json.loads(_ok(_run("mcq", "--model", str(w["model"]), "--model", str(w["quant"]), "--questions",
+                              str(_questions(w)), "--ctx", "256", "-t", "1", "--json")))
+    assert res["n_questions"] == 3 and len(res["models"]) == 2 and len(res["flips"]) == 1
+
+
+def _agree(w: dict[str, Path]) -> None:
+    prompts = w["dir"] / "prompts.jsonl"
+    prompts.write_text(json.dumps({"id": "p1", "prompt": "Describe a normal ECG."}) + "\n", encoding="utf-8")
+    out = w["dir"] / "agree"
+    res = json.loads(_ok(_run("agree", "--base", str(w["model"]), "--model", str(w["model"]), "--prompts",
+                              str(prompts), "-n", "4", "--ctx", "256", "-t", "1", "-d", str(out), "--json")))
+    assert (out / "agree.json").is_file() and (out / "agree.html").is_file()
+    assert res and "identical" in json.dumps(res)
+
+
 def _chat(w: dict[str, Path]) -> None:
     res = _run("chat", "--model", str(w["model"]), "--prompt", "The patient", "-n", "4", "--template", "gemma",
                "--seed", "1", "--threads", "2", "--json")
@@ -242,6 +275,7 @@ CHECKS = {
     "quantize": _quantize, "demo-model": _demo_model, "pipeline": _pipeline, "eval": _eval,
     "compare-calibrations": _compare_calibrations, "chat": _chat, "convert": _convert,
     "self-test": _self_test, "gui": _gui, "cache": _cache, "publish": _publish, "report": _report,
+    "ladder": _ladder, "mcq": _mcq, "agree": _agree,
 }
 
 

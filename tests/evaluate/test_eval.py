@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medcal_gui.core.errors import Cancelled, InputError
+from medcal_gui.core.errors import Cancelled, InputError, MedcalError
 from medcal_gui.core.fsutil import TMP_PREFIX
 from medcal_gui.core.jobs import CancelToken, Progress
 from medcal_gui.evaluate.eval_cache import BaseKey, eval_cache_dir, file_sha256, text_sha256
@@ -299,12 +299,14 @@ def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_a_base_pass_that_cannot_fit_is_refused_before_it_starts(tiny_model: Path, eval_text: str,
                                                                  small_disk: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from medcal_gui.core.errors import OutputError
 
     monkeypatch.setenv("MEDCAL_EVAL_CACHE", str(small_disk / "eval"))
     seen: list[Progress] = []
-    with pytest.raises(OutputError, match="Not enough free space .* for the evaluation cache"):
+    # the limits check (modelfile/limits.py) refuses first; the cache's own check is the second line of defence
+    with pytest.raises(MedcalError, match="(?s)(free disk|Not enough free space).*evaluation cache"):
         evaluate(tiny_model, [tiny_model], eval_text, n_ctx=N_CTX, n_chunks=3, use_cache=False,
                  progress=seen.append)
     assert not [p for p in seen if p.unit == "chunks" and p.done]  # no chunk was run
-    assert [p.name for p in (small_disk / "eval").iterdir()] == ["file_hashes.json"]  # no temporary folder
+    left = [p.name for p in (small_disk / "eval").iterdir()] if (small_disk / "eval").exists() else []
+    assert left in ([], ["file_hashes.json"])  # no temporary folder (refused before the cache was touched, or
+    #                                             by the cache's own check after hashing the inputs)

@@ -193,6 +193,8 @@ def test_file_menu_clears_the_evaluation_cache_after_asking(window, monkeypatch,
     from medcal_gui.evaluate.eval_cache import eval_cache_dir
     from medcal_gui.ui import dialogs
 
+    monkeypatch.setenv("MEDCAL_EVAL_CACHE", str(tmp_path / "eval-cache"))  # this test's own, holding one entry
+
     entry = eval_cache_dir() / "0123abcd"
     entry.mkdir(parents=True, exist_ok=True)
     (entry / "meta.json").write_text("{}", encoding="utf-8")
