@@ -13,6 +13,7 @@ import gguf
 import hf_fixture as hf
 import numpy as np
 import pytest
+from convert_checks import PROMPT, TOKEN_TEXTS, _copy, _field, _leftovers, _llama, _llama_logits  # noqa: F401
 
 from medcal_gui.convert.config import NotAModelError, UnsupportedModelError
 from medcal_gui.convert.hf_to_gguf import convert_hf, is_hf_model_dir
@@ -25,72 +26,8 @@ from medcal_gui.core.jobs import CancelToken, Progress
 MISSING = hf.missing_reason()
 needs_hf = pytest.mark.skipif(MISSING is not None, reason=f"HF reference unavailable: {MISSING}")
 
-PROMPT = ("<start_of_turn>user\nThe patient (72 y) has chest pain radiating to the left arm, BP 140/90 mmHg.  "
-          "Troponin 0.04 ng/mL; ECG: AF.<end_of_turn>\n<start_of_turn>model\n")
-TOKEN_TEXTS = [PROMPT, "Atrial fibrillation, 140/90.\n\n  double  spaces", "é ü 日本 \u2581 tabs\tand 12345",
-               "<start_of_turn><end_of_turn><bos>"]
 
 
-# ---------------------------------------------------------------- fixtures (built once per session)
-
-@pytest.fixture(scope="session")
-def sp_model() -> bytes:
-    if MISSING:
-        pytest.skip(f"HF reference unavailable: {MISSING}")
-    return hf.train_sentencepiece()
-
-
-@pytest.fixture(scope="session")
-def hf_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("hf")
-
-
-@pytest.fixture(scope="session")
-def causal_dir(hf_root: Path, sp_model: bytes) -> Path:
-    return hf.make_causal(hf_root / "causal" / "tiny-gemma3", sp_model)
-
-
-@pytest.fixture(scope="session")
-def cond_dir(hf_root: Path, sp_model: bytes) -> Path:
-    return hf.make_conditional(hf_root / "cond" / "tiny-medgemma", sp_model)
-
-
-@pytest.fixture(scope="session")
-def causal_f32(causal_dir: Path, hf_root: Path) -> Path:
-    return convert_hf(causal_dir, hf_root / "out" / "causal-f32.gguf", outtype="f32").out
-
-
-@pytest.fixture(scope="session")
-def cond_f32(cond_dir: Path, hf_root: Path) -> Path:
-    return convert_hf(cond_dir, hf_root / "out" / "cond-f32.gguf", outtype="f32").out
-
-
-def _llama(path: Path) -> Any:
-    import llama_cpp
-
-    from medcal_gui.llama.cpu_quirks import install_llama_defaults
-
-    install_llama_defaults()
-    # F32 KV cache: the default F16 cache would round K and V and blur the comparison
-    return llama_cpp.Llama(str(path), n_ctx=256, logits_all=True, verbose=False, n_threads=2, type_k=0, type_v=0,
-                           flash_attn=False)
-
-
-def _llama_logits(path: Path, ids: list[int]) -> np.ndarray:
-    llm = _llama(path)
-    llm.eval(ids)
-    return np.array(llm.scores[: len(ids)], dtype=np.float32)
-
-
-def _field(r: gguf.GGUFReader, key: str) -> Any:
-    return r.fields[key].contents()
-
-
-def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
-# ---------------------------------------------------------------- numbers match transformers
 
 @needs_hf
 @pytest.mark.parametrize("which", ["causal", "cond"])
@@ -359,13 +296,6 @@ def test_is_hf_model_dir(causal_dir: Path, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- bad input: a clear message, nothing written
 
-def _copy(src: Path, dst: Path) -> Path:
-    import shutil
-
-    shutil.copytree(src, dst)
-    return dst
-
-
 def _expect_refusal(hf_dir: Path, out_dir: Path, exc: type[MedcalError], *words: str) -> None:
     out_dir.mkdir(exist_ok=True)
     with pytest.raises(exc) as info:
@@ -499,131 +429,3 @@ def test_tokenizer_json_drives_special_ids_and_add_bos(causal_dir: Path, tmp_pat
     assert v.add_special["bos"] is True and v.add_special["eos"] is False
     assert {k: v.special_ids[k] for k in ("pad", "eos", "bos", "unk")} == {"pad": 0, "eos": 1, "bos": 2, "unk": 3}
     assert v.chat_template == hf.GEMMA_TEMPLATE
-
-
-# ------------------------------------------------------------- a real download's layout, against llama.cpp's converter
-
-CONVERTER = hf.sdist_converter()
-needs_ref = pytest.mark.skipif(MISSING is not None or CONVERTER is None,
-                               reason=f"llama.cpp's converter unavailable: {MISSING or 'sdist not unpacked'}")
-
-
-def _dump(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, tuple[int, ...], str]]]:
-    r = gguf.GGUFReader(str(path))
-    kv = {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
-    ts = {t.name: (int(t.tensor_type), tuple(int(x) for x in t.shape),
-                   hashlib.sha256(np.ascontiguousarray(t.data).tobytes()).hexdigest()) for t in r.tensors}
-    return kv, ts
-
-
-def _assert_same(ours: Path, ref: Path, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
-    kv_a, ts_a = _dump(ours)
-    kv_b, ts_b = _dump(ref)
-    keys = (set(kv_a) | set(kv_b)) - set(ignore)
-    diff = {k: (kv_a.get(k, "<missing>"), kv_b.get(k, "<missing>")) for k in sorted(keys) if kv_a.get(k) != kv_b.get(k)}
-    assert diff == {}, f"metadata differs from llama.cpp's: {str(diff)[:2000]}"
-    assert ts_a == ts_b
-    return kv_a
-
-
-@pytest.fixture(scope="session")
-def real_dir(hf_root: Path) -> Path:
-    if MISSING:
-        pytest.skip(f"HF reference unavailable: {MISSING}")
-    return hf.make_real_folder(hf_root / "real" / "tiny-medgemma-4b-it")
-
-
-@pytest.fixture(scope="session")
-def real_ref(real_dir: Path, hf_root: Path) -> tuple[Path, Path]:
-    if CONVERTER is None:
-        pytest.skip("llama.cpp's convert_hf_to_gguf.py is not unpacked (set MEDCAL_LLAMA_SDIST)")
-    out = hf_root / "ref"
-    out.mkdir(exist_ok=True)
-    return (hf.llama_cpp_convert(real_dir, out / "lm.gguf"),
-            hf.llama_cpp_convert(real_dir, out / "mmproj.gguf", mmproj=True))
-
-
-@pytest.fixture(scope="session")
-def real_ours(real_dir: Path, hf_root: Path) -> Any:
-    return convert_hf(real_dir, hf_root / "ours" / "lm.gguf", outtype="f32", mmproj=hf_root / "ours" / "mm.gguf",
-                      hash_inputs=False)
-
-
-@needs_ref
-def test_real_folder_matches_llama_cpp_converter(real_dir: Path, real_ref: tuple[Path, Path], real_ours: Any) -> None:
-    """Every metadata value and tensor equals convert_hf_to_gguf.py's, on a folder with a real download's files."""
-    kv = _assert_same(real_ours.out, real_ref[0])
-    assert real_ours.warnings == []
-    # the chat template lives only in chat_template.jinja
-    assert "chat_template" not in json.loads((real_dir / "tokenizer_config.json").read_text())
-    assert kv["tokenizer.chat_template"] == hf.GEMMA_TEMPLATE
-    # general.name and size_label as llama.cpp's Metadata heuristics write them, sampling from generation_config
-    assert kv["general.name"] != real_dir.name and kv["general.size_label"]
-    assert kv["general.sampling.top_k"] == 64 and kv["general.sampling.top_p"] == pytest.approx(0.95)
-    # the image tokens are control tokens, <image_soft_token> after the SentencePiece model too
-    tokens, types = kv["tokenizer.ggml.tokens"], kv["tokenizer.ggml.token_type"]
-    for t in (*hf.IMAGE_TOKENS, hf.IMAGE_SOFT):
-        assert types[tokens.index(t)] == CONTROL, t
-    # vocab_size is above the tokenizer's: llama.cpp pads with [PAD<id>] rows
-    cfg = json.loads((real_dir / "config.json").read_text())
-    assert len(tokens) == cfg["text_config"]["vocab_size"] and tokens[-1].startswith("[PAD")
-
-
-@needs_ref
-def test_real_folder_mmproj_matches_and_reads_preprocessor_config(real_dir: Path, real_ref: tuple[Path, Path],
-                                                                  real_ours: Any) -> None:
-    kv = _assert_same(real_ours.mmproj, real_ref[1])
-    pre = json.loads((real_dir / "preprocessor_config.json").read_text())
-    assert kv["clip.vision.image_mean"] == pytest.approx(pre["image_mean"])
-    assert kv["clip.vision.image_std"] == pytest.approx(pre["image_std"])
-    assert pre["image_mean"] != [0.5, 0.5, 0.5]
-
-
-@needs_ref
-def test_generation_configs_end_ids_all_end_generation(real_dir: Path, real_ours: Any) -> None:
-    """generation_config.json lists [<eos>, <end_of_turn>]: the GGUF's EOS is <eos> (as llama.cpp writes it),
-    and llama.cpp ends generation at every id of the list."""
-    import llama_cpp
-
-    ids = json.loads((real_dir / "generation_config.json").read_text())["eos_token_id"]
-    assert len(ids) == 2
-    llm = _llama(real_ours.out)
-    vocab = llama_cpp.llama_model_get_vocab(llm.model)
-    assert all(llama_cpp.llama_vocab_is_eog(vocab, i) for i in ids)
-    assert not llama_cpp.llama_vocab_is_eog(vocab, 2)
-
-
-@needs_ref
-def test_tokenizer_json_only_folder(real_dir: Path, real_ref: tuple[Path, Path], tmp_path: Path) -> None:
-    """A folder with tokenizer.json but no tokenizer.model converts: the same tokens and types as llama.cpp
-    writes from tokenizer.model, and llama.cpp then tokenizes as transformers' tokenizer.json does."""
-    from transformers import AutoTokenizer
-
-    d = _copy(real_dir, tmp_path / "jsononly")
-    (d / "tokenizer.model").unlink()
-    res = convert_hf(d, tmp_path / "j.gguf", outtype="f32", hash_inputs=False)
-    kv, _ = _dump(res.out)
-    ref, _ = _dump(real_ref[0])
-    for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id",
-                "tokenizer.ggml.eos_token_id", "tokenizer.ggml.model", "tokenizer.chat_template"):
-        assert kv[key] == ref[key], key
-    fast = AutoTokenizer.from_pretrained(str(d))
-    llm = _llama(res.out)
-    for text in TOKEN_TEXTS + ["<start_of_image><image_soft_token><end_of_image> scan"]:
-        assert llm.tokenize(text.encode("utf-8"), add_bos=True, special=True) == list(fast(text).input_ids), text
-
-
-@needs_hf
-def test_convert_checks_free_disk_and_memory_first(causal_dir: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from medcal_gui.modelfile.limits import LimitError
-
-    monkeypatch.setenv("MEDCAL_FAKE_FREE_DISK", "1K")
-    with pytest.raises(LimitError, match=r"The conversion needs about .* of free disk in .*; 0 MB are free"):
-        convert_hf(causal_dir, tmp_path / "o" / "x.gguf", hash_inputs=False)
-    assert _leftovers(tmp_path / "o") == []
-    monkeypatch.delenv("MEDCAL_FAKE_FREE_DISK")
-    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "50M")
-    with pytest.raises(LimitError, match=r"The conversion needs about .* of free memory.*; 50 MB are free"):
-        convert_hf(causal_dir, tmp_path / "o" / "x.gguf", hash_inputs=False)
-    assert _leftovers(tmp_path / "o") == []
