@@ -116,13 +116,13 @@ def test_cli_mcq_json_and_bad_file(tiny_model: Path, tmp_path: Path) -> None:
     p = _write(tmp_path, [{"id": "1", "question": "Heart rate 40 bpm is?", "options": ["bradycardia",
                                                                                        "tachycardia"],
                            "answer": 0}])
-    out = subprocess.run([sys.executable, "-m", "medcal_gui", "mcq", "-m", str(tiny_model), "-q", str(p),
+    out = subprocess.run([sys.executable, "-m", "medcal_gui", "mcq", "-m", str(tiny_model), "--questions", str(p),
                           "--ctx", "256", "-t", "2", "--json"], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
     assert d["n_questions"] == 1 and len(d["models"][0]["items"][0]["scores"]) == 2
     bad = _write(tmp_path, [{"id": "1", "question": "Q?", "options": ["a", "b"]}])
-    out = subprocess.run([sys.executable, "-m", "medcal_gui", "mcq", "-m", str(tiny_model), "-q", str(bad)],
+    out = subprocess.run([sys.executable, "-m", "medcal_gui", "mcq", "-m", str(tiny_model), "--questions", str(bad)],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [f"medcal mcq: error: {bad}, line 1: the answer is missing."]
