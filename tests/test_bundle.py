@@ -18,7 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "build_spec" / "medcal.spec"
-BUNDLE = os.environ.get("MEDCAL_BUNDLE")
+# resolved now: some checks run the bundle from another working directory
+BUNDLE = str(Path(os.environ["MEDCAL_BUNDLE"]).resolve()) if os.environ.get("MEDCAL_BUNDLE") else None
 
 
 def test_spec_and_hooks_are_valid_python() -> None:
