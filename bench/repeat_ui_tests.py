@@ -41,6 +41,9 @@ def pytest_unconfigure(config):
     print("repeat_ui_tests: refcount drift None %+d True %+d" % (sys.getrefcount(None) - _start["none"],
           sys.getrefcount(True) - _start["true"]), flush=True)
     print("repeat_ui_tests: collections gui %(gui)d worker %(worker)d" % _gc_runs, flush=True)
+    # what a child started now would inherit: ignored and blocked signals survive exec
+    sig = [ln for ln in open("/proc/self/status").read().splitlines() if ln.startswith(("SigBlk", "SigIgn"))]
+    print("repeat_ui_tests: signals", " ".join(sig), flush=True)
 """
 
 
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             times.append(dt)
             drift = re.search(r"refcount drift (None \S+ True \S+)", out)
             gcs = re.search(r"collections (gui \d+ worker \d+)", out)
+            sigs = re.search(r"repeat_ui_tests: signals (.*)", out)
             m = re.search(r"torch imported: (True|False)", out)
             if m:
                 torch_seen.add(m.group(1) == "True")
@@ -104,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                     failures += 1
                 print(f"run {i:2}: rc {rc} in {dt:.0f} s: {summary.strip('= ')}"
                       + (f" (refcount drift {drift.group(1)})" if drift else "")
-                      + (f" (gc runs: {gcs.group(1)})" if gcs else ""))
+                      + (f" (gc runs: {gcs.group(1)})" if gcs else "")
+                      + (f" ({sigs.group(1)})" if sigs else ""))
             sys.stdout.flush()
     finally:
         shutil.rmtree(plugin_dir, ignore_errors=True)

@@ -11,7 +11,6 @@ similarity, word ROUGE-L, and the clinical facts of the base's answer that the q
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import statistics
@@ -25,6 +24,7 @@ from medcal_gui.behaviour.clinical_facts import FactCheck, compare_facts, count_
 from medcal_gui.behaviour.stats import Proportion
 from medcal_gui.core.errors import DataError, InputError
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.core.text_files import UniqueIds, read_jsonl
 
 STAGE = "agree"
 Message = dict[str, str]
@@ -44,16 +44,10 @@ class Prompt:
         return self.messages[-1][1]
 
 
-def _jsonl_prompts(path: Path, text: str) -> list[Prompt]:
+def _jsonl_prompts(path: Path) -> list[Prompt]:
     out: list[Prompt] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON ({exc.msg}, column {exc.colno}).", str(path), i) from None
+    ids = UniqueIds(path)
+    for i, row in read_jsonl(path, "prompt file"):
         if not isinstance(row, dict):
             raise DataError("each line must be a JSON object with a prompt or messages.", str(path), i)
         if isinstance(row.get("prompt"), str) and row["prompt"].strip():
@@ -68,9 +62,7 @@ def _jsonl_prompts(path: Path, text: str) -> list[Prompt]:
         else:
             raise DataError("the line has neither a prompt nor messages.", str(path), i)
         pid = str(row.get("id", f"line{i}"))
-        if pid in seen:
-            raise DataError(f"the id {pid!r} was already used on line {seen[pid]}.", str(path), i)
-        seen[pid] = i
+        ids.add(pid, i)
         out.append(Prompt(pid, msgs, f"{path}:{i}"))
     return out
 
@@ -83,13 +75,7 @@ def load_prompts(inputs: Sequence[Path], *, variant: str | None = None, held_out
     if not paths:
         raise InputError("No prompt file was given.")
     if len(paths) == 1 and paths[0].suffix.lower() == ".jsonl":
-        try:
-            text = paths[0].read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"The prompt file {paths[0]} does not exist.") from None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"The prompt file {paths[0]} is not UTF-8 (byte {exc.start}).") from None
-        prompts = _jsonl_prompts(paths[0], text)
+        prompts = _jsonl_prompts(paths[0])
     else:
         from medcal_gui.dataset.formatting import user_content
         from medcal_gui.dataset.holdout import split_records

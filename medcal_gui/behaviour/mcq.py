@@ -10,7 +10,6 @@ its KV cells are kept; each option is decoded after it and its cells dropped aga
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from medcal_gui.behaviour.behave_context import BehaveModel, token_logprobs
 from medcal_gui.behaviour.stats import Proportion, mcnemar_exact
 from medcal_gui.core.errors import DataError, InputError
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from medcal_gui.core.text_files import UniqueIds, read_jsonl
 
 STAGE = "mcq"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -81,27 +81,11 @@ def _parse_row(row: Any, path: str, line: int) -> Question:
 def load_questions(path: Path) -> list[Question]:
     """Read a question file; a bad row is a DataError naming its line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"The question file {path} does not exist.") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"The question file {path} is not UTF-8 (byte {exc.start}).") from None
-    except OSError as exc:
-        raise InputError(f"Cannot read the question file {path}: {exc.strerror or exc}.") from None
     out: list[Question] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON ({exc.msg}, column {exc.colno}).", str(path), i) from None
+    ids = UniqueIds(path)
+    for i, row in read_jsonl(path, "question file"):
         q = _parse_row(row, str(path), i)
-        if q.id in seen:
-            raise DataError(f"the id {q.id!r} was already used on line {seen[q.id]}.", str(path), i)
-        seen[q.id] = i
+        ids.add(q.id, i)
         out.append(q)
     if not out:
         raise InputError(f"The question file {path} holds no questions.")

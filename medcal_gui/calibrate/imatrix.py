@@ -24,6 +24,7 @@ from medcal_gui.calibrate.imatrix_io import ImatrixData, ImatrixEntry
 from medcal_gui.core.errors import Cancelled, InputError, ModelError
 from medcal_gui.core.fsutil import ensure_dir, refuse_input_overwrite
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from medcal_gui.core.text_files import FORMAT_FIRST, read_utf8
 from medcal_gui.llama import ggml_ctypes as gc
 from medcal_gui.llama.context import ChunkContext
 from medcal_gui.modelfile.limits import check, imatrix_needs
@@ -180,15 +181,7 @@ def read_calibration(inputs: Sequence[str | Path]) -> tuple[str, list[str]]:
     names: list[str] = []
     for item in inputs:
         if isinstance(item, Path):
-            try:
-                text = item.read_text(encoding="utf-8")
-            except FileNotFoundError as exc:
-                raise InputError(f"The calibration file {item} does not exist.") from exc
-            except UnicodeDecodeError as exc:
-                raise InputError(f"The calibration file {item} is not UTF-8 text (byte {exc.start}). "
-                                 "Run it through `medcal format` first.") from exc
-            except OSError as exc:
-                raise InputError(f"Cannot read the calibration file {item}: {exc.strerror or exc}.") from exc
+            text = read_utf8(item, "calibration file", not_utf8_hint=FORMAT_FIRST)
             if not text.strip():
                 raise InputError(f"The calibration file {item} is empty.")
             names.append(str(item))

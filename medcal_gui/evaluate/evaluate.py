@@ -25,6 +25,7 @@ import numpy as np
 
 from medcal_gui.core.errors import Cancelled, InputError, ModelError
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from medcal_gui.core.text_files import FORMAT_FIRST, read_utf8
 from medcal_gui.evaluate.eval_cache import (
     BaseCache,
     BaseCacheWriter,
@@ -117,15 +118,7 @@ class EvalModel(ChunkContext):
 def read_text(text: str | Path) -> tuple[str, str]:
     """(text, label): a Path is read as UTF-8; a str is the text itself."""
     if isinstance(text, Path):
-        try:
-            content = text.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"The evaluation text {text} does not exist.") from None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"The evaluation text {text} is not UTF-8 (byte {exc.start}). "
-                             "Run it through `medcal format` first.") from None
-        except OSError as exc:
-            raise InputError(f"Cannot read the evaluation text {text}: {exc.strerror or exc}.") from None
+        content = read_utf8(text, "evaluation text", not_utf8_hint=FORMAT_FIRST)
         label = str(text)
     else:
         content, label = text, "<text>"

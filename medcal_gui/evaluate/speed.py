@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,28 @@ class _Bench:
             raise ModelError(f"llama.cpp could not create a context of {n_ctx} tokens for {self.path}.")
         gc.set_abort_callback(ctx, self._abort)
         return ctx
+
+    def timed(self, n_ctx: int, warm_up: Callable[[Any], None], run: Callable[[Any], None], reps: int,
+              tick: Callable[[str], None], label: str) -> list[int]:
+        """llama-bench's loop: a context of `n_ctx`, one warm-up, then `reps` runs each on an emptied cache;
+        the nanoseconds of each run."""
+        ctx = self.context(n_ctx)
+        out: list[int] = []
+        try:
+            mem = llama_cpp.llama_get_memory(ctx)
+            llama_cpp.llama_memory_clear(mem, False)
+            warm_up(ctx)
+            tick(f"{label} warm-up")
+            for i in range(reps):
+                self.cancel.check()
+                llama_cpp.llama_memory_clear(mem, False)
+                t = time.perf_counter_ns()
+                run(ctx)
+                out.append(time.perf_counter_ns() - t)
+                tick(f"{label} {i + 1}/{reps}")
+        finally:
+            llama_cpp.llama_free(ctx)
+        return out
 
     def _decode(self, ctx: Any, batch: Any) -> None:
         rc = llama_cpp.llama_decode(ctx, batch)
@@ -174,39 +197,11 @@ def measure_speed(model: Path, *, threads: int | None = None, reps: int = REPS, 
 
     progress(Progress(STAGE, 0, total, unit="runs", message=f"{model.name} loading"))
     bench = _Bench(model, threads, cancel)
-    pp_ns: list[int] = []
-    tg_ns: list[int] = []
     try:
-        mem_ctx = bench.context(n_prompt)
-        try:
-            mem = llama_cpp.llama_get_memory(mem_ctx)
-            llama_cpp.llama_memory_clear(mem, False)
-            bench.prompt(mem_ctx, n_prompt)
-            tick(f"pp{n_prompt} warm-up")
-            for i in range(reps):
-                cancel.check()
-                llama_cpp.llama_memory_clear(mem, False)
-                t = time.perf_counter_ns()
-                bench.prompt(mem_ctx, n_prompt)
-                pp_ns.append(time.perf_counter_ns() - t)
-                tick(f"pp{n_prompt} {i + 1}/{reps}")
-        finally:
-            llama_cpp.llama_free(mem_ctx)
-        gen_ctx = bench.context(n_gen)
-        try:
-            mem = llama_cpp.llama_get_memory(gen_ctx)
-            llama_cpp.llama_memory_clear(mem, False)
-            bench.generate(gen_ctx, 1)
-            tick(f"tg{n_gen} warm-up")
-            for i in range(reps):
-                cancel.check()
-                llama_cpp.llama_memory_clear(mem, False)
-                t = time.perf_counter_ns()
-                bench.generate(gen_ctx, n_gen)
-                tg_ns.append(time.perf_counter_ns() - t)
-                tick(f"tg{n_gen} {i + 1}/{reps}")
-        finally:
-            llama_cpp.llama_free(gen_ctx)
+        pp_ns = bench.timed(n_prompt, lambda c: bench.prompt(c, n_prompt), lambda c: bench.prompt(c, n_prompt),
+                            reps, tick, f"pp{n_prompt}")
+        tg_ns = bench.timed(n_gen, lambda c: bench.generate(c, 1), lambda c: bench.generate(c, n_gen),
+                            reps, tick, f"tg{n_gen}")
     finally:
         bench.close()
     pp, pp_sd = mean_sd(pp_ns, n_prompt)

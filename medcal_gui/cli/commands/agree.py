@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from medcal_gui.cli import flags
+from medcal_gui.cli.output import print_json
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.outdir is not None:
         write_outputs(res, args.outdir, [args.base, *args.model, *args.prompts])
     if args.json:
-        print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        print_json(res.to_json())
         return 0
     print(f"{res.n_prompts} prompts, {res.decoding}, at most {res.n_max} tokens; base {res.base.name}")
     print(summary_table(res))

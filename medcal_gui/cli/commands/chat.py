@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from medcal_gui.cli import flags
+from medcal_gui.cli.output import print_json
 from medcal_gui.core.errors import InputError
 
 NAME = "chat"
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         if prompt is not None:
             res = answer(prompt)
             if args.json:
-                print(json.dumps({"prompt": prompt, "replies": res}, indent=2, ensure_ascii=False))
+                print_json({"prompt": prompt, "replies": res})
             if interrupted:  # Ctrl-C stopped the answer: not a success
                 print("medcal chat: cancelled", file=sys.stderr)
                 return 130

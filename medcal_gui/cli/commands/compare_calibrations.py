@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from medcal_gui.cli import flags
+from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.jobs import CancelToken
@@ -65,11 +65,10 @@ def run(args: argparse.Namespace) -> int:
             plot=not args.no_plot, progress=bar, cancel=token)
     bar.close()
     if args.json:
-        print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        print_json(res.to_json())
         return 0
     print(markdown_table(res))
-    for w in res.warnings:
-        print(f"warning: {w}")
+    print_warnings(res.warnings)
     for p in (res.table_md, res.table_json, res.plot):
         if p is not None:
             print(f"wrote {p}")

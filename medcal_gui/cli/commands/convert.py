@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -40,10 +40,9 @@ def run(args: argparse.Namespace) -> int:
                          cancel=token, hash_inputs=not args.no_hash_input)
     bar.close()
     if args.json:
-        print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        print_json(res.to_json())
         return 0
-    for w in res.warnings:
-        print(f"warning: {w}")
+    print_warnings(res.warnings)
     print(f"wrote {res.out} ({res.architecture} language model, {res.outtype}, {res.output_bytes / 1e6:.1f} MB, "
           f"{res.tensors} tensors, {res.n_vocab} tokens, {res.seconds:.1f} s)")
     if res.mmproj is not None:

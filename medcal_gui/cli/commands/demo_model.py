@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from medcal_gui.cli import flags
+from medcal_gui.cli.output import print_json
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 from medcal_gui.modelfile import DEMO_MODEL_LABEL
@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
         path = prepare_demo_model(args.output_dir, progress=bar, cancel=token)
     bar.close()
     if args.json:
-        print(json.dumps({"path": str(path), "label": DEMO_MODEL_LABEL, "size_bytes": path.stat().st_size,
-                          "reused": reused}, indent=2))
+        print_json({"path": str(path), "label": DEMO_MODEL_LABEL, "size_bytes": path.stat().st_size,
+                    "reused": reused})
     else:
         print(path)
     return 0

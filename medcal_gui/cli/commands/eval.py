@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from medcal_gui.cli import flags
+from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.errors import MedcalError, OutputError
 from medcal_gui.core.jobs import CancelToken
@@ -89,14 +89,13 @@ def run(args: argparse.Namespace) -> int:
         d = res.to_json()
         if plot is not None:
             d["plot"] = str(plot)
-        print(json.dumps(d, indent=2, ensure_ascii=False))
+        print_json(d)
         return 0
     src = "read from the cache" if res.base_from_cache else f"{res.base_seconds:.1f} s"
     print(f"base {res.base.name}: PPL {res.models[0].ppl_base:.4f} on {res.text} ({res.chunks} chunks of "
           f"{res.n_ctx}, {res.tokens_scored} tokens scored; base pass {src})")
     print(_table(res))
-    for w in res.warnings:
-        print(f"warning: {w}")
+    print_warnings(res.warnings)
     if plot is not None:
         print(f"wrote {plot}")
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from medcal_gui.cli.dataset_args import add_format_args, add_load_args, load_options
 from medcal_gui.cli.hints import cli_hint
+from medcal_gui.cli.output import print_json
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.jobs import CancelToken
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                              latin1_copy=args.latin1_copy, progress=bar, cancel=token)
     bar.close()
     if args.json:
-        print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        print_json(res.to_json())
         return 0
     for f in res.files:
         conf = f" (chardet confidence {f['chardet_confidence']:.2f})" if f["chardet_confidence"] else ""

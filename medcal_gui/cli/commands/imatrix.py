@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from medcal_gui.cli import flags
+from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         )
     bar.close()
     if args.json:
-        print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        print_json(res.to_json())
         return 0
     print(f"{res.entries} entries from {res.chunks} chunks of {res.chunk_size} tokens "
           f"({res.tokens_processed} of {res.tokens_total} tokens; {res.tokens_per_s:.0f} tokens/s, "
@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     if res.ppl is not None:
         err = f" +/- {res.ppl_stderr:.4f}" if res.ppl_stderr is not None else ""
         print(f"perplexity {res.ppl:.4f}{err}")
-    for w in res.warnings:
-        print(f"warning: {w}")
+    print_warnings(res.warnings)
     print(f"wrote {res.out} ({res.format}, chunk_count {res.chunk_count})")
     return 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from medcal_gui.cli.output import print_json
 
 NAME = "inspect"
 HELP = "describe a GGUF model: architecture, size, file type, tokenizer, chat markers, warnings"
@@ -20,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     info = inspect_model(args.model)
     if args.json:
-        print(json.dumps(info.to_json(), indent=2, ensure_ascii=False))
+        print_json(info.to_json())
     else:
         print("\n".join(info.summary_lines()))
     return 0

@@ -4,10 +4,10 @@ fidelity and speed side by side, the trade-off drawn, one file recommended."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from medcal_gui.cli import flags
+from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -70,11 +70,10 @@ def run(args: argparse.Namespace) -> int:
                          cancel=token)
     bar.close()
     if args.json:
-        print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        print_json(res.to_json())
         return 0
     print(markdown(res))
-    for w in res.warnings:
-        print(f"warning: {w}")
+    print_warnings(res.warnings)
     for p in res.outputs.values():
         print(f"wrote {p}")
     print(f"{res.seconds:.0f} s")

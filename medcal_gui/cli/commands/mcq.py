@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from medcal_gui.cli import flags
+from medcal_gui.cli.output import print_json
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
                       cancel=token)
     bar.close()
     if args.json:
-        print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        print_json(res.to_json())
         return 0
     print(f"{res.n_questions} questions from {res.questions}")
     width = max(len(m.name) for m in res.models)

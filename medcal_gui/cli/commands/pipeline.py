@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from medcal_gui.cli import flags
 from medcal_gui.cli.dataset_args import add_format_args, add_load_args, load_options
+from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 from medcal_gui.dataset.holdout import HELDOUT_FRACTION
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
                            threads=args.threads, progress=bar, cancel=token)
     bar.close()
     if args.json:
-        print(json.dumps(res.to_json(), indent=2))
+        print_json(res.to_json())
         return 0
     held = f", {res.held_out} held out to {res.heldout}" if res.heldout else ""
     print(f"{res.records} records formatted to {res.calibration}{held}")
@@ -59,6 +59,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"imatrix: {imat.entries} entries from {imat.chunks} chunks -> {imat.out}")
     q = res.run.quant
     print(f"quantized {q.qtype}: {q.output_bytes / 1e6:.1f} MB -> {q.out} ({res.seconds:.1f} s in all)")
-    for w in res.warnings:
-        print(f"warning: {w}")
+    print_warnings(res.warnings)
     return 0

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.cli.publish_args import add_fact_args, fact_kwargs
 from medcal_gui.core.jobs import CancelToken
@@ -41,13 +41,12 @@ def run(args: argparse.Namespace) -> int:
                              confirm_flagged=list(args.yes_publish_flagged), progress=bar, cancel=token)
     bar.close()
     if args.json:
-        print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        print_json(res.to_json())
         return 0
     print(f"published {len(facts.quants)} quant(s) of {facts.model_name} to {res.folder} "
           f"({res.linked} linked, {res.copied} copied):")
     for f in res.files:
         print(f"  {f}")
-    for w in res.warnings:
-        print(f"warning: {w}")
+    print_warnings(res.warnings)
     print(f"check it with: (cd {res.folder} && sha256sum -c SHA256SUMS)")
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from medcal_gui.cli import flags
+from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -52,10 +52,9 @@ def run(args: argparse.Namespace) -> int:
         )
     bar.close()
     if args.json:
-        print(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        print_json(res.to_json())
         return 0
-    for w in res.warnings:
-        print(f"warning: {w}")
+    print_warnings(res.warnings)
     mb_in, mb_out = res.input_bytes / 1e6, res.output_bytes / 1e6
     if res.dry_run:
         print(f"{res.model} as {res.qtype}: about {mb_out:.1f} MB (from {mb_in:.1f} MB); nothing written")

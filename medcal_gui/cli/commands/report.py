@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from medcal_gui.cli.output import print_json
 from medcal_gui.cli.publish_args import add_fact_args, fact_kwargs
 from medcal_gui.core.errors import OutputError
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     ensure_gui_app()
     pages = write_pdf(doc, out, title=f"Quantization report: {facts.model_name}")
     if args.json:
-        print(json.dumps({"output": str(out), "pages": pages, "figures": doc.figures}, indent=2))
+        print_json({"output": str(out), "pages": pages, "figures": doc.figures})
     else:
         print(f"wrote {out} ({pages} page(s)) for {len(facts.quants)} file(s) of {facts.model_name}")
     return 0

@@ -7,10 +7,11 @@ llama-cpp-python, Qt, Python). Qt is imported lazily, only for the Qt check and 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from medcal_gui.cli.output import print_json
 
 NAME = "self-test"
 HELP = "check headless that medcal works here: tiny model, format, imatrix, quantize, generate"
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         doc = res.to_json()
         doc["versions"] = all_versions()
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        print_json(doc)
     else:
         print(res.summary_line())
     if not res.ok:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from medcal_gui.cli.output import print_json
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
                               parse_special=not args.no_parse_special, progress=bar, cancel=token)
     bar.close()
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        print_json(report.to_json())
     else:
         print("\n".join(report.summary_lines()))
     return 0

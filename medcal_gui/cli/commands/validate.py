@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from medcal_gui.cli.hints import cli_hint
+from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.core.errors import InputError
 from medcal_gui.dataset.reading.loader import LoadOptions, load_dataset
 from medcal_gui.dataset.validation.validate import narrative_digest, validate_file
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         digests = [narrative_digest(r.text) for r in ds.records]
     report = validate_file(args.file, args.expect_records, digests)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        print_json(report.to_json())
     else:
         print(f"{args.file}: {report.records} records ({report.kind}"
               + (f", {report.layout} layout" if report.layout else "") + ")")
@@ -42,6 +42,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"  [{_MARK[c.status]}] {c.title}: {c.detail}")
         for e in report.errors:
             print(f"error: {e}")
-        for w in report.warnings:
-            print(f"warning: {w}")
+        print_warnings(report.warnings)
     return 0 if report.ok else 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medcal_gui.core.errors import Cancelled, DataError, InputError, MedcalError
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
@@ -37,12 +37,12 @@ class LoadOptions:
         return LoadOptions(self.encoding, self.text_field, self.split, rest + ((str(path), encoding),))
 
 
-@dataclass
-class FileReport:
-    path: Path
-    encoding: EncodingInfo | None = None
-    records: int = 0
-    issues: list[LoadIssue] = field(default_factory=list)  # errors and warnings, at their source lines
+class _Issues:
+    """`errors` and `warnings` (their messages) out of `issues`."""
+
+    if TYPE_CHECKING:
+        @property
+        def issues(self) -> list[LoadIssue]: ...
 
     @property
     def errors(self) -> list[str]:
@@ -51,6 +51,14 @@ class FileReport:
     @property
     def warnings(self) -> list[str]:
         return [i.message for i in self.issues if i.severity == "warning"]
+
+
+@dataclass
+class FileReport(_Issues):
+    path: Path
+    encoding: EncodingInfo | None = None
+    records: int = 0
+    issues: list[LoadIssue] = field(default_factory=list)  # errors and warnings, at their source lines
 
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "encoding": self.encoding.to_json() if self.encoding else None,
@@ -154,7 +162,7 @@ def check_record(rec: Record) -> Record:
 
 
 @dataclass
-class Dataset:
+class Dataset(_Issues):
     """Records loaded in memory (the GUI's and the tests' view), with one report per file."""
 
     files: list[FileReport]
@@ -168,14 +176,6 @@ class Dataset:
         paths = [f.path for f in self.files if f.encoding]
         return [i for f in self.files for i in f.issues] + [LoadIssue("warning", w) for w in
                                                             encoding_warnings(infos, paths)]
-
-    @property
-    def errors(self) -> list[str]:
-        return [i.message for i in self.issues if i.severity == "error"]
-
-    @property
-    def warnings(self) -> list[str]:
-        return [i.message for i in self.issues if i.severity == "warning"]
 
     def populations(self) -> dict[str, int]:
         counts: dict[str, int] = {}
