@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from medcal_gui.core.errors import ModelError
+from medcal_gui.llama.row_convert import bf16_to_f32, f16_to_f32
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +193,9 @@ def check_dtype(entry: TensorEntry) -> None:
 def widen(raw: np.ndarray, dtype: str) -> np.ndarray:
     """Raw words of a safetensors dtype to float32, exactly."""
     if dtype == "BF16":
-        words = raw.astype(np.uint32)
-        words <<= 16
-        return words.view(np.float32)
+        return bf16_to_f32(raw)
+    if dtype == "F16":
+        return f16_to_f32(raw)
     return raw.astype(np.float32)
 
 

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter
@@ -36,6 +39,7 @@ from medcal_gui.convert.safetensors_io import (
     widen,
 )
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter
+from medcal_gui.llama.row_convert import f32_to_f16
 
 F32 = GGMLQuantizationType.F32
 _TYPE_SIZE = {GGMLQuantizationType.F32: 4, GGMLQuantizationType.F16: 2, GGMLQuantizationType.BF16: 2}
@@ -186,7 +190,10 @@ def _chunk_values(p: TensorPlan, r0: int, r1: int) -> np.ndarray:
 
 
 def _encode(vals: np.ndarray, qtype: GGMLQuantizationType) -> bytes | memoryview:
-    out = gguf_quants.quantize(np.ascontiguousarray(vals, dtype=np.float32), qtype)
+    if qtype == GGMLQuantizationType.F16:  # most of a conversion's time: the fast cast, same bits
+        out = f32_to_f16(vals)
+    else:
+        out = gguf_quants.quantize(np.ascontiguousarray(vals, dtype=np.float32), qtype)
     return np.ascontiguousarray(out).reshape(-1).view(np.uint8).data
 
 
@@ -203,49 +210,83 @@ def write_gguf(path: Path, writer: GGUFWriter, plans: list[TensorPlan], *, stage
     writer.write_ti_data_to_file()
     writer.close()
     align = writer.data_alignment
-    h = hashlib.sha256()
     meter = RateMeter()
     with open(path, "r+b") as fh:
         head = fh.read()
-        h.update(head)
-        pos = len(head)
-
-        def put(data: bytes | memoryview) -> None:
-            nonlocal pos
-            fh.write(data)
-            h.update(data)
-            pos += len(data)
-
-        def pad() -> None:
-            if pos % align:
-                put(bytes(align - pos % align))
-
-        for i, p in enumerate(plans):
-            cancel.check()
-            pad()
-            progress(Progress(stage, i, len(plans), unit="tensors", message=p.name,
-                              rate=meter.rate(i), rate_unit="tensors", eta_s=meter.eta(i, len(plans))))
-            written = 0
-            if p.transform is not None:
-                vals = p.transform(_chunk_values(p, 0, p.entry.shape[0] if p.entry.shape else 1))
-                if tuple(vals.shape) != p.shape:
-                    raise AssertionError(f"{p.name}: planned {p.shape}, got {vals.shape}")
-                data = _encode(vals, p.out_type)
-                put(data)
-                written += len(data)
-            else:
-                rows = p.shape[0] if p.shape else 1
-                for r0, r1 in row_slices(p.entry):
-                    if r0 >= rows:
-                        break
-                    cancel.check()
-                    data = _encode(_chunk_values(p, r0, min(r1, rows)), p.out_type)
-                    put(data)
-                    written += len(data)
-                    del data  # free this slice before the next is read
-            if written != p.nbytes:
-                raise AssertionError(f"{p.name}: wrote {written} bytes, planned {p.nbytes}")
-        pad()
+        sink = _HashingWriter(fh, head)
+        try:
+            for i, p in enumerate(plans):
+                cancel.check()
+                sink.pad(align)
+                progress(Progress(stage, i, len(plans), unit="tensors", message=p.name,
+                                  rate=meter.rate(i), rate_unit="tensors", eta_s=meter.eta(i, len(plans))))
+                written = 0
+                if p.transform is not None:
+                    vals = p.transform(_chunk_values(p, 0, p.entry.shape[0] if p.entry.shape else 1))
+                    if tuple(vals.shape) != p.shape:
+                        raise AssertionError(f"{p.name}: planned {p.shape}, got {vals.shape}")
+                    written += sink.put(_encode(vals, p.out_type))
+                else:
+                    rows = p.shape[0] if p.shape else 1
+                    for r0, r1 in row_slices(p.entry):
+                        if r0 >= rows:
+                            break
+                        cancel.check()
+                        written += sink.put(_encode(_chunk_values(p, r0, min(r1, rows)), p.out_type))
+                if written != p.nbytes:
+                    raise AssertionError(f"{p.name}: wrote {written} bytes, planned {p.nbytes}")
+            sink.pad(align)
+            digest = sink.finish()
+        finally:
+            sink.stop()
         fh.flush()
     progress(Progress(stage, len(plans), len(plans), unit="tensors", message="done"))
-    return h.hexdigest()
+    return digest
+
+
+class _HashingWriter:
+    """Writes and hashes slices on its own thread while the caller reads and converts the next one (both
+    let go of the GIL: file writes, sha256, the casts), holding at most QUEUED slices in memory."""
+
+    QUEUED = 2
+
+    def __init__(self, fh: BinaryIO, head: bytes) -> None:
+        self._fh = fh
+        self._hash = hashlib.sha256(head)
+        self.pos = len(head)
+        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(self.QUEUED)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="medcal-convert-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._fh.write(data)
+                    self._hash.update(data)
+                except BaseException as exc:  # handed to the caller at its next put or at finish
+                    self._error = exc
+
+    def put(self, data: bytes | memoryview) -> int:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+        self.pos += len(data)
+        return len(data)
+
+    def pad(self, align: int) -> None:
+        if self.pos % align:
+            self.put(bytes(align - self.pos % align))
+
+    def finish(self) -> str:
+        """Wait for every slice to be written; the sha256 of the whole file."""
+        self.stop()
+        if self._error is not None:
+            raise self._error
+        return self._hash.hexdigest()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()

@@ -91,18 +91,18 @@ def _lib_dir() -> Path:
     return Path(llama_cpp.__file__).resolve().parent / "lib"
 
 
-def _load_ggml_base() -> ctypes.CDLL:
-    by_platform = {"win32": ["ggml-base.dll"], "darwin": ["libggml-base.dylib"]}
-    names = by_platform.get(sys.platform, ["libggml-base.so"])
+def load_ggml(stem: str) -> ctypes.CDLL:
+    """One of the ggml libraries that llama-cpp-python ships next to libllama ("ggml-base", "ggml-cpu")."""
+    by_platform = {"win32": [f"{stem}.dll"], "darwin": [f"lib{stem}.dylib"]}
+    names = by_platform.get(sys.platform, [f"lib{stem}.so"])
     for name in names:
         p = _lib_dir() / name
         if p.exists():
             return ctypes.CDLL(str(p))
-    raise OSError(f"libggml-base was not found in {_lib_dir()}")
+    raise OSError(f"lib{stem} was not found in {_lib_dir()}")
 
 
-_ggml = _load_ggml_base()
-
+_ggml = load_ggml("ggml-base")
 # GGML_API const char * ggml_op_name  (enum ggml_op   op);
 _ggml.ggml_op_name.argtypes = [ctypes.c_int]
 _ggml.ggml_op_name.restype = ctypes.c_char_p

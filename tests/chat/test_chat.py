@@ -224,11 +224,20 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _sigint_ignored(pid: int) -> bool:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("SigIgn:"):
-            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
-    return False
+def _process_state(pid: int) -> str:
+    """What the kernel says of a child that did not stop: its signal masks (ignored, caught, blocked,
+    pending) and each thread's state and wait channel."""
+    base = Path(f"/proc/{pid}")
+    keep = ("State", "SigQ", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    lines = [ln for ln in (base / "status").read_text().splitlines() if ln.startswith(keep)]
+    for task in sorted((base / "task").iterdir()):
+        stat = (task / "stat").read_text()
+        state = stat[stat.rindex(")") + 2:].split()[0]
+        wchan = (task / "wchan").read_text() if (task / "wchan").exists() else "?"
+        blk = next((ln.split()[1] for ln in (task / "status").read_text().splitlines()
+                    if ln.startswith("SigBlk")), "?")
+        lines.append(f"thread {task.name} ({(task / 'comm').read_text().strip()}): {state} {wchan} SigBlk {blk}")
+    return "; ".join(" ".join(ln.split()) for ln in lines)
 
 
 @pytest.mark.slow
@@ -242,6 +251,7 @@ def test_ctrl_c_during_a_reply_does_not_exit_0(demo_model: Path) -> None:
                                                          "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert proc.stdout is not None
     first = proc.stdout.read(1)  # the reply has begun (unbuffered: the first piece, not a full pipe buffer)
+    own = _process_state(os.getpid()).split("; thread")[0]  # what this process passed on
     # Ctrl-C, and again every 5 s as a user would: under a heavily loaded machine the first one was once seen to
     # go unnoticed (a race still to be found); what must never happen is a reply that ends with exit 0
     for _ in range(12):
@@ -252,11 +262,12 @@ def test_ctrl_c_during_a_reply_does_not_exit_0(demo_model: Path) -> None:
         except subprocess.TimeoutExpired:
             continue
     else:
-        ignored = _sigint_ignored(proc.pid)
+        state = _process_state(proc.pid)
         proc.kill()
         out, err = proc.communicate()
         # Seen only inside whole-suite runs on a loaded machine, never alone: the child went on replying through
-        # a minute of Ctrl-C. Marked here, loudly, rather than hidden; to be found (see the stop's note).
-        pytest.xfail(f"the chat did not stop on Ctrl-C within 60 s (SIGINT ignored by the child: {ignored})")
+        # a minute of Ctrl-C. Marked here, loudly, rather than hidden, with what the kernel says of it.
+        pytest.xfail(f"the chat did not stop on Ctrl-C within 60 s; {len(out)} bytes of reply after the first "
+                     f"signal; child: {state}; this test process: {own}; stderr: {err[-500:]!r}")
     assert first and proc.returncode == 130, err
     assert b"cancelled" in err and b"stopped" in err
