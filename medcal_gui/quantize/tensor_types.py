@@ -217,10 +217,20 @@ def renumber(name: str, prune: Sequence[int]) -> str | None:
 
 def model_tensors(model: Path, prune_layers: Sequence[int] = ()) -> list[ModelTensor]:
     """The tensors of `model` (header only), named as after `prune_layers`; InputError for a layer the model
-    does not have."""
+    does not have. Remembered for the last few file versions: the window asks again at each edit."""
+    try:
+        st = Path(model).stat()
+    except OSError:
+        return _model_tensors(str(model), 0, 0, tuple(prune_layers))  # open_gguf explains
+    return list(_model_tensors(str(Path(model).resolve()), st.st_size, st.st_mtime_ns, tuple(prune_layers)))
+
+
+@functools.lru_cache(maxsize=8)
+def _model_tensors(path: str, _size: int, _mtime_ns: int, prune_layers: tuple[int, ...]) -> list[ModelTensor]:
     from medcal_gui.llama import ggml_ctypes as gc
     from medcal_gui.modelfile.gguf_check import open_gguf
 
+    model = Path(path)
     reader = open_gguf(model)
     n_layers = block_count(reader)
     bad = [p for p in prune_layers if p >= n_layers]
