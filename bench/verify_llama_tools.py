@@ -26,6 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from medcal_gui.calibrate.imatrix_io import ImatrixData  # noqa: E402
+from medcal_gui.quantize.tensor_types import match_tensors, parse_tensor_type  # noqa: E402
 
 B, DEMO, V = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 V.mkdir(parents=True, exist_ok=True)
@@ -88,8 +89,14 @@ def verify_overrides() -> None:
         fb = {k: f.contents() for k, f in rb.fields.items() if not k.startswith("GGUF.")}
         differ = sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
         over = sum(1 for t in rb.tensors if any(re.search(r.split("=")[0], t.name) for r in rules))
+        # what match_tensors predicts (tensors and their bytes) against what llama-quantize wrote
+        prune = [int(x) for x in opts[opts.index("--prune-layers") + 1].split(",")] if "--prune-layers" in opts else []
+        matches = match_tensors(DEMO, [parse_tensor_type(r) for r in rules], prune_layers=prune)
+        written = {t.name: int(t.n_bytes) for t in ra.tensors}
+        predicted = all(m.output_bytes == sum(written[n] for n in m.tensors) for m in matches)
         print(f"{label}: identical tensors {same_tensors(ra, rb)} of {len(ra.tensors)} {len(rb.tensors)}; "
-              f"{over} tensors named by the rules; keys that differ {differ}; "
+              f"{over} tensors named by the rules, match_tensors predicted {sum(len(m.tensors) for m in matches)} "
+              f"and their bytes {'exactly' if predicted else 'WRONGLY'}; keys that differ {differ}; "
               f"files byte for byte equal {sha(ref_out) == sha(med_out)} ({ref_out.stat().st_size} bytes)")
 
 

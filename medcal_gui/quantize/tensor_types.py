@@ -29,7 +29,9 @@ from medcal_gui.core.resources import resources_dir
 
 # What llama.cpp's std::regex (ECMAScript grammar) lacks though Python's re has it: refused up front, since
 # llama.cpp would otherwise fail with "failed to quantize: regex_error" or read it differently.
-_NOT_ECMASCRIPT = re.compile(r"\(\?(?:<[=!]|P|#|[aiLmsux-])|\\[AZz]")
+_NOT_ECMASCRIPT = re.compile(r"\(\?(?:<[=!]|P|#|>|[aiLmsux-])|\\[AZz]")
+# Escapes whose meaning lowercasing flips (\S any non-space -> \s a space): llama-quantize lowercases silently.
+_FLIPPED = re.compile(r"(?<!\\)(?:\\\\)*\\([DSWBAZ])")
 _BLK = re.compile(r"blk\.(\d+)\.")
 
 
@@ -107,6 +109,11 @@ def parse_tensor_type(text: str, where: str = "--tensor-type") -> TensorTypeRule
         raise InputError(f"{where}: {text!r} has no tensor name pattern before '=', e.g. attn_v=q8_0.")
     if not qtype:
         raise InputError(f"{where}: {text!r} has no type after '=', e.g. attn_v=q8_0.")
+    flipped = _FLIPPED.search(name)
+    if flipped:
+        raise InputError(f"{where}: the pattern {name!r} uses \\{flipped.group(1)}, which llama-quantize turns "
+                         f"into \\{flipped.group(1).lower()} (it lowercases patterns), the opposite meaning. "
+                         "Write it another way, e.g. [^...].")
     pattern = _ascii_lower(name)
     check_pattern(pattern, where)
     return TensorTypeRule(pattern, canonical_type(qtype, where))

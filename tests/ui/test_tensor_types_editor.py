@@ -37,9 +37,9 @@ def _cell(pane: QuantizePane, row: int, col: int) -> str:
 def test_editor_is_collapsed_and_a_row_shows_its_matches_and_reaches_the_quant(
         qtbot, pane: QuantizePane, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ed = pane.tensor_types
-    assert not ed.body.isVisibleTo(pane) and ed.rules() == []
+    assert not ed.body.isVisible() and ed.rules() == []
     ed.toggle.click()
-    assert ed.body.isVisibleTo(pane)
+    assert ed.body.isVisible()
     with qtbot.waitSignal(ed.matched, timeout=20000):
         row = ed.add_row("ATTN_V", "q8_0")
     qtbot.waitUntil(lambda: _cell(pane, row, TENSORS) == "2", timeout=20000)
@@ -87,16 +87,22 @@ def test_save_and_load_a_tensor_type_file(qtbot, pane: QuantizePane, tmp_path: P
     assert f"{f}, line 1" in ed.status.text() and ed.table.rowCount() == 2  # the rows stay as they were
 
 
-@pytest.mark.parametrize("size", [(1280, 720)])
-def test_quantize_pane_fits_with_the_editor_open(qtbot, window, size, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
-    from test_panes_fit import check_fits, window_at
+def test_quantize_pane_fits_with_rules_and_their_window_open(qtbot, window, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
+    from test_panes_fit import check_fits, leaves, name, window_at
 
-    pane = window_at(window, qtbot, size, 2, tiny_model)
+    pane = window_at(window, qtbot, (1280, 720), 2, tiny_model)
+    before = check_fits(pane)
     ed = pane.tensor_types
     ed.set_expanded(True)
-    for p in ("attn_v", "ffn_down", "attn_q"):
+    qtbot.waitExposed(ed.body)
+    for p in ("attn_v", "ffn_down", "attn_q", "nosuch"):
         ed.add_row(p, "q8_0")
-    qtbot.waitUntil(lambda: _cell(pane, 2, TENSORS) == "2", timeout=20000)
+    qtbot.waitUntil(lambda: _cell(pane, 3, TENSORS) == "0", timeout=20000)
     qtbot.wait(50)
-    check_fits(pane)
-    assert ed.table.height() >= ed.table.minimumHeight()
+    after = check_fits(pane)
+    assert [name(w) for w, r in before.items() if w in after and after[w].topLeft() != r.topLeft()] == []
+    assert "(4 rules, 6 tensors)" in ed.toggle.text()
+    inside = leaves(ed.body)
+    assert len(inside) >= 7 and all(r.bottom() <= ed.body.height() for r in inside.values())
+    assert [(name(a), name(b)) for a, ra in inside.items() for b, rb in inside.items()
+            if a is not b and ra.intersects(rb)] == []

@@ -1,17 +1,21 @@
-"""The Quantize pane's "Advanced: per-tensor types" editor, collapsed by default: rows of pattern (a regular
-expression on tensor names) and ggml type, each with how many of the model's tensors it sets and their size
-(quantize/tensor_types.match_tensors, off the GUI thread), and a Load/Save of llama-quantize's tensor type
-file. `rules()` are the valid rows, in order (the first matching rule wins)."""
+"""The Quantize pane's "Advanced: per-tensor types" editor: one button in the pane (with the rules' summary)
+that opens a small window of rows, pattern (a regular expression on tensor names) and ggml type, each with
+how many of the model's tensors it sets and their size (quantize/tensor_types.match_tensors, off the GUI
+thread, a moment after the last edit), and a Load/Save of llama-quantize's tensor type file. `rules()` are the
+valid rows, in order (the first matching rule wins). The rows live in their own window so that the pane keeps
+fitting a 1280x720 screen."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -19,7 +23,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -63,13 +66,15 @@ class TensorTypesEditor(QWidget):
         names = ggml_type_names()
         self.types = [t for t in COMMON if t in names] + [t for t in names if t not in COMMON]
 
-        self.toggle = QToolButton()
-        self.toggle.setCheckable(True)
-        self.toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.toggle.setArrowType(Qt.ArrowType.RightArrow)
-        self.toggle.setAutoRaise(True)
-        self.toggle.toggled.connect(self.set_expanded)
-        self.body = QWidget()
+        self.toggle = QPushButton()
+        self.toggle.clicked.connect(lambda: self.set_expanded(True))
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(150)  # typing a pattern asks once, after the last key
+        self._timer.timeout.connect(self._request)
+        self.body = QDialog(self)
+        self.body.setWindowTitle("Advanced: per-tensor types")
+        self.body.resize(620, 360)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Pattern", "Type", "Tensors", "Size"])
         self.table.verticalHeader().setVisible(False)
@@ -95,22 +100,26 @@ class TensorTypesEditor(QWidget):
         for b in (self.add_btn, self.remove_btn, self.load_btn, self.save_btn):
             buttons.addWidget(b)
         buttons.addStretch(1)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.body.hide)
         bl = QVBoxLayout(self.body)
-        bl.setContentsMargins(0, 0, 0, 0)
-        bl.addWidget(self.table)
+        bl.addWidget(self.table, 1)
         bl.addLayout(buttons)
         bl.addWidget(self.status)
+        bl.addWidget(close)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.toggle)
-        lay.addWidget(self.body)
-        self.set_expanded(False)
+        self._show_header()
 
     # -- rows ---------------------------------------------------------------------------------------------
     def set_expanded(self, on: bool) -> None:
-        self.toggle.setChecked(on)
-        self.toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
-        self.body.setVisible(on)
+        """Open (or close) the rules' window."""
+        if on:
+            self.body.show()
+            self.body.raise_()
+        else:
+            self.body.hide()
         self._show_header()
 
     def add_row(self, pattern: str = "", qtype: str = "q8_0") -> int:
@@ -186,6 +195,10 @@ class TensorTypesEditor(QWidget):
             self._cell(row, TENSORS, "ignored", msg, bad=True)
         self._show_header()
         self.changed.emit()
+        self._timer.start()
+
+    def _request(self) -> None:
+        parsed = self._parsed()
         if self.model is None or not parsed:
             self.status.setText("" if parsed or self.errors else "No rules: every tensor takes the type's mixture.")
             self.matched.emit()
@@ -234,7 +247,7 @@ class TensorTypesEditor(QWidget):
         n = len(self.rules())
         taken = sum(len(m.tensors) for m in self.matches)
         extra = f" ({n} rule{'s' if n != 1 else ''}" + (f", {taken} tensors" if self.matches else "") + ")" if n else ""
-        self.toggle.setText("Advanced: per-tensor types" + extra)
+        self.toggle.setText("Advanced: per-tensor types" + extra + "…")
 
     # -- files --------------------------------------------------------------------------------------------
     def _load(self) -> None:
