@@ -58,3 +58,12 @@ def test_prune_layers_from_the_command_line(tiny_model: Path, tmp_path: Path) ->
     r = gguf.GGUFReader(str(out))
     assert int(r.fields["gemma3.block_count"].parts[-1][0]) == 1
     assert not any(t.name.startswith("blk.1.") for t in r.tensors)
+
+
+def test_the_output_may_not_be_the_tensor_type_file(tiny_model: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.txt"
+    rules.write_text("attn_v=q6_k\n", encoding="utf-8")
+    proc = _medcal("quantize", "-m", str(tiny_model), "--type", "Q8_0", "-o", str(rules), "--tensor-type-file",
+                   str(rules))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and str(rules) in proc.stderr
+    assert rules.read_text(encoding="utf-8") == "attn_v=q6_k\n"

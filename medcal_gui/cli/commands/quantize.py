@@ -43,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.qtype:
         raise InputError("Say which quantization type to write: --type TYPE (e.g. --type Q4_K_M).")
     rules, prune = flags.tensor_types(args)
+    if not args.dry_run:  # the tensor type files are inputs too: never written over
+        from medcal_gui.core.fsutil import check_output_path
+
+        files = [Path(v) for kind, v in args.tensor_type_specs or [] if kind == "file"]
+        check_output_path(args.output, files, sidecars=(".sha256", ".manifest.json"), what="quantized model")
 
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(CancelToken()) as token:
