@@ -231,6 +231,11 @@ def step_gui(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
     from medcal_gui.ui.settings import Settings
 
     app = QApplication.instance() or QApplication([])
+    from medcal_gui.ui.jobs.gc_policy import GuiThreadCollector
+
+    collector = GuiThreadCollector(app).install()  # as the app runs: garbage collected on the GUI thread
+    if os.environ.get("SWITCH_MS"):
+        sys.setswitchinterval(float(os.environ["SWITCH_MS"]) / 1000)
     clock = QElapsedTimer()
     clock.start()
     gaps: list[int] = []
@@ -245,6 +250,7 @@ def step_gui(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
     timer.setInterval(10)
     timer.timeout.connect(tick)
     timer.start()
+    stalls = _StallWatch(lambda: last[0], clock.elapsed)
     t0 = time.monotonic()
     win = MainWindow(settings=Settings(), model=P.f16, load_samples=True)
     win.resize(1280, 720)
@@ -266,6 +272,8 @@ def step_gui(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
             break
     app.processEvents()
     timer.stop()
+    stalls.stop()
+    collector.uninstall()
     win.bench.cancel_all()
     win.bench.wait_all(60000)
     win.close()
@@ -273,7 +281,67 @@ def step_gui(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
     return {"window_seconds": opened, "model_card_seconds": card_s, "dry_run_size_seconds": dry_s,
             "qtype": qtype, "dry_run_bytes": pane.table.exact.get(qtype),
             "longest_stall_ms": max(steady) - 10 if steady else None, "ticks": len(gaps),
-            "stall_during_open_ms": max(gaps[:5]) if gaps else None}
+            "stall_during_open_ms": max(gaps[:5]) if gaps else None, "stalls": stalls.worst()}
+
+
+class _StallWatch:
+    """Samples the GUI thread's Python stack every 10 ms while its timer has not ticked for STALL_MS, and
+    keeps each stall as an episode (its length, its samples): where the GUI thread was in the longest ones.
+    A sample that shows the event loop itself means the thread was in C++ or waiting for the GIL (a worker
+    held it); the other threads' stacks are then sampled too."""
+
+    STALL_MS = 50
+
+    def __init__(self, last_tick: Any, now: Any) -> None:
+        import threading
+
+        self._last, self._now = last_tick, now
+        self._main = threading.main_thread().ident
+        self._episodes: list[tuple[int, list[str]]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _where(frame: Any, depth: int = 4) -> str:
+        import traceback
+
+        stack = traceback.extract_stack(frame)[-depth:]
+        return " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack))
+
+    def _run(self) -> None:
+        import threading
+
+        current: list[str] | None = None
+        started = 0
+        mine = threading.get_ident()
+        while not self._done.wait(0.01):
+            now = self._now()
+            if now - self._last() < self.STALL_MS:
+                if current is not None:
+                    self._episodes.append((now - started, current))
+                    current = None
+                continue
+            frames = sys._current_frames()  # noqa: SLF001
+            if self._main not in frames:
+                continue
+            if current is None:
+                current, started = [], self._last()
+            others = [self._where(f, 2) for tid, f in frames.items() if tid not in (self._main, mine)]
+            current.append("GUI " + self._where(frames[self._main]) + " | others: " + " || ".join(others))
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def worst(self) -> list[str]:
+        from collections import Counter
+
+        out = []
+        for ms, samples in sorted(self._episodes, key=lambda e: -e[0])[:4]:
+            common = Counter(samples).most_common(2)
+            out.append(f"{ms} ms stall, {len(samples)} samples: " + " ;; ".join(f"{n}x {w}" for w, n in common))
+        return out
 
 
 # ---------------------------------------------------------------- the parent: one child per step

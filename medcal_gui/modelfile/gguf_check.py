@@ -134,19 +134,33 @@ def open_gguf(path: Path | str) -> GGUFReader:
         raise ModelError(f"The model file {path} cannot be read: {exc.strerror or exc}.") from exc
 
     for t in reader.tensors:
-        end = int(t.data_offset) + int(t.n_bytes)
-        if end > size or t.data.nbytes != int(t.n_bytes):
-            raise _refuse(path, f"is cut short: the data of tensor '{t.name}' runs to byte {end}, "
-                                f"past the end of the file ({size} bytes)",
-                          "The file was probably not downloaded or copied completely. " + _FIX)
-    if _field_str(reader, "general.type") == "imatrix":
+        if t.data.nbytes != int(t.n_bytes):
+            raise _cut_short(path, t.name, int(t.data_offset) + int(t.n_bytes), size)
+    check_model_header(path, [(t.name, int(t.data_offset), int(t.n_bytes)) for t in reader.tensors], size,
+                       general_type=_field_str(reader, "general.type"),
+                       has_architecture="general.architecture" in reader.fields)
+    return reader
+
+
+def _cut_short(path: Path, name: str, end: int, size: int) -> ModelError:
+    return _refuse(path, f"is cut short: the data of tensor '{name}' runs to byte {end}, past the end of the "
+                         f"file ({size} bytes)", "The file was probably not downloaded or copied completely. " + _FIX)
+
+
+def check_model_header(path: Path, tensors: list[tuple[str, int, int]], size: int, *, general_type: str | None,
+                       has_architecture: bool) -> None:
+    """What a model's header must hold, whichever reader read it: every tensor's data (name, offset from the
+    file's start, bytes) inside the file, weights at all, an architecture, and not an imatrix's type."""
+    for name, offset, n_bytes in tensors:
+        if offset + n_bytes > size:
+            raise _cut_short(path, name, offset + n_bytes, size)
+    if general_type == "imatrix":
         raise _refuse(path, "is an importance matrix, not a model", "Choose the model's GGUF file.")
-    if not reader.tensors:
+    if not tensors:
         raise _refuse(path, "holds no tensors (no weights)",
                       "This looks like a vocabulary-only or imatrix file, not a model. Choose the model's GGUF.")
-    if "general.architecture" not in reader.fields:
+    if not has_architecture:
         raise _refuse(path, "has no general.architecture entry, so llama.cpp cannot tell which model it is")
-    return reader
 
 
 def _field_str(reader: GGUFReader, key: str) -> str | None:

@@ -11,7 +11,8 @@ from typing import Any
 from gguf import GGUFReader
 
 from medcal_gui.core.markers import TURN_END, TURN_START
-from medcal_gui.modelfile.gguf_check import open_gguf
+from medcal_gui.modelfile.gguf_check import check_model_header, open_gguf
+from medcal_gui.modelfile.gguf_header import GGUFHeader, HeaderError, TensorInfo, read_header
 from medcal_gui.quantize.quant_types import quant_type_for_ftype
 
 TOKEN_TYPE_CONTROL = 3  # llama_token_type / gguf TokenType.CONTROL
@@ -86,14 +87,33 @@ class ModelInfo:
         return lines
 
 
-def _value(reader: GGUFReader, key: str) -> Any:
-    f = reader.fields.get(key)
-    if f is None or not f.types:
-        return None
+def model_header(path: Path) -> GGUFHeader:
+    """The header, by the quick reader; a file it cannot follow goes through open_gguf, which explains what is
+    wrong with it (or, where the file is fine after all, reads it the slow way)."""
     try:
-        return f.contents()
-    except (ValueError, IndexError, UnicodeDecodeError):
-        return None
+        header = read_header(path)
+    except (HeaderError, OSError):
+        return _from_reader(open_gguf(path), path)
+    general_type = header.fields.get("general.type")
+    check_model_header(path, [(t.name, t.data_offset, t.n_bytes) for t in header.tensors], header.file_size,
+                       general_type=general_type if isinstance(general_type, str) else None,
+                       has_architecture="general.architecture" in header.fields)
+    return header
+
+
+def _from_reader(reader: GGUFReader, path: Path) -> GGUFHeader:
+    fields: dict[str, Any] = {}
+    for key, f in reader.fields.items():
+        if key.startswith("GGUF.") or not f.types:
+            continue
+        try:
+            fields[key] = f.contents()
+        except (ValueError, IndexError, UnicodeDecodeError):
+            continue
+    version = reader.fields["GGUF.version"].contents() if "GGUF.version" in reader.fields else 0
+    tensors = [TensorInfo(t.name, tuple(int(x) for x in t.shape), t.tensor_type, int(t.data_offset),
+                          int(t.n_bytes)) for t in reader.tensors]
+    return GGUFHeader(int(version or 0), fields, tensors, int(reader.data_offset), path.stat().st_size)
 
 
 def _int(v: Any) -> int | None:
@@ -114,40 +134,45 @@ def _turn_token(text: str, tokens: list[str] | None, types: list[int] | None) ->
 def inspect_model(path: Path | str) -> ModelInfo:
     """Read `path`'s header and report what it is. Raises ModelError (naming the file) when it is unusable."""
     path = Path(path)
-    reader = open_gguf(path)
-    arch = str(_value(reader, "general.architecture") or "unknown")
+    header = model_header(path)
+    fields = header.fields
 
-    tensor_types = Counter(t.tensor_type.name for t in reader.tensors)
-    parameter_count = sum(int(t.n_elements) for t in reader.tensors)
+    def _value(key: str) -> Any:
+        return fields.get(key)
+
+    arch = str(_value("general.architecture") or "unknown")
+
+    tensor_types = Counter(t.tensor_type.name for t in header.tensors)
+    parameter_count = sum(int(t.n_elements) for t in header.tensors)
     # Quantized = some weight matrix is stored in a non-float type (1-D tensors are always float).
     is_quantized = any(t.tensor_type.name not in _FLOAT_TENSOR_TYPES
-                       for t in reader.tensors if len(t.shape) > 1)
+                       for t in header.tensors if len(t.shape) > 1)
 
-    ftype_id = _int(_value(reader, "general.file_type"))
+    ftype_id = _int(_value("general.file_type"))
     qt = quant_type_for_ftype(ftype_id) if ftype_id is not None else None
     if qt is not None:
         file_type = qt.name
     elif ftype_id is None and not is_quantized:
-        matrix_types = Counter(t.tensor_type.name for t in reader.tensors if len(t.shape) > 1)
+        matrix_types = Counter(t.tensor_type.name for t in header.tensors if len(t.shape) > 1)
         file_type = matrix_types.most_common(1)[0][0] if matrix_types else "unknown"
     else:
         file_type = "unknown"
 
-    tokens = _value(reader, "tokenizer.ggml.tokens")
+    tokens = _value("tokenizer.ggml.tokens")
     tokens = tokens if isinstance(tokens, list) else None
-    token_types = _value(reader, "tokenizer.ggml.token_type")
+    token_types = _value("tokenizer.ggml.token_type")
     token_types = token_types if isinstance(token_types, list) else None
-    bos_id = _int(_value(reader, "tokenizer.ggml.bos_token_id"))
-    eos_id = _int(_value(reader, "tokenizer.ggml.eos_token_id"))
+    bos_id = _int(_value("tokenizer.ggml.bos_token_id"))
+    eos_id = _int(_value("tokenizer.ggml.eos_token_id"))
 
     def text_of(tid: int | None) -> str | None:
         return tokens[tid] if tokens is not None and tid is not None and 0 <= tid < len(tokens) else None
 
     turns = [_turn_token(TURN_START, tokens, token_types), _turn_token(TURN_END, tokens, token_types)]
     turns_ok = all(t.is_control for t in turns)
-    template = _value(reader, "tokenizer.chat_template")
+    template = _value("tokenizer.chat_template")
     has_template = isinstance(template, str) and bool(template.strip())
-    add_bos = _value(reader, "tokenizer.ggml.add_bos_token")
+    add_bos = _value("tokenizer.ggml.add_bos_token")
 
     warnings: list[str] = []
     notes: list[str] = []
@@ -182,18 +207,18 @@ def inspect_model(path: Path | str) -> ModelInfo:
 
     return ModelInfo(
         path=str(path),
-        name=_value(reader, "general.name") if isinstance(_value(reader, "general.name"), str) else None,
+        name=_value("general.name") if isinstance(_value("general.name"), str) else None,
         architecture=arch,
         parameter_count=parameter_count,
         file_type=file_type,
         file_type_id=ftype_id,
-        tensor_count=len(reader.tensors),
+        tensor_count=len(header.tensors),
         tensor_types=dict(sorted(tensor_types.items())),
         size_bytes=path.stat().st_size,
-        gguf_version=int(_value(reader, "GGUF.version") or 0),
-        context_length=_int(_value(reader, f"{arch}.context_length")),
+        gguf_version=header.version,
+        context_length=_int(_value(f"{arch}.context_length")),
         vocab_size=len(tokens) if tokens is not None else None,
-        tokenizer_model=_value(reader, "tokenizer.ggml.model"),
+        tokenizer_model=_value("tokenizer.ggml.model"),
         bos_id=bos_id,
         bos_text=text_of(bos_id),
         eos_id=eos_id,

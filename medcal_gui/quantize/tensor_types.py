@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,11 +235,11 @@ def model_tensors(model: Path, prune_layers: Sequence[int] = ()) -> list[ModelTe
 @functools.lru_cache(maxsize=8)
 def _model_tensors(path: str, _size: int, _mtime_ns: int, prune_layers: tuple[int, ...]) -> list[ModelTensor]:
     from medcal_gui.llama import ggml_ctypes as gc
-    from medcal_gui.modelfile.gguf_check import open_gguf
+    from medcal_gui.modelfile.model_info import model_header
 
     model = Path(path)
-    reader = open_gguf(model)
-    n_layers = block_count(reader)
+    header = model_header(model)  # the quick reader: the window asks at each edit
+    n_layers = block_count(header.fields)
     bad = [p for p in prune_layers if p >= n_layers]
     if bad:
         raise InputError(f"--prune-layers: {model.name} has {n_layers} layers (0-{n_layers - 1}); there is no "
@@ -247,7 +247,7 @@ def _model_tensors(path: str, _size: int, _mtime_ns: int, prune_layers: tuple[in
     if prune_layers and len(set(prune_layers)) >= n_layers:
         raise InputError(f"--prune-layers would remove every one of the {n_layers} layers of {model.name}.")
     out: list[ModelTensor] = []
-    for t in reader.tensors:
+    for t in header.tensors:
         name = renumber(t.name, prune_layers)
         if name is not None:
             out.append(ModelTensor(name, tuple(int(x) for x in t.shape), int(t.n_bytes),
@@ -255,12 +255,12 @@ def _model_tensors(path: str, _size: int, _mtime_ns: int, prune_layers: tuple[in
     return out
 
 
-def block_count(reader: Any) -> int:
-    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode("utf-8")
-    field_ = reader.fields.get(f"{arch}.block_count")
-    if field_ is None:
+def block_count(fields: Mapping[str, Any]) -> int:
+    arch = fields["general.architecture"]
+    n = fields.get(f"{arch}.block_count")
+    if not isinstance(n, int):
         raise ModelError(f"The model has no {arch}.block_count entry, so its layers cannot be counted.")
-    return int(field_.parts[-1][0])
+    return n
 
 
 @dataclass
