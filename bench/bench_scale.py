@@ -234,8 +234,6 @@ def step_gui(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
     from medcal_gui.ui.jobs.gc_policy import GuiThreadCollector
 
     collector = GuiThreadCollector(app).install()  # as the app runs: garbage collected on the GUI thread
-    if os.environ.get("SWITCH_MS"):
-        sys.setswitchinterval(float(os.environ["SWITCH_MS"]) / 1000)
     clock = QElapsedTimer()
     clock.start()
     gaps: list[int] = []
