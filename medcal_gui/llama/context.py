@@ -3,6 +3,7 @@ matrix and the evaluation both run on. Frees everything on close; keeps every ca
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
@@ -15,15 +16,17 @@ from medcal_gui.llama.cpu_quirks import model_params
 from medcal_gui.llama.log import route_llama_logs
 
 _backend_ready = False
+_backend_lock = threading.Lock()
 
 
 def ensure_backend() -> None:
     """Route llama.cpp's log into Python logging and initialise its backend (once per process)."""
     global _backend_ready
     route_llama_logs()
-    if not _backend_ready:
-        llama_cpp.llama_backend_init()
-        _backend_ready = True
+    with _backend_lock:  # two threads may load models at once (the quantize dry run beside the shape read)
+        if not _backend_ready:
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
 
 
 class ChunkContext:

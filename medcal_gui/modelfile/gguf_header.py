@@ -57,9 +57,19 @@ class GGUFHeader:
     file_size: int
 
 
+@dataclass(frozen=True)
+class SkippedStrings:
+    """A string array read with `decode_strings=False`: only its length."""
+
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class _Cursor:
-    def __init__(self, buf: bytes, size: int) -> None:
-        self.buf, self.size, self.pos = buf, size, 0
+    def __init__(self, buf: bytes, size: int, decode_strings: bool = True) -> None:
+        self.buf, self.size, self.pos, self.decode = buf, size, 0, decode_strings
 
     def need(self, n: int, what: str) -> None:
         if self.pos + n > self.size:
@@ -81,25 +91,29 @@ class _Cursor:
         self.pos += n
         return s
 
-    def _strings(self, count: int) -> list[str]:
+    def _strings(self, count: int) -> list[str] | SkippedStrings:
         """A vocabulary's worth of strings: the one loop that runs 262k times, kept tight (bounds checked
         once at the end: a slice past the end is short, and the position then lies past it)."""
         buf, pos, unpack = self.buf, self.pos, _U64.unpack_from
         out: list[str] = []
         append = out.append
         try:
-            for _ in range(count):
-                (n,) = unpack(buf, pos)
-                pos += 8
-                append(buf[pos:pos + n].decode("utf-8"))
-                pos += n
+            if self.decode:
+                for _ in range(count):
+                    (n,) = unpack(buf, pos)
+                    pos += 8
+                    append(buf[pos:pos + n].decode("utf-8"))
+                    pos += n
+            else:
+                for _ in range(count):
+                    pos += 8 + unpack(buf, pos)[0]
         except struct.error:
             pos = len(buf) + 1  # the next length was past the bytes read
         if pos > len(buf):
             self.need(pos - self.pos, "a string array")  # past the file: HeaderError; else read more
             raise _NeedMore
         self.pos = pos
-        return out
+        return out if self.decode else SkippedStrings(count)
 
     def value(self, vtype: int) -> Any:
         if vtype in _SCALARS:
@@ -125,9 +139,10 @@ class _Cursor:
 _U64 = struct.Struct("<Q")
 
 
-def read_header(path: Path | str) -> GGUFHeader:
+def read_header(path: Path | str, *, decode_strings: bool = True) -> GGUFHeader:
     """The header of the GGUF file `path`; HeaderError when it is not a little-endian GGUF v2/v3 this reader
-    can follow to the end of its tensor table (OSError when the file cannot be read)."""
+    can follow to the end of its tensor table (OSError when the file cannot be read). Without
+    `decode_strings`, string arrays (the vocabulary) are skipped: a SkippedStrings with their count."""
     path = Path(path)
     size = path.stat().st_size
     if size < 24:
@@ -138,7 +153,7 @@ def read_header(path: Path | str) -> GGUFHeader:
             fh.seek(0)
             buf = fh.read(want)
             try:
-                return _parse(buf, size)
+                return _parse(buf, size, decode_strings)
             except _NeedMore:
                 want = min(size, 4 * want)
             except (UnicodeDecodeError, OverflowError, struct.error, ValueError, KeyError) as exc:
@@ -151,8 +166,8 @@ class _NeedMore(Exception):
     """The header goes on past the bytes read so far (but not past the file)."""
 
 
-def _parse(buf: bytes, size: int) -> GGUFHeader:
-    cur = _Cursor(buf, size)
+def _parse(buf: bytes, size: int, decode_strings: bool) -> GGUFHeader:
+    cur = _Cursor(buf, size, decode_strings)
     if cur.take("<I") != GGUF_MAGIC:
         raise HeaderError("not a GGUF file")
     version = cur.take("<I")

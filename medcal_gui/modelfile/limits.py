@@ -150,6 +150,33 @@ def free_disk(folder: Path) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _shape_cached(path: str, size: int, mtime: int) -> ModelShape:
+    from medcal_gui.modelfile.gguf_header import HeaderError, SkippedStrings, read_header
+
+    try:  # the quick reader, the vocabulary counted, not decoded
+        fields = read_header(path, decode_strings=False).fields
+    except (HeaderError, OSError):
+        return _shape_by_llama(path, size)  # llama.cpp reads it or says it cannot
+    arch = str(fields.get("general.architecture", ""))
+
+    def num(key: str, default: int = 0) -> int:
+        v = fields.get(f"{arch}.{key}")
+        if isinstance(v, list):  # per-layer values (some models): the largest sizes the memory
+            v = max(v) if v else None
+        return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
+
+    tokens = fields.get("tokenizer.ggml.tokens")
+    n_vocab = len(tokens) if isinstance(tokens, SkippedStrings | list) else 0
+    n_embd = num("embedding_length")
+    n_head = num("attention.head_count", 1)
+    ftype = fields.get("general.file_type")
+    return ModelShape(path=Path(path), file_bytes=size, n_layer=num("block_count"), n_embd=n_embd,
+                      n_head_kv=num("attention.head_count_kv", n_head),
+                      head_dim=num("attention.key_length", n_embd // max(1, n_head)), n_vocab=n_vocab,
+                      n_ff=num("feed_forward_length", 4 * n_embd), n_swa=num("attention.sliding_window"),
+                      file_type=int(ftype) if isinstance(ftype, int) else 0)
+
+
+def _shape_by_llama(path: str, size: int) -> ModelShape:
     import llama_cpp
 
     from medcal_gui.llama.context import ensure_backend

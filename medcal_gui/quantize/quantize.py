@@ -10,6 +10,7 @@ the child quantizes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -34,7 +35,7 @@ from medcal_gui.core.fsutil import (
 )
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.llama.versions import manifest_versions
-from medcal_gui.modelfile.limits import check, quantize_needs
+from medcal_gui.modelfile.limits import check, model_shape, quantize_needs
 from medcal_gui.quantize.quant_types import QuantType, get_quant_type, imatrix_advice, quant_rules
 from medcal_gui.quantize.quantize_child import QuantizeJob, run_quantize
 from medcal_gui.quantize.quantize_process import LogWatch, discard_child, run_child, start_child
@@ -152,6 +153,23 @@ def _remember_sha256(path: Path, digest: str) -> None:
         write_text_atomic(cache, json.dumps(dict(list(known.items())[-64:]), indent=0) + "\n")
     except (OSError, MedcalError):
         pass  # a cache only
+
+
+class _ShapeAhead:
+    """`model_shape(model)` on a thread, remembered by limits' cache for `quantize_needs` (which, should this
+    fail, reads it again and reports why)."""
+
+    def __init__(self, model: Path) -> None:
+        self._thread = threading.Thread(target=self._run, args=(model,), name="medcal-model-shape", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _run(model: Path) -> None:
+        with contextlib.suppress(Exception):
+            model_shape(model)
+
+    def join(self) -> None:
+        self._thread.join()
 
 
 class _BackgroundHash:
@@ -281,8 +299,10 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                       kv_overrides=kv, tt_overrides=tt_pairs(tensor_types), prune_layers=prune)
     input_bytes = model.stat().st_size
 
-    # The child starts now and loads llama.cpp while this process does the dry run and the checks.
+    # The child starts now and loads llama.cpp while this process does the dry run and the checks; the
+    # model's shape (for the memory check) is read beside the dry run: both are llama.cpp calls without the GIL.
     child = start_child() if not dry_run else None
+    shape = _ShapeAhead(model) if not dry_run else None
     try:
         # The dry run only reads metadata: quick enough to run here, and it sizes the free-space check.
         dry = LogWatch(progress, "quantize (size estimate)" if not dry_run else "quantize")
@@ -320,6 +340,8 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                                   tensor_types=[m.to_json() for m in matches], prune_layers=prune)
 
         check_free_space(out.parent, estimate + FREE_MARGIN, f"the quantized model {out.name}")
+        if shape is not None:
+            shape.join()
         check(quantize_needs(model, out, qt.bpw, output_bytes=estimate))  # memory, and disk with what it holds
         if imatrix_path is not None:
             imatrix_sha = _sha256(imatrix_path, cancel, no_progress, "hash imatrix")

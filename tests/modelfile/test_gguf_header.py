@@ -61,3 +61,16 @@ def test_what_it_cannot_follow_is_a_header_error(tiny_model: Path, tmp_path: Pat
     bad.write_bytes(bytes(data))
     with pytest.raises(HeaderError):
         read_header(bad)
+
+
+def test_the_model_shape_from_the_header_is_llamas(tiny_model: Path, demo_model: Path) -> None:
+    """limits reads a model's shape from the header (vocabulary counted, not decoded): the same figures
+    llama.cpp's own vocab-only load gives."""
+    from medcal_gui.modelfile import limits
+
+    for p in (tiny_model, demo_model):
+        size = p.stat().st_size
+        limits._shape_cached.cache_clear()
+        assert limits._shape_cached(str(p), size, 0) == limits._shape_by_llama(str(p), size)
+    skipped = read_header(demo_model, decode_strings=False).fields["tokenizer.ggml.tokens"]
+    assert len(skipped) == 262_144
