@@ -250,7 +250,12 @@ def step_gui(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
     timer.start()
     stalls = _StallWatch(lambda: last[0], clock.elapsed)
     t0 = time.monotonic()
-    win = MainWindow(settings=Settings(), model=P.f16, load_samples=True)
+    from PySide6.QtCore import QSettings
+
+    # the bench's own settings file: the user's window state and recent models stay as they were
+    ini = QSettings(str(P.work / "bench-gui-settings.ini"), QSettings.Format.IniFormat)
+    ini.clear()
+    win = MainWindow(settings=Settings(ini), model=P.f16, load_samples=True)
     win.resize(1280, 720)
     win.show()
     opened = time.monotonic() - t0
