@@ -1,0 +1,209 @@
+"""Per quantizable tensor and candidate type: the bytes it takes and its error, measured exactly.
+
+One candidate file per type, made once with the importance matrix and `pure=True` (every quantizable tensor
+takes the type; llama.cpp's block-size fallback still applies, so the type a tensor really gets is read from
+the file). A tensor quantizes the same way whatever the others take (its bytes depend on its values, its
+type and its own imatrix entry only), so a candidate's tensor is exactly the tensor a recipe will hold. The
+error: dequantize it (gguf's dequantizers) and sum the squared difference to the base tensor, each column
+weighted by its importance (the imatrix's mean squared activation), which is E||dW x||^2 per token.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gguf
+import numpy as np
+
+from medcal_gui.core.errors import InputError, MedcalError
+from medcal_gui.core.fsutil import ensure_dir, write_text_atomic
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.core.resources import resources_dir
+from medcal_gui.evaluate.eval_cache import file_sha256
+from medcal_gui.workflows.recipe.layout import tensor_bytes
+
+log = logging.getLogger(__name__)
+
+ROWS_VALUES = 1 << 22  # values dequantized at a time
+FLOAT = "F16"
+
+
+@functools.cache
+def recipe_settings() -> dict[str, Any]:
+    with open(resources_dir() / "recipe.toml", "rb") as fh:
+        return tomllib.load(fh)
+
+
+def default_candidate_types() -> list[str]:
+    return [str(t).upper() for t in recipe_settings()["candidates"]["default"]]
+
+
+def check_candidate_types(types: Sequence[str]) -> list[str]:
+    from medcal_gui.quantize.quant_types import get_quant_type
+
+    names = [t.strip().upper() for t in types if t.strip()]
+    for t in names:
+        if t not in gguf.GGMLQuantizationType.__members__:
+            raise InputError(f"Unknown tensor type {t!r} in --types: give ggml tensor types such as Q4_K, Q5_0, "
+                             "IQ4_XS, Q8_0, F16.")
+        if t != FLOAT:
+            get_quant_type(t)  # a type llama-quantize can make a whole file of
+    if len(set(names)) != len(names):
+        raise InputError(f"A type is listed twice in --types: {', '.join(names)}.")
+    if not [t for t in names if t != FLOAT]:
+        raise InputError("Give at least one quantized type in --types (F16 alone is no recipe).")
+    return names
+
+
+@dataclass
+class TensorOptions:
+    name: str
+    shape: tuple[int, ...]
+    base_type: str
+    options: dict[str, tuple[int, float]] = field(default_factory=dict)  # type -> (bytes, error)
+    weighted_by_imatrix: bool = True
+    took: dict[str, str] = field(default_factory=dict)  # candidate type -> the type the tensor really took
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "base_type": self.base_type,
+                "weighted_by_imatrix": self.weighted_by_imatrix, "took": self.took,
+                "options": {k: {"bytes": b, "error": e} for k, (b, e) in self.options.items()}}
+
+
+def _rows(t: gguf.ReaderTensor) -> np.ndarray:
+    """The tensor's data as (rows, bytes or values per row)."""
+    data = np.asarray(t.data)
+    return data.reshape(-1, data.shape[-1])
+
+
+def _dequant_rows(data: np.ndarray, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
+    if qtype == gguf.GGMLQuantizationType.F32:
+        return data.astype(np.float32, copy=False)
+    return gguf.quants.dequantize(data, qtype).astype(np.float32, copy=False)
+
+
+def weighted_error(base: gguf.ReaderTensor, quant_rows: np.ndarray, quant_type: gguf.GGMLQuantizationType,
+                   importance: np.ndarray | None, cancel: CancelToken) -> float:
+    """sum over rows and columns of importance[col] * (dequant(quant) - base)^2, row block by row block."""
+    brows = _rows(base)
+    ne0 = int(base.shape[0])
+    n = brows.shape[0]
+    imp = None if importance is None else importance.reshape(-1, ne0).astype(np.float64)
+    per_mat = n // (1 if imp is None else imp.shape[0])
+    step = max(1, ROWS_VALUES // ne0)
+    total = 0.0
+    for r0 in range(0, n, step):
+        cancel.check()
+        r1 = min(n, r0 + step)
+        b = _dequant_rows(brows[r0:r1], base.tensor_type).reshape(r1 - r0, ne0)
+        q = _dequant_rows(quant_rows[r0:r1], quant_type).reshape(r1 - r0, ne0)
+        d2 = np.square(q.astype(np.float64) - b)
+        if imp is None:
+            total += float(d2.sum())
+        else:  # rows of expert e use imp[e]; r0..r1 may span experts
+            mats = np.arange(r0, r1) // per_mat
+            total += float(np.einsum("rc,rc->", d2, imp[mats]))
+    return total
+
+
+def float_error(base: gguf.ReaderTensor, importance: np.ndarray | None, cancel: CancelToken) -> float:
+    """The error of storing the base tensor as F16 (zero when it is F16 already)."""
+    if base.tensor_type == gguf.GGMLQuantizationType.F16:
+        return 0.0
+    f16 = _dequant_rows(_rows(base), base.tensor_type).astype(np.float16)
+    return weighted_error(base, f16, gguf.GGMLQuantizationType.F16, importance, cancel)
+
+
+def candidate_file(folder: Path, base: Path, qtype: str) -> Path:
+    return folder / f"{base.stem}-pure-{qtype}.gguf"
+
+
+def make_candidates(base: Path, imatrix: Path, types: Sequence[str], folder: Path, *, base_sha: str,
+                    imatrix_sha: str, threads: int | None, progress: ProgressCallback = no_progress,
+                    cancel: CancelToken | None = None) -> tuple[dict[str, Path], list[str]]:
+    """The candidate file of each quantized type in `types` (reused when an earlier run made it from the
+    same base and imatrix); the types llama.cpp cannot make here are left out, with a warning each."""
+    from medcal_gui.quantize.quantize import quantize_model
+
+    cancel = cancel or CancelToken()
+    ensure_dir(folder)
+    files: dict[str, Path] = {}
+    warnings: list[str] = []
+    wanted = [t for t in types if t != FLOAT]
+    for i, t in enumerate(wanted):
+        cancel.check()
+        out = candidate_file(folder, base, t)
+        record = out.with_name(out.name + ".recipe.json")
+        key = {"base_sha256": base_sha, "imatrix_sha256": imatrix_sha, "type": t, "pure": True}
+        try:
+            prev = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            prev = None
+        if isinstance(prev, dict) and prev.get("key") == key and out.is_file() and \
+                file_sha256(out) == prev.get("sha256"):
+            progress(Progress("candidates", i + 1, len(wanted), unit="files", message=f"{t}: reused"))
+            files[t] = out
+            continue
+        progress(Progress("candidates", i, len(wanted), unit="files", message=f"{t}: quantizing"))
+        for stale in (out, out.with_name(out.name + ".sha256"), out.with_name(out.name + ".manifest.json")):
+            stale.unlink(missing_ok=True)  # this run's own earlier candidate, no longer matching
+        try:
+            q = quantize_model(base, out, t, imatrix=imatrix, threads=threads, pure=True,
+                               provenance={"recipe.candidate": t}, cancel=cancel)
+        except MedcalError as exc:
+            if isinstance(exc, InputError) and "exist" in exc.message:
+                raise
+            warnings.append(f"The candidate type {t} was left out: {exc.message}")
+            continue
+        write_text_atomic(record, json.dumps({"key": key, "sha256": q.sha256}) + "\n")
+        files[t] = out
+    progress(Progress("candidates", len(wanted), len(wanted), unit="files", message="done"))
+    return files, warnings
+
+
+def measure_options(base: Path, files: Mapping[str, Path], importance: Mapping[str, np.ndarray], *,
+                    with_float: bool, progress: ProgressCallback = no_progress,
+                    cancel: CancelToken | None = None) -> list[TensorOptions]:
+    """Per quantizable tensor (one a candidate changed), its options: the types it really took in the
+    candidate files, each with its bytes and its importance-weighted error; F16 too when asked for."""
+    cancel = cancel or CancelToken()
+    rb = gguf.GGUFReader(base)
+    base_t = {t.name: t for t in rb.tensors}
+    readers = {k: gguf.GGUFReader(p) for k, p in files.items()}
+    out: dict[str, TensorOptions] = {}
+    for r in readers.values():
+        for t in r.tensors:
+            b = base_t.get(t.name)
+            if b is not None and t.tensor_type != b.tensor_type and t.name not in out:
+                out[t.name] = TensorOptions(t.name, tuple(int(x) for x in b.shape), b.tensor_type.name,
+                                            weighted_by_imatrix=t.name in importance)
+    names = [t.name for t in rb.tensors if t.name in out]  # file order
+    total = len(names) * len(readers)
+    done = 0
+    for k, r in readers.items():
+        by_name = {t.name: t for t in r.tensors}
+        for name in names:
+            cancel.check()
+            t, opt = by_name[name], out[name]
+            eff = t.tensor_type.name
+            opt.took[k] = eff
+            if eff not in opt.options:
+                err = weighted_error(base_t[name], _rows(t), t.tensor_type, importance.get(name), cancel)
+                opt.options[eff] = (int(t.n_bytes), err)
+            done += 1
+            progress(Progress("errors", done, total, unit="tensors", message=f"{k}: {name}"))
+    if with_float:
+        for name in names:
+            opt = out[name]
+            opt.took[FLOAT] = FLOAT
+            if FLOAT not in opt.options:
+                opt.options[FLOAT] = (tensor_bytes(FLOAT, opt.shape),
+                                      float_error(base_t[name], importance.get(name), cancel))
+    return [out[n] for n in names]
