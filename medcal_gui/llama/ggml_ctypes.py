@@ -30,9 +30,12 @@ GGML_MAX_SRC = 10
 GGML_MAX_OP_PARAMS = 64
 GGML_MAX_NAME = 64
 
-# enum ggml_type { GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1, ... GGML_TYPE_I32 = 26, ... };
+# enum ggml_type { GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1, ... GGML_TYPE_I32 = 26, ... GGML_TYPE_Q2_0 = 42,
+#                  GGML_TYPE_COUNT = 43 };
 GGML_TYPE_F32 = 0
+GGML_TYPE_F16 = 1
 GGML_TYPE_I32 = 26
+GGML_TYPE_COUNT = 43
 
 # enum ggml_log_level { NONE = 0, DEBUG = 1, INFO = 2, WARN = 3, ERROR = 4, CONT = 5 };
 GGML_LOG_LEVEL_NONE = 0
@@ -127,6 +130,46 @@ _ggml.ggml_backend_buffer_is_host.restype = ctypes.c_bool
 #                                       size_t size);
 _ggml.ggml_backend_tensor_get.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
 _ggml.ggml_backend_tensor_get.restype = None
+
+
+# GGML_API const char * ggml_type_name(enum ggml_type type);
+_ggml.ggml_type_name.argtypes = [ctypes.c_int]
+_ggml.ggml_type_name.restype = ctypes.c_char_p
+
+# GGML_API int64_t ggml_blck_size(enum ggml_type type);
+_ggml.ggml_blck_size.argtypes = [ctypes.c_int]
+_ggml.ggml_blck_size.restype = ctypes.c_int64
+
+# GGML_API size_t  ggml_row_size (enum ggml_type type, int64_t ne); // size in bytes for all elements in a row
+_ggml.ggml_row_size.argtypes = [ctypes.c_int, ctypes.c_int64]
+_ggml.ggml_row_size.restype = ctypes.c_size_t
+
+# GGML_API bool    ggml_is_quantized(enum ggml_type type);
+_ggml.ggml_is_quantized.argtypes = [ctypes.c_int]
+_ggml.ggml_is_quantized.restype = ctypes.c_bool
+
+
+def ggml_type_name(type_id: int) -> str:
+    """ggml's own name for a type ("q4_K", "q8_0", "f16"); ids from 0 to GGML_TYPE_COUNT - 1 only."""
+    if not 0 <= type_id < GGML_TYPE_COUNT:
+        raise ValueError(f"ggml type {type_id} is out of range")
+    return (_ggml.ggml_type_name(type_id) or b"").decode("ascii", "replace")
+
+
+def ggml_blck_size(type_id: int) -> int:
+    """Values per block (0 for the ids whose support was removed)."""
+    if not 0 <= type_id < GGML_TYPE_COUNT:
+        raise ValueError(f"ggml type {type_id} is out of range")
+    return int(_ggml.ggml_blck_size(type_id))
+
+
+def ggml_row_size(type_id: int, ne: int) -> int:
+    """Bytes of a row of `ne` values (`ne` a multiple of the type's block size)."""
+    return int(_ggml.ggml_row_size(type_id, ne))
+
+
+def ggml_is_quantized(type_id: int) -> bool:
+    return bool(_ggml.ggml_is_quantized(type_id))
 
 
 def ggml_op_name(op: int) -> str:
@@ -329,12 +372,20 @@ class QuantizeArrays:
 # struct llama_model_kv_override { enum llama_model_kv_override_type tag; char key[128];
 #                                  union { int64_t val_i64; double val_f64; bool val_bool;
 #                                          char val_str[128]; }; };
+# struct llama_model_tensor_override { const char * pattern; enum ggml_type type; };
 # typedef struct llama_model_quantize_params { ... const struct llama_model_imatrix_data * imatrix;
-#          const struct llama_model_kv_override * kv_overrides; ... } llama_model_quantize_params;
+#          const struct llama_model_kv_override * kv_overrides;
+#          const struct llama_model_tensor_override * tt_overrides;    // pointer to tensor overrides
+#          const int32_t * prune_layers;                               // pointer to layer indices to prune
+#          size_t max_buf_size; } llama_model_quantize_params;
 def quantize_params(*, ftype: int, nthread: int, allow_requantize: bool, pure: bool, dry_run: bool,
                     output_tensor_type: int | None, token_embedding_type: int | None,
                     imatrix: Mapping[str, np.ndarray] | None,
-                    kv_overrides: Sequence[tuple[str, int | str]]) -> QuantizeArrays:
+                    kv_overrides: Sequence[tuple[str, int | str]],
+                    tt_overrides: Sequence[tuple[str, int]] = (),
+                    prune_layers: Sequence[int] = ()) -> QuantizeArrays:
+    """`tt_overrides`: (regex, ggml type id) pairs, first match wins (llama-quantize --tensor-type);
+    `prune_layers`: layer numbers to drop (--prune-layers)."""
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = nthread
@@ -369,6 +420,20 @@ def quantize_params(*, ftype: int, nthread: int, allow_requantize: bool, pure: b
                 kvs[i].value.val_str = value.encode("utf-8")[:127]  # type: ignore[union-attr]
         keep.append(kvs)  # the last entry's key[0] == 0 ends the list
         params.kv_overrides = ctypes.cast(kvs, ctypes.POINTER(llama_cpp.llama_model_kv_override))
+    if tt_overrides:
+        tts = (llama_cpp.llama_model_tensor_override * (len(tt_overrides) + 1))()
+        for i, (pattern, type_id) in enumerate(tt_overrides):
+            raw = ctypes.create_string_buffer(pattern.encode("utf-8"))  # c_char_p fields keep no reference
+            keep.append(raw)
+            tts[i].pattern = ctypes.cast(raw, ctypes.c_char_p)  # type: ignore[assignment]
+            tts[i].type = int(type_id)
+        tts[len(tt_overrides)].type = GGML_TYPE_COUNT  # the terminator: pattern NULL, as llama-quantize ends it
+        keep.append(tts)
+        params.tt_overrides = ctypes.cast(tts, ctypes.POINTER(llama_cpp.llama_model_tensor_override))
+    if prune_layers:
+        layers = (ctypes.c_int32 * (len(prune_layers) + 1))(*[int(x) for x in prune_layers], -1)
+        keep.append(layers)
+        params.prune_layers = ctypes.cast(layers, ctypes.POINTER(ctypes.c_int32))
     return QuantizeArrays(params, keep)
 
 

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from medcal_gui.modelfile.limits import check, quantize_needs
 from medcal_gui.quantize.quant_types import QuantType, get_quant_type, imatrix_advice, quant_rules
 from medcal_gui.quantize.quantize_child import QuantizeJob, run_quantize
 from medcal_gui.quantize.quantize_process import LogWatch, discard_child, run_child, start_child
+from medcal_gui.quantize.tensor_types import TensorTypeRule, override_checks, tt_pairs
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class QuantizeResult:
     sha256_file: Path | None = None
     manifest: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    tensor_types: list[dict[str, Any]] = field(default_factory=list)  # each rule and what it set (RuleMatch)
+    prune_layers: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -202,14 +205,16 @@ def _coverage_warnings(model: Path, matrices: list[str], data: ImatrixData, labe
 def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | ImatrixData | None = None,
                    threads: int | None = None, dry_run: bool = False, output_tensor_type: str | None = None,
                    token_embedding_type: str | None = None, pure: bool = False,
-                   allow_requantize: bool = False,
+                   allow_requantize: bool = False, tensor_types: Sequence[TensorTypeRule] = (),
+                   prune_layers: Sequence[int] = (),
                    provenance: Mapping[str, object] | None = None, progress: ProgressCallback = no_progress,
                    cancel: CancelToken | None = None) -> QuantizeResult:
     """Quantize `model` to `out` as `qtype` (a quant_types name such as Q4_K_M or IQ3_XXS).
 
     `imatrix` is an imatrix file (GGUF or legacy .dat) or data in memory. `provenance` adds `medcal.*`
-    metadata keys (e.g. {"calibration.sha256": ..., "calibration.variant": ...}). A dry run writes
-    nothing and reports llama.cpp's size estimate.
+    metadata keys (e.g. {"calibration.sha256": ..., "calibration.variant": ...}). `tensor_types` are
+    llama-quantize's --tensor-type rules (first match wins), `prune_layers` its --prune-layers. A dry run
+    writes nothing and reports llama.cpp's size estimate.
     """
     cancel = cancel or CancelToken()
     t0 = time.monotonic()
@@ -242,6 +247,10 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
         imatrix_label = "(in memory)"
     if data is not None and not data.entries:
         raise InputError(f"The importance matrix {imatrix_label} holds no entries.")
+    prune = sorted(set(prune_layers))
+    matches, notes = override_checks(model, tensor_types, prune, qt.is_float, token_embedding_type,
+                                     output_tensor_type)
+    warnings += notes
     advice = imatrix_advice(qt, data is not None)
     if qt.imatrix == "requires" and data is None and qt.name in quant_rules().refuse_without_imatrix:
         raise InputError(advice or f"{qt.name} requires an importance matrix.")
@@ -269,7 +278,7 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
     job = QuantizeJob(model=str(model), out=str(out), ftype=qt.ftype, nthread=threads or 0,
                       allow_requantize=allow_requantize, pure=pure, dry_run=True,
                       output_tensor_type=out_type, token_embedding_type=emb_type, imatrix=importance,
-                      kv_overrides=kv)
+                      kv_overrides=kv, tt_overrides=tt_pairs(tensor_types), prune_layers=prune)
     input_bytes = model.stat().st_size
 
     # The child starts now and loads llama.cpp while this process does the dry run and the checks.
@@ -295,6 +304,10 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
             warnings.append(f"{qt.name} usually requires an importance matrix. Without one, llama.cpp stores "
                             "the tensors that would need it in k-quant types instead, so this file is not a true "
                             f"{qt.name}: compute an importance matrix for the real thing.")
+        elif dry.needs_imatrix and data is None:
+            raise InputError("A tensor type rule asks for a type that llama.cpp writes only with an importance "
+                             f"matrix ({', '.join(r.text for r in tensor_types)}). Give --imatrix, or choose "
+                             "a type such as q4_K or q8_0 in the rule.")
         est = int(dry.sizes.get("quant", 0.0) * MiB)
         overhead = max(0, input_bytes - int(dry.sizes.get("model", 0.0) * MiB))
         estimate = est + overhead
@@ -303,7 +316,8 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                                   input_bytes=input_bytes, output_bytes=estimate, tensors=dry.total,
                                   seconds=time.monotonic() - t0, imatrix=imatrix_label,
                                   imatrix_entries=len(data.entries) if data else 0,
-                                  imatrix_chunks=data.chunk_count if data else 0, warnings=warnings)
+                                  imatrix_chunks=data.chunk_count if data else 0, warnings=warnings,
+                                  tensor_types=[m.to_json() for m in matches], prune_layers=prune)
 
         check_free_space(out.parent, estimate + FREE_MARGIN, f"the quantized model {out.name}")
         check(quantize_needs(model, out, qt.bpw, output_bytes=estimate))  # memory, and disk with what it holds
@@ -343,7 +357,8 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                          seconds=time.monotonic() - t0, imatrix=imatrix_label, imatrix_sha256=imatrix_sha,
                          imatrix_entries=len(data.entries) if data else 0,
                          imatrix_chunks=data.chunk_count if data else 0, sha256=out_sha, sha256_file=sha_file,
-                         manifest=manifest, warnings=warnings)
+                         manifest=manifest, warnings=warnings, tensor_types=[m.to_json() for m in matches],
+                         prune_layers=prune)
     doc = _manifest(res, model_sha, data, quantize_s, kv, threads, pure, allow_requantize, output_tensor_type,
                     token_embedding_type)
     write_text_atomic(manifest, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
@@ -369,6 +384,8 @@ def _manifest(res: QuantizeResult, model_sha: str, data: ImatrixData | None, qua
                     "output_tensor_type": output_tensor_type, "token_embedding_type": token_embedding_type},
         "metadata_written": {k: v for k, v in kv},
         "timings_s": {"quantize": round(quantize_s, 3), "total": round(res.seconds, 3)},
+        "tensor_types": res.tensor_types,
+        "prune_layers": res.prune_layers,
         "tensors": res.tensors,
         "warnings": res.warnings,
     }

@@ -43,6 +43,8 @@ class QuantizeJob:
     token_embedding_type: int | None
     imatrix: Mapping[str, np.ndarray] | None
     kv_overrides: Sequence[tuple[str, int | str]]
+    tt_overrides: Sequence[tuple[str, int]] = ()  # (regex, ggml type id), first match wins
+    prune_layers: Sequence[int] = ()
 
 
 def run_quantize(job: QuantizeJob, on_line: Callable[[int, str], None]) -> int:
@@ -57,6 +59,7 @@ def run_quantize(job: QuantizeJob, on_line: Callable[[int, str], None]) -> int:
             ftype=job.ftype, nthread=job.nthread, allow_requantize=job.allow_requantize, pure=job.pure,
             dry_run=job.dry_run, output_tensor_type=job.output_tensor_type,
             token_embedding_type=job.token_embedding_type, imatrix=job.imatrix, kv_overrides=job.kv_overrides,
+            tt_overrides=job.tt_overrides, prune_layers=job.prune_layers,
         )
         rc = gc.model_quantize(Path(job.model), Path(job.out), qa)
         flush_pending()

@@ -1,0 +1,334 @@
+"""Per-tensor type overrides, as llama-quantize takes them: `--tensor-type PATTERN=TYPE`, `--tensor-type-file`
+and `--prune-layers`; the one definition of their format and of which tensors a rule reaches.
+
+llama.cpp (as vendored in llama-cpp-python 0.3.36) applies the rules in `src/llama-quant.cpp`: on each
+tensor's name *after* pruned layers are renumbered, `std::regex_search` with each pattern in order, the first
+match wins; only tensors llama.cpp quantizes at all (`resources/tensor_rules.toml`), only when the file's
+type is a quantized one, never to token_embd.weight when a token-embedding type is given nor to output.weight
+when an output type is given; and the block-size fallback still applies afterwards (a Q6_K override on rows of
+640 values gives Q8_0). An overridden tensor skips the type's mixture logic, including its per-class layer
+counters, so the tensors of that class after it are placed as if it were not there (in Q4_K_M, overriding
+blk.0.ffn_down turns the last layer's ffn_down from Q6_K to Q4_K): a recipe should name every tensor of a
+class or none. `tools/quantize/quantize.cpp` lowercases the pattern (ASCII only) and names the type
+case-insensitively; llama-quantize says nothing when a pattern matches no tensor: `override_warnings` does.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medcal_gui.core.errors import InputError, ModelError
+from medcal_gui.core.fsutil import write_text_atomic
+from medcal_gui.core.resources import resources_dir
+
+# What llama.cpp's std::regex (ECMAScript grammar) lacks though Python's re has it: refused up front, since
+# llama.cpp would otherwise fail with "failed to quantize: regex_error" or read it differently.
+_NOT_ECMASCRIPT = re.compile(r"\(\?(?:<[=!]|P|#|[aiLmsux-])|\\[AZz]")
+_BLK = re.compile(r"blk\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class TensorTypeRule:
+    """One `pattern=type`: a regular expression searched in tensor names and ggml's name for a type.
+    Build it with `parse_tensor_type` (which lowercases the pattern as llama-quantize does)."""
+
+    pattern: str
+    type: str
+
+    @property
+    def type_id(self) -> int:
+        return ggml_types()[self.type.lower()]
+
+    @property
+    def text(self) -> str:
+        return f"{self.pattern}={self.type}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"pattern": self.pattern, "type": self.type}
+
+
+@functools.cache
+def ggml_types() -> dict[str, int]:
+    """Lowercased ggml type name -> id, for every type the pinned ggml still supports (llama-quantize's
+    parse_ggml_type walks the same table; removed ids have no blocks)."""
+    from medcal_gui.llama import ggml_ctypes as gc
+
+    return {gc.ggml_type_name(i).lower(): i for i in range(gc.GGML_TYPE_COUNT) if gc.ggml_blck_size(i) > 0}
+
+
+def ggml_type_names() -> list[str]:
+    """ggml's own spelling of each type ("q4_K", "q8_0", "bf16"), in id order."""
+    from medcal_gui.llama import ggml_ctypes as gc
+
+    return [gc.ggml_type_name(i) for i in ggml_types().values()]
+
+
+def canonical_type(name: str, where: str = "--tensor-type") -> str:
+    """ggml's spelling of a type named in any case (q6_k -> q6_K); InputError for an unknown one."""
+    from medcal_gui.llama import ggml_ctypes as gc
+
+    type_id = ggml_types().get(name.lower())
+    if type_id is None:
+        raise InputError(f"{where}: {name!r} is not a ggml tensor type. Valid types: "
+                         f"{', '.join(ggml_type_names())}.")
+    return gc.ggml_type_name(type_id)
+
+
+def _ascii_lower(s: str) -> str:
+    # std::transform(..., tolower) in the C locale: ASCII letters only
+    return "".join(c.lower() if c.isascii() else c for c in s)
+
+
+def check_pattern(pattern: str, where: str = "--tensor-type") -> None:
+    """InputError unless `pattern` is a regular expression llama.cpp's std::regex reads as Python does."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise InputError(f"{where}: the pattern {pattern!r} is not a valid regular expression ({exc}).") from None
+    bad = _NOT_ECMASCRIPT.search(pattern)
+    if bad:
+        raise InputError(f"{where}: the pattern {pattern!r} uses {bad.group(0)!r}, which llama.cpp's regular "
+                         "expressions (ECMAScript) do not have. Rewrite it without it.")
+
+
+def parse_tensor_type(text: str, where: str = "--tensor-type") -> TensorTypeRule:
+    """`PATTERN=TYPE` as llama-quantize's parse_tensor_type reads it: split at the first `=`, the pattern
+    lowercased, the type a ggml type name in any case."""
+    name, sep, qtype = text.partition("=")
+    if not sep:
+        raise InputError(f"{where}: {text!r} is not PATTERN=TYPE (no '='), e.g. attn_v=q8_0.")
+    if not name:
+        raise InputError(f"{where}: {text!r} has no tensor name pattern before '=', e.g. attn_v=q8_0.")
+    if not qtype:
+        raise InputError(f"{where}: {text!r} has no type after '=', e.g. attn_v=q8_0.")
+    pattern = _ascii_lower(name)
+    check_pattern(pattern, where)
+    return TensorTypeRule(pattern, canonical_type(qtype, where))
+
+
+def read_tensor_type_file(path: Path) -> list[TensorTypeRule]:
+    """A `--tensor-type-file`: whitespace-separated `pattern=type` tokens (llama-quantize reads it with
+    `file >> arg`, so any whitespace separates and there are no comments); errors name the file and line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"The tensor type file {path} does not exist.") from None
+    except OSError as exc:
+        raise InputError(f"The tensor type file {path} cannot be read: {exc.strerror or exc}.") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise InputError(f"{path} starts with a byte-order mark, which llama-quantize would take as part of the "
+                         "first pattern. Save the file as UTF-8 without BOM.")
+    rules: list[TensorTypeRule] = []
+    for n, line in enumerate(raw.split(b"\n"), start=1):
+        tokens = line.split()  # bytes.split(): the C locale's isspace, as operator>> uses
+        for tok in tokens:
+            where = f"{path}, line {n}"
+            try:
+                text = tok.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"{where}: {tok!r} is not UTF-8 text.") from None
+            if len(tokens) > 1 and ("=" not in text or text.startswith("=") or text.endswith("=")):
+                raise InputError(f"{where}: {line.decode('utf-8', 'replace').strip()!r} is not PATTERN=TYPE: "
+                                 "llama-quantize splits it at the spaces (the file has no comments). Write "
+                                 "one pattern=type a line, without spaces.")
+            rules.append(parse_tensor_type(text, where))
+    return rules
+
+
+def tensor_type_file_text(rules: Sequence[TensorTypeRule]) -> str:
+    """The text of a tensor type file stock `llama-quantize --tensor-type-file` reads back as `rules`."""
+    for r in rules:
+        if not r.pattern or any(c.isspace() for c in r.pattern) or "=" in r.pattern:
+            raise InputError(f"The pattern {r.pattern!r} cannot go in a tensor type file: llama-quantize reads "
+                             "the file as words, so a pattern holds no spaces and no '='.")
+    return "".join(r.text + "\n" for r in rules)
+
+
+def write_tensor_type_file(path: Path, rules: Sequence[TensorTypeRule]) -> None:
+    write_text_atomic(Path(path), tensor_type_file_text(rules))
+
+
+def parse_prune_layers(text: str, where: str = "--prune-layers") -> list[int]:
+    """`L0,L1,...` as llama-quantize's parse_layer_prune reads it (std::stoi on each part: leading spaces and
+    digits), sorted, without duplicates."""
+    layers: set[int] = set()
+    for part in text.split(","):
+        m = re.match(r"\s*([+-]?\d+)", part)
+        if not m or int(m.group(1)) < 0 or int(m.group(1)) > 2**31 - 1:
+            raise InputError(f"{where}: {part!r} is not a layer number (give them as 0,1,2...).")
+        layers.add(int(m.group(1)))
+    return sorted(layers)
+
+
+@functools.cache
+def _tensor_rules() -> dict[str, Any]:
+    with open(resources_dir() / "tensor_rules.toml", "rb") as fh:
+        return tomllib.load(fh)
+
+
+def quantizable(name: str, ne: Sequence[int]) -> bool:
+    """Whether llama_model_quantize quantizes this tensor at all (tensor_allows_quantization)."""
+    n_dims = max((i + 1 for i, d in enumerate(ne) if d > 1), default=1)  # ggml_n_dims
+    rules = _tensor_rules()["quantizable"]
+    return (n_dims >= 2 and name.endswith("weight") and name not in rules["never_names"]
+            and not any(s in name for s in rules["never_substrings"]))
+
+
+def fallback_type(type_name: str, ncols: int) -> str:
+    """The type a tensor with rows of `ncols` values really gets when `type_name` is asked for."""
+    from medcal_gui.llama import ggml_ctypes as gc
+
+    types = ggml_types()
+    if ncols % gc.ggml_blck_size(types[type_name.lower()]) == 0:
+        return type_name
+    new = _tensor_rules()["fallback"].get(type_name, type_name)
+    if ncols % gc.ggml_blck_size(types[new.lower()]) != 0:
+        new = "f16"
+    return str(new)
+
+
+@dataclass(frozen=True)
+class ModelTensor:
+    name: str  # as llama.cpp sees it when the rules apply: after pruned layers are renumbered
+    ne: tuple[int, ...]
+    n_bytes: int
+    type: str  # ggml name of the input's type
+
+
+def renumber(name: str, prune: Sequence[int]) -> str | None:
+    """`name` once `prune` is applied (llama-quant.cpp's remap_layer): None for a pruned layer's tensor,
+    later layers renumbered down."""
+    m = _BLK.search(name)
+    if not prune or not m:
+        return name
+    blk = int(m.group(1))
+    if blk in prune:
+        return None
+    new = blk - sum(1 for p in set(prune) if p < blk)
+    return name[:m.start(1)] + str(new) + name[m.end(1):]
+
+
+def model_tensors(model: Path, prune_layers: Sequence[int] = ()) -> list[ModelTensor]:
+    """The tensors of `model` (header only), named as after `prune_layers`; InputError for a layer the model
+    does not have."""
+    from medcal_gui.llama import ggml_ctypes as gc
+    from medcal_gui.modelfile.gguf_check import open_gguf
+
+    reader = open_gguf(model)
+    n_layers = block_count(reader)
+    bad = [p for p in prune_layers if p >= n_layers]
+    if bad:
+        raise InputError(f"--prune-layers: {model.name} has {n_layers} layers (0-{n_layers - 1}); there is no "
+                         f"layer {', '.join(map(str, bad))}.")
+    if prune_layers and len(set(prune_layers)) >= n_layers:
+        raise InputError(f"--prune-layers would remove every one of the {n_layers} layers of {model.name}.")
+    out: list[ModelTensor] = []
+    for t in reader.tensors:
+        name = renumber(t.name, prune_layers)
+        if name is not None:
+            out.append(ModelTensor(name, tuple(int(x) for x in t.shape), int(t.n_bytes),
+                                   gc.ggml_type_name(int(t.tensor_type))))
+    return out
+
+
+def block_count(reader: Any) -> int:
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode("utf-8")
+    field_ = reader.fields.get(f"{arch}.block_count")
+    if field_ is None:
+        raise ModelError(f"The model has no {arch}.block_count entry, so its layers cannot be counted.")
+    return int(field_.parts[-1][0])
+
+
+@dataclass
+class RuleMatch:
+    """What one rule takes under first-match semantics: the tensors, their bytes in the input, the bytes they
+    will take (estimated from the type's row size), and how many fall back to another type."""
+
+    rule: TensorTypeRule
+    tensors: list[str] = field(default_factory=list)
+    input_bytes: int = 0
+    output_bytes: int = 0
+    fallback: int = 0
+    shadowed: int = 0  # tensors the pattern matches that an earlier rule took
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pattern": self.rule.pattern, "type": self.rule.type, "tensors": len(self.tensors),
+                "names": list(self.tensors), "input_bytes": self.input_bytes, "output_bytes": self.output_bytes,
+                "fallback": self.fallback, "shadowed": self.shadowed}
+
+
+def match_tensors(model: Path, rules: Sequence[TensorTypeRule], *, prune_layers: Sequence[int] = (),
+                  token_embedding_type: str | None = None,
+                  output_tensor_type: str | None = None) -> list[RuleMatch]:
+    """For each rule, the tensors of `model` it sets, as llama_model_quantize applies the rules."""
+    from medcal_gui.llama import ggml_ctypes as gc
+
+    compiled = [re.compile(r.pattern) for r in rules]
+    matches = [RuleMatch(r) for r in rules]
+    for t in model_tensors(Path(model), prune_layers):
+        if not quantizable(t.name, t.ne):
+            continue
+        if output_tensor_type and t.name == "output.weight":
+            continue
+        if token_embedding_type and t.name == "token_embd.weight":
+            continue  # (per_layer_token_embd.weight, also an embedding, does take a rule that names it)
+        hits = [i for i, rx in enumerate(compiled) if rx.search(t.name)]
+        if not hits:
+            continue
+        m = matches[hits[0]]
+        for i in hits[1:]:
+            matches[i].shadowed += 1
+        m.tensors.append(t.name)
+        m.input_bytes += t.n_bytes
+        real = fallback_type(m.rule.type, t.ne[0])
+        m.fallback += real != m.rule.type
+        rows = 1
+        for d in t.ne[1:]:
+            rows *= d
+        m.output_bytes += gc.ggml_row_size(ggml_types()[real.lower()], t.ne[0]) * rows
+    return matches
+
+
+def override_warnings(matches: Sequence[RuleMatch]) -> list[str]:
+    """Plain-words warnings for rules that set nothing or whose type some tensors cannot take."""
+    out: list[str] = []
+    for m in matches:
+        if not m.tensors and m.shadowed:
+            out.append(f"The tensor type rule {m.rule.text} sets no tensor: the {m.shadowed} tensor(s) it matches "
+                       "are all taken by an earlier rule (the first matching rule wins). Move it up or drop it.")
+        elif not m.tensors:
+            out.append(f"The tensor type rule {m.rule.text} matches no quantized tensor of this model, so it "
+                       "changes nothing. Check the pattern against the tensor names (e.g. blk.0.attn_v.weight).")
+        elif m.fallback:
+            out.append(f"{m.fallback} of the {len(m.tensors)} tensors the rule {m.rule.text} sets cannot take "
+                       f"{m.rule.type} (their rows are not a multiple of its block size) and get a fallback "
+                       "type instead, as llama-quantize does.")
+    return out
+
+
+def tt_pairs(rules: Sequence[TensorTypeRule]) -> list[tuple[str, int]]:
+    """The rules as (pattern, ggml type id) pairs for llama_model_quantize_params.tt_overrides."""
+    return [(r.pattern, r.type_id) for r in rules]
+
+
+def override_checks(model: Path, rules: Sequence[TensorTypeRule], prune_layers: Sequence[int], float_type: bool,
+                    token_embedding_type: str | None = None,
+                    output_tensor_type: str | None = None) -> tuple[list[RuleMatch], list[str]]:
+    """What `rules` will set in `model` and the warnings to show (InputError for a layer it lacks), for a
+    quantization to a float type (`float_type`: llama.cpp then applies no rule) or a quantized one."""
+    if not rules and not prune_layers:
+        return [], []
+    matches = match_tensors(model, rules, prune_layers=prune_layers, token_embedding_type=token_embedding_type,
+                            output_tensor_type=output_tensor_type)
+    if rules and float_type:
+        return [RuleMatch(r) for r in rules], [
+            "llama.cpp applies tensor type rules only when quantizing to a quantized type; this file's type is "
+            "a float one, so the rules change nothing. Choose a quantized type (e.g. Q8_0) for them to apply."]
+    return matches, override_warnings(matches)
