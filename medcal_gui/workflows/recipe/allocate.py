@@ -192,8 +192,10 @@ def allocate(items: Sequence[Sequence[Option]], budget: int, *, max_nodes: int =
     nodes = 0
     stopped = False
     # children tried best-first at the multiplier: the incumbent improves early and prunes the rest
-    ordered = [sorted(p.fronts[item], key=lambda i, it=item: items[it][i].error + price * items[it][i].bytes)
-               for item in p.order]
+    def priced(item: int) -> list[int]:
+        return sorted(p.fronts[item], key=lambda i: items[item][i].error + price * items[item][i].bytes)
+
+    ordered = [priced(item) for item in p.order]
 
     def dfs(k: int, room: int, acc: float) -> None:
         nonlocal best, best_err, nodes, stopped
