@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,23 +126,58 @@ def candidate_file(folder: Path, base: Path, qtype: str) -> Path:
     return folder / f"{base.stem}-pure-{qtype}.gguf"
 
 
+def exact_pattern(name: str) -> str:
+    """An anchored regex that matches this tensor name only (llama-quantize lowercases patterns: names are
+    lowercase already, and re.escape's escapes survive it)."""
+    return "^" + re.escape(name) + "$"
+
+
+@dataclass
+class Candidates:
+    files: dict[str, Path]  # type -> candidate file (a type that taught nothing new has none)
+    took: dict[str, dict[str, str]]  # type -> quantizable tensor -> the type it really takes (fallback)
+    copied: dict[str, list[str]]  # type -> tensors its file holds as F16 copies (measured in another file)
+    warnings: list[str] = field(default_factory=list)
+
+
 def make_candidates(base: Path, imatrix: Path, types: Sequence[str], folder: Path, *, base_sha: str,
                     imatrix_sha: str, threads: int | None, progress: ProgressCallback = no_progress,
-                    cancel: CancelToken | None = None) -> tuple[dict[str, Path], list[str]]:
+                    cancel: CancelToken | None = None) -> Candidates:
     """The candidate file of each quantized type in `types` (reused when an earlier run made it from the
-    same base and imatrix); the types llama.cpp cannot make here are left out, with a warning each."""
+    same base and imatrix); the types llama.cpp cannot make here are left out, with a warning each.
+
+    32-value block types come first; a later type whose fallback gives a tensor a type already made (Q4_K on
+    rows of 640 values is Q5_0) copies that tensor as F16 instead of quantizing it again (an override), so
+    each (tensor, type) is quantized once."""
     from medcal_gui.quantize.quantize import quantize_model
+    from medcal_gui.quantize.tensor_types import (
+        TensorTypeRule,
+        canonical_type,
+        fallback_type,
+        model_tensors,
+        quantizable,
+    )
 
     cancel = cancel or CancelToken()
     ensure_dir(folder)
-    files: dict[str, Path] = {}
-    warnings: list[str] = []
-    wanted = [t for t in types if t != FLOAT]
+    res = Candidates({}, {}, {})
+    tensors = [t for t in model_tensors(base) if quantizable(t.name, t.ne)]
+    covered: dict[str, set[str]] = {t.name: set() for t in tensors}
+    block = {t: gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[t]][0] for t in types}
+    wanted = sorted((t for t in types if t != FLOAT), key=lambda t: block[t])
     for i, t in enumerate(wanted):
         cancel.check()
+        took = {m.name: fallback_type(canonical_type(t), m.ne[0]).upper() for m in tensors}
+        res.took[t] = took
+        copies = sorted(n for n, eff in took.items() if eff in covered[n])
+        res.copied[t] = copies
+        if len(copies) == len(tensors):
+            progress(Progress("candidates", i + 1, len(wanted), unit="files", message=f"{t}: nothing new"))
+            continue
         out = candidate_file(folder, base, t)
         record = out.with_name(out.name + ".recipe.json")
-        key = {"base_sha256": base_sha, "imatrix_sha256": imatrix_sha, "type": t, "pure": True}
+        key = {"base_sha256": base_sha, "imatrix_sha256": imatrix_sha, "type": t, "pure": True,
+               "copied": copies}
         try:
             prev = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -149,51 +185,55 @@ def make_candidates(base: Path, imatrix: Path, types: Sequence[str], folder: Pat
         if isinstance(prev, dict) and prev.get("key") == key and out.is_file() and \
                 file_sha256(out) == prev.get("sha256"):
             progress(Progress("candidates", i + 1, len(wanted), unit="files", message=f"{t}: reused"))
-            files[t] = out
-            continue
-        progress(Progress("candidates", i, len(wanted), unit="files", message=f"{t}: quantizing"))
-        for stale in (out, out.with_name(out.name + ".sha256"), out.with_name(out.name + ".manifest.json")):
-            stale.unlink(missing_ok=True)  # this run's own earlier candidate, no longer matching
-        try:
-            q = quantize_model(base, out, t, imatrix=imatrix, threads=threads, pure=True,
-                               provenance={"recipe.candidate": t}, cancel=cancel)
-        except MedcalError as exc:
-            if isinstance(exc, InputError) and "exist" in exc.message:
-                raise
-            warnings.append(f"The candidate type {t} was left out: {exc.message}")
-            continue
-        write_text_atomic(record, json.dumps({"key": key, "sha256": q.sha256}) + "\n")
-        files[t] = out
+        else:
+            progress(Progress("candidates", i, len(wanted), unit="files", message=f"{t}: quantizing"))
+            for stale in (out, out.with_name(out.name + ".sha256"), out.with_name(out.name + ".manifest.json")):
+                stale.unlink(missing_ok=True)  # this run's own earlier candidate, no longer matching
+            rules = [TensorTypeRule(exact_pattern(n), "f16") for n in copies]
+            try:
+                q = quantize_model(base, out, t, imatrix=imatrix, threads=threads, pure=True, tensor_types=rules,
+                                   provenance={"recipe.candidate": t}, cancel=cancel)
+            except MedcalError as exc:
+                if isinstance(exc, InputError) and "exist" in exc.message:
+                    raise
+                res.warnings.append(f"The candidate type {t} was left out: {exc.message}")
+                del res.took[t], res.copied[t]
+                continue
+            write_text_atomic(record, json.dumps({"key": key, "sha256": q.sha256}) + "\n")
+        res.files[t] = out
+        for n, eff in took.items():
+            covered[n].add(eff)
     progress(Progress("candidates", len(wanted), len(wanted), unit="files", message="done"))
-    return files, warnings
+    return res
 
 
-def measure_options(base: Path, files: Mapping[str, Path], importance: Mapping[str, np.ndarray], *,
+def measure_options(base: Path, cands: Candidates, importance: Mapping[str, np.ndarray], *,
                     with_float: bool, progress: ProgressCallback = no_progress,
                     cancel: CancelToken | None = None) -> list[TensorOptions]:
-    """Per quantizable tensor (one a candidate changed), its options: the types it really took in the
-    candidate files, each with its bytes and its importance-weighted error; F16 too when asked for."""
+    """Per quantizable tensor, its options: the types it really takes, each with its bytes and its
+    importance-weighted error measured in the candidate file that quantized it; F16 too when asked for."""
     cancel = cancel or CancelToken()
     rb = gguf.GGUFReader(base)
     base_t = {t.name: t for t in rb.tensors}
-    readers = {k: gguf.GGUFReader(p) for k, p in files.items()}
-    out: dict[str, TensorOptions] = {}
-    for r in readers.values():
-        for t in r.tensors:
-            b = base_t.get(t.name)
-            if b is not None and t.tensor_type != b.tensor_type and t.name not in out:
-                out[t.name] = TensorOptions(t.name, tuple(int(x) for x in b.shape), b.tensor_type.name,
-                                            weighted_by_imatrix=t.name in importance)
-    names = [t.name for t in rb.tensors if t.name in out]  # file order
-    total = len(names) * len(readers)
+    names = [t.name for t in rb.tensors if any(t.name in took for took in cands.took.values())]  # file order
+    out = {n: TensorOptions(n, tuple(int(x) for x in base_t[n].shape), base_t[n].tensor_type.name,
+                            weighted_by_imatrix=n in importance) for n in names}
+    for k, took in cands.took.items():
+        for n, eff in took.items():
+            out[n].took[k] = eff
+    total = sum(len(cands.took[k]) - len(cands.copied[k]) for k in cands.files)
     done = 0
-    for k, r in readers.items():
-        by_name = {t.name: t for t in r.tensors}
+    for k, path in cands.files.items():
+        by_name = {t.name: t for t in gguf.GGUFReader(path).tensors}
+        copied = set(cands.copied[k])
         for name in names:
+            if name in copied:
+                continue
             cancel.check()
             t, opt = by_name[name], out[name]
             eff = t.tensor_type.name
-            opt.took[k] = eff
+            if eff != opt.took[k]:
+                raise MedcalError(f"{path.name}: {name} is {eff}, not the {opt.took[k]} llama.cpp's rules give.")
             if eff not in opt.options:
                 err = weighted_error(base_t[name], _rows(t), t.tensor_type, importance.get(name), cancel)
                 opt.options[eff] = (int(t.n_bytes), err)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
-from medcal_gui.workflows.recipe.candidates import TensorOptions, recipe_settings
+from medcal_gui.workflows.recipe.candidates import TensorOptions, exact_pattern, recipe_settings
 
 _LAYER = re.compile(r"^blk\.(\d+)\.")
 FITS = 4
@@ -36,12 +36,6 @@ def tensor_class(name: str, classes: Mapping[str, Sequence[str]]) -> str:
 def layer_of(name: str) -> int | None:
     m = _LAYER.match(name)
     return int(m.group(1)) if m else None
-
-
-def exact_pattern(name: str) -> str:
-    """An anchored regex that matches this tensor name only (llama-quantize lowercases patterns: names are
-    lowercase already, and re.escape's escapes survive it)."""
-    return "^" + re.escape(name) + "$"
 
 
 @dataclass
@@ -111,7 +105,7 @@ def run_probes(base: Path, imatrix: Path, heldout: Path, tensors: Sequence[Tenso
         out = folder / f"probe-{kind}-{label}.gguf"
         for stale in (out, out.with_name(out.name + ".sha256"), out.with_name(out.name + ".manifest.json")):
             stale.unlink(missing_ok=True)
-        rules = [TensorTypeRule(exact_pattern(t.name), t.took[low_type]) for t in members]
+        rules = [TensorTypeRule(exact_pattern(t.name), t.took[low_type].lower()) for t in members]
         quantize_model(base, out, high_type, imatrix=imatrix, threads=threads, pure=True, tensor_types=rules,
                        provenance={"recipe.probe": f"{kind}:{label}"}, cancel=cancel)
         files.append(out)

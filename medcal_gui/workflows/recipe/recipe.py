@@ -28,15 +28,17 @@ from medcal_gui.evaluate.eval_cache import file_sha256, text_sha256
 from medcal_gui.workflows.recipe.allocate import BudgetTooSmall, Option, allocate
 from medcal_gui.workflows.recipe.candidates import (
     FLOAT,
+    Candidates,
     TensorOptions,
     check_candidate_types,
     default_candidate_types,
+    exact_pattern,
     make_candidates,
     measure_options,
     recipe_settings,
 )
 from medcal_gui.workflows.recipe.layout import pad, read_layout, tensor_bytes
-from medcal_gui.workflows.recipe.probes import ProbeFit, exact_pattern, layer_of, run_probes, tensor_class
+from medcal_gui.workflows.recipe.probes import ProbeFit, layer_of, run_probes, tensor_class
 
 CANDIDATE_KEY = "medcal.recipe.candidate"
 TARGET_KEY = "recipe.target"  # medcal.recipe.target in the output
@@ -83,30 +85,32 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _options(base: Path, files: dict[str, Path], imatrix: Path, types: Sequence[str], work: Path,
+def _options(base: Path, cands: Candidates, imatrix: Path, types: Sequence[str], work: Path,
              progress: ProgressCallback, cancel: CancelToken) -> list[TensorOptions]:
     """The measured options, read back when the same candidate files were measured before."""
-    key = {"candidates": {t: file_sha256(p) for t, p in files.items()}, "imatrix": file_sha256(imatrix),
-           "float": FLOAT in types}
+    key = {"candidates": {t: file_sha256(p) for t, p in cands.files.items()}, "took": cands.took,
+           "imatrix": file_sha256(imatrix), "float": FLOAT in types}
     record = work / "errors.json"
     prev = _read_json(record)
     if isinstance(prev, dict) and prev.get("key") == key:
         return [TensorOptions(t["name"], tuple(t["shape"]), t["base_type"],
                               {k: (int(v["bytes"]), float(v["error"])) for k, v in t["options"].items()},
                               bool(t["weighted_by_imatrix"]), dict(t["took"])) for t in prev["tensors"]]
-    opts = measure_options(base, files, ImatrixData.load(imatrix).importance(), with_float=FLOAT in types,
+    opts = measure_options(base, cands, ImatrixData.load(imatrix).importance(), with_float=FLOAT in types,
                            progress=progress, cancel=cancel)
     write_text_atomic(record, json.dumps({"key": key, "tensors": [o.to_json() for o in opts]}) + "\n")
     return opts
 
 
-def _probes(base: Path, imatrix: Path, heldout: Path, opts: list[TensorOptions], files: dict[str, Path],
+def _probes(base: Path, imatrix: Path, heldout: Path, opts: list[TensorOptions], cands: Candidates,
             work: Path, threads: int, n_ctx: int, chunks: int | None, progress: ProgressCallback,
             cancel: CancelToken) -> tuple[ProbeFit | None, list[str]]:
     cfg = recipe_settings()["probes"]
-    quantized = sorted((t for t in files), key=lambda t: sum(o.options[o.took[t]][0] for o in opts))
-    low = cfg["low_type"] if cfg["low_type"] in files else quantized[0]
-    high = cfg["high_type"] if cfg["high_type"] in files else quantized[-1]
+    files = {t: p for t, p in cands.files.items() if not cands.copied[t]}  # whole files: a reference
+    quantized = sorted(cands.took, key=lambda t: sum(o.options[o.took[t]][0] for o in opts))
+    whole = [t for t in quantized if t in files]
+    low = cfg["low_type"] if cfg["low_type"] in cands.took else quantized[0]
+    high = cfg["high_type"] if cfg["high_type"] in files else whole[-1]
     if low == high:
         return None, ["Only one quantized candidate type: no probes, every tensor's error weighs the same."]
     key = {"base": file_sha256(base), "imatrix": file_sha256(imatrix), "heldout": text_sha256(
@@ -170,19 +174,20 @@ def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None
     progress(Progress("hash", 0, None, message=f"hashing {base.name}"))
     base_sha, imx_sha = file_sha256(base), file_sha256(imatrix)
     tc = time.monotonic()
-    files, notes = make_candidates(base, imatrix, names, work / "candidates", base_sha=base_sha,
-                                   imatrix_sha=imx_sha, threads=threads, progress=progress, cancel=cancel)
-    warnings += notes
+    cands = make_candidates(base, imatrix, names, work / "candidates", base_sha=base_sha,
+                            imatrix_sha=imx_sha, threads=threads, progress=progress, cancel=cancel)
+    warnings += cands.warnings
+    files = cands.files
     if not files:
-        raise ModelError(f"No candidate type could be made from {base}: {'; '.join(notes)}")
+        raise ModelError(f"No candidate type could be made from {base}: {'; '.join(cands.warnings)}")
     seconds["candidates"] = time.monotonic() - tc
     te = time.monotonic()
-    opts = _options(base, files, imatrix, names, work, progress, cancel)
+    opts = _options(base, cands, imatrix, names, work, progress, cancel)
     seconds["errors"] = time.monotonic() - te
     fit: ProbeFit | None = None
     if heldout is not None:
         tp = time.monotonic()
-        fit, notes = _probes(base, imatrix, heldout, opts, files, work, threads, n_ctx, probe_chunks, progress,
+        fit, notes = _probes(base, imatrix, heldout, opts, cands, work, threads, n_ctx, probe_chunks, progress,
                              cancel)
         warnings += notes
         seconds["probes"] = time.monotonic() - tp
