@@ -57,6 +57,33 @@ def texts(work: Path) -> tuple[Path, Path, Path]:
     return out["calibration"], out["probe"], out["test"]
 
 
+def perturbed(model: Path, rel: float, out: Path) -> Path:
+    """A copy of `model` whose 2-D F16 weights get Gaussian noise of `rel` x each tensor's standard deviation.
+
+    The demo model is Gemma 3 270M's Q4_K_M dequantized to F16: its weights sit exactly on the Q4_K/Q5_0/Q6_K/
+    Q8_0 grids the original file used, so re-quantizing a tensor to its original type loses nothing and any
+    search that finds those types looks lossless. The noise takes the weights off every grid, as a model
+    converted from real BF16/F32 weights is."""
+    import shutil
+
+    import gguf
+    import numpy as np
+
+    shutil.copyfile(model, out)
+    rng = np.random.default_rng(0)
+    r = gguf.GGUFReader(out, "r+")
+    for t in r.tensors:
+        if t.tensor_type != gguf.GGMLQuantizationType.F16 or len(t.shape) < 2 or "_norm" in t.name:
+            continue
+        data = t.data.reshape(-1, int(t.shape[0]))
+        sd = float(np.std(data[:: max(1, data.shape[0] // 512)].astype(np.float32)))
+        for r0 in range(0, data.shape[0], 4096):
+            block = data[r0:r0 + 4096].astype(np.float32)
+            data[r0:r0 + 4096] = (block + rng.normal(0.0, rel * sd, block.shape)).astype(np.float16)
+    del r
+    return out
+
+
 def same_tensors(a: Path, b: Path) -> dict[str, Any]:
     import gguf
 
@@ -73,9 +100,13 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=None, help="default: the demo model")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--imatrix-chunks", type=int, default=8)
+    ap.add_argument("--ctx", type=int, default=256,
+                    help="tokens per chunk when scoring (the texts are short: 256 gives the test text 4 chunks)")
     ap.add_argument("--probe-chunks", type=int, default=None, help="default: resources/recipe.toml")
     ap.add_argument("--llama-quantize", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=None, help="keep the files here (default: a temporary folder)")
+    ap.add_argument("--perturb", type=float, default=0.0, metavar="REL",
+                    help="add Gaussian noise of REL x each weight tensor's sd to a copy of the model first")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     from medcal_gui.calibrate.imatrix import compute_imatrix
@@ -88,7 +119,10 @@ def main() -> int:
     work = a.work or Path(tempfile.mkdtemp(prefix="bench-recipe-"))
     work.mkdir(parents=True, exist_ok=True)
     cal, probe, test = texts(work)
-    doc: dict[str, Any] = {"model": str(model), "threads": a.threads, "machine": "shared (2 cores, other agents)"}
+    if a.perturb:
+        model = perturbed(model, a.perturb, work / f"{model.stem}-perturbed.gguf")
+    doc: dict[str, Any] = {"model": str(model), "threads": a.threads, "machine": "shared (2 cores, other agents)",
+                           "perturb": a.perturb}
     t0 = time.monotonic()
     imx = work / "imatrix.gguf"
     compute_imatrix(model, [cal], n_ctx=512, n_chunks=a.imatrix_chunks, threads=a.threads, out=imx)
@@ -104,7 +138,7 @@ def main() -> int:
         quantize_model(model, stock[t], t, imatrix=imx, threads=a.threads)
         q_s = time.monotonic() - t1
         t1 = time.monotonic()
-        evaluate(model, [stock[t]], test, threads=a.threads)
+        evaluate(model, [stock[t]], test, n_ctx=a.ctx, threads=a.threads)
         rung_s[t] = q_s + (time.monotonic() - t1)
         print(f"{t}: {stock[t].stat().st_size} bytes, rung {rung_s[t]:.1f} s", flush=True)
     doc["rung_s"] = rung_s
@@ -113,7 +147,7 @@ def main() -> int:
         out = work / f"recipe-at-{t}.gguf"
         t1 = time.monotonic()
         res = run_recipe(model, imx, out, target_bytes=stock[t].stat().st_size, heldout=probe, threads=a.threads,
-                         probe_chunks=a.probe_chunks, compare=[])
+                         n_ctx=a.ctx, probe_chunks=a.probe_chunks, compare=[])
         wall = time.monotonic() - t1
         search = wall - res.seconds.get("compare", 0.0)
         recipes[t] = {"file": str(out), "bytes": res.bytes, "predicted_bytes": res.predicted_bytes,
@@ -130,7 +164,7 @@ def main() -> int:
         print(f"recipe at {t}: {res.bytes} bytes (budget {res.budget}, predicted {res.predicted_bytes}), "
               f"search {search:.0f} s = {search / rung_s[t]:.1f} rungs", flush=True)
     files = [stock[t] for t in STOCK] + [Path(recipes[t]["file"]) for t in STOCK]
-    ev = evaluate(model, files, test, threads=a.threads)
+    ev = evaluate(model, files, test, n_ctx=a.ctx, threads=a.threads)
     k = {f.name: m.kld_mean for f, m in zip(files, ev.models, strict=True)}
     doc["test_chunks"] = ev.chunks
     for t in STOCK:
