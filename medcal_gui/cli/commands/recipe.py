@@ -37,6 +37,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="candidate ggml tensor types (default: resources/recipe.toml), e.g. Q4_K,Q5_0,Q8_0,F16")
     p.add_argument("--compare", type=_types, default=None, metavar="T1,T2,...",
                    help="stock types to score against (default: those near the recipe's size)")
+    p.add_argument("--ladder", type=Path, default=None, metavar="DIR",
+                   help="a `medcal ladder` folder of the same model and imatrix: its rungs are the stock files "
+                        "compared, and its figures are used when it scored the same --heldout text")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT.gguf", help="the recipe's GGUF")
     flags.add_threads(p)
     flags.add_ctx(p, 512, "tokens per chunk for the probes and the scoring (default 512)")
@@ -57,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         res = run_recipe(args.model, args.imatrix, args.out, target_bytes=size, target_bpw=args.target_bpw,
                          heldout=args.heldout, types=args.types, threads=args.threads, n_ctx=args.ctx,
                          probe_chunks=args.probe_chunks, eval_chunks=args.eval_chunks, compare=args.compare,
+                         ladder=args.ladder,
                          progress=bar, cancel=token)
     bar.close()
     if args.json:

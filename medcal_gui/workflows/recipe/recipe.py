@@ -135,7 +135,7 @@ def size_text(n: int) -> str:
 def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None = None,
                target_bpw: float | None = None, heldout: Path | None = None, types: Sequence[str] | None = None,
                threads: int | None = None, n_ctx: int = 512, probe_chunks: int | None = None,
-               eval_chunks: int | None = None, compare: Sequence[str] | None = None,
+               eval_chunks: int | None = None, compare: Sequence[str] | None = None, ladder: Path | None = None,
                progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> RecipeResult:
     """Write the recipe's GGUF to `out` (+ .sha256, manifest), `OUT.tensor-types.txt` and the report."""
     from medcal_gui.modelfile.model_info import inspect_model
@@ -254,7 +254,7 @@ def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None
     if heldout is not None:
         tv = time.monotonic()
         stock_near(res, heldout, imatrix, work, compare, threads=threads, n_ctx=n_ctx, eval_chunks=eval_chunks,
-                   progress=progress, cancel=cancel)
+                   ladder=ladder, progress=progress, cancel=cancel)
         seconds["compare"] = time.monotonic() - tv
     seconds["total"] = time.monotonic() - t0
     finish(res)

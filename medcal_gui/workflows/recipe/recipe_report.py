@@ -43,10 +43,33 @@ def stock_types_near(base: Path, size: int, imatrix: Path) -> list[str]:
     return sorted(near, key=lambda t: -est[t])
 
 
+def ladder_rungs(ladder: Path | None, base_sha: str, imx_sha: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The rungs of a ladder (its folder or ladder.json) made from the same base, each with the imatrix given
+    here when its type uses one, and the ladder's own document."""
+    if ladder is None:
+        return {}, {}
+    path = ladder / "ladder.json" if ladder.is_dir() else ladder
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}, {}
+    from medcal_gui.quantize.quant_types import get_quant_type
+
+    if not isinstance(doc, dict) or doc.get("base", {}).get("sha256") != base_sha:
+        return {}, {}
+    same_imx = (doc.get("imatrix") or {}).get("sha256") == imx_sha
+    rungs = {r["type"]: r for r in doc.get("rungs", []) if Path(r.get("file", "")).is_file()
+             and (same_imx or get_quant_type(r["type"]).imatrix == "ignores")}
+    return rungs, doc
+
+
 def stock_near(res: RecipeResult, heldout: Path, imatrix: Path, work: Path, compare: Sequence[str] | None, *,
-               threads: int, n_ctx: int, eval_chunks: int | None, progress: ProgressCallback = no_progress,
-               cancel: CancelToken | None = None) -> None:
-    """Score the recipe and the stock types near its size (or `compare`) on `heldout`, in one base pass."""
+               threads: int, n_ctx: int, eval_chunks: int | None, ladder: Path | None = None,
+               progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> None:
+    """Score the recipe and the stock types near its size (or `compare`) on `heldout`, in one base pass. A
+    ladder's rung of the same base and imatrix serves as the stock file; its figures are taken as they are
+    when the ladder scored the same text with the same chunks."""
+    from medcal_gui.evaluate.eval_cache import text_sha256
     from medcal_gui.evaluate.evaluate import evaluate
     from medcal_gui.quantize.quant_types import get_quant_type
     from medcal_gui.quantize.quantize import quantize_model
@@ -56,8 +79,12 @@ def stock_near(res: RecipeResult, heldout: Path, imatrix: Path, work: Path, comp
         stock_types_near(res.model, res.bytes, imatrix)
     files: list[Path] = []
     base_sha, imx_sha = file_sha256(res.model), file_sha256(imatrix)
+    rungs, doc = ladder_rungs(ladder, base_sha, imx_sha)
     for i, t in enumerate(names):
         cancel.check()
+        if t in rungs:
+            files.append(Path(rungs[t]["file"]))
+            continue
         uses = get_quant_type(t).imatrix != "ignores"
         out = _stock_file(work, res.model, t)
         record = out.with_name(out.name + ".recipe.json")
@@ -75,16 +102,33 @@ def stock_near(res: RecipeResult, heldout: Path, imatrix: Path, work: Path, comp
                                cancel=cancel)
             write_text_atomic(record, json.dumps({"key": key, "sha256": q.sha256}) + "\n")
         files.append(out)
-    ev = evaluate(res.model, [res.out, *files], heldout, n_ctx=n_ctx, threads=threads, n_chunks=eval_chunks,
+    same_text = bool(doc) and doc.get("n_ctx") == n_ctx and Path(doc.get("heldout", "")).is_file() and \
+        text_sha256(Path(doc["heldout"]).read_text(encoding="utf-8", errors="replace")) == \
+        text_sha256(heldout.read_text(encoding="utf-8", errors="replace"))
+    from_ladder = {t for t in names if t in rungs and same_text}
+    scored = [f for t, f in zip(names, files, strict=True) if t not in from_ladder]
+    ev = evaluate(res.model, [res.out, *scored], heldout, n_ctx=n_ctx, threads=threads, n_chunks=eval_chunks,
                   progress=progress, cancel=cancel)
+    if from_ladder and doc.get("chunks") != ev.chunks:  # the ladder scored other chunks: score its files too
+        from_ladder = set()
+        scored = files
+        ev = evaluate(res.model, [res.out, *scored], heldout, n_ctx=n_ctx, threads=threads,
+                      n_chunks=eval_chunks, progress=progress, cancel=cancel)
     mine = ev.models[0]
     res.kld = {k: getattr(mine, k) for k in KLD_FIELDS} | {"chunks": ev.chunks, "tokens_scored": ev.tokens_scored,
                                                           "heldout": str(heldout)}
-    for t, f, m in zip(names, files, ev.models[1:], strict=True):
+    figures = iter(ev.models[1:])
+    for t, f in zip(names, files, strict=True):
+        if t in from_ladder:
+            fig = {k: rungs[t][k] for k in KLD_FIELDS if k in rungs[t]}
+        else:
+            m = next(figures)
+            fig = {k: getattr(m, k) for k in KLD_FIELDS}
         size = f.stat().st_size
-        res.stock.append({"type": t, "file": str(f), "bytes": size, "bpw": 8 * size / res.parameters,
-                          **{k: getattr(m, k) for k in KLD_FIELDS},
-                          "recipe_kld_change_pct": 100 * (mine.kld_mean / m.kld_mean - 1) if m.kld_mean else None,
+        kld = fig.get("kld_mean") or 0.0
+        res.stock.append({"type": t, "file": str(f), "bytes": size, "bpw": 8 * size / res.parameters, **fig,
+                          "from_ladder": t in from_ladder,
+                          "recipe_kld_change_pct": 100 * (mine.kld_mean / kld - 1) if kld else None,
                           "recipe_not_larger": res.bytes <= size})
 
 
@@ -126,7 +170,8 @@ def markdown(res: RecipeResult) -> str:
                      f"{res.kld['kld_p99']:.4f} | {res.kld['same_top_pct']:.2f} | |")
         for s in res.stock:
             ch = s["recipe_kld_change_pct"]
-            lines.append(f"| {s['type']} | {_size(s['bytes'])} | {s['bpw']:.3f} | {s['kld_mean']:.5f} | "
+            name = s["type"] + (" (ladder)" if s.get("from_ladder") else "")
+            lines.append(f"| {name} | {_size(s['bytes'])} | {s['bpw']:.3f} | {s['kld_mean']:.5f} | "
                          f"{s['kld_p99']:.4f} | {s['same_top_pct']:.2f} | "
                          f"{'' if ch is None else f'{ch:+.1f} %'}{'' if s['recipe_not_larger'] else ' (larger)'} |")
     lines += ["", "| class | tensors | parameters | bytes | bpw | types | error weight |",

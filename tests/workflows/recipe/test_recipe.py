@@ -121,6 +121,18 @@ def test_probes_weigh_classes_and_the_report_compares_stock(tiny_model: Path, im
     assert "Q4_K_M" in md and "Probes" in md
 
 
+def test_a_ladder_of_the_same_model_serves_the_stock_comparison(tiny_model: Path, imatrix: Path, heldout: Path,
+                                                                folder: Path) -> None:
+    from medcal_gui.workflows.ladder import run_ladder
+
+    lad = run_ladder(tiny_model, heldout, imatrix=imatrix, types=["Q4_K_M"], threads=1, out_dir=folder / "lad",
+                     n_ctx=64, eval_chunks=2, reps=1)
+    res = run_recipe(tiny_model, imatrix, folder / "l.gguf", target_bpw=4.6, heldout=heldout, types=TYPES,
+                     threads=1, n_ctx=64, probe_chunks=2, eval_chunks=2, compare=["Q4_K_M"], ladder=folder / "lad")
+    s = res.stock[0]
+    assert s["from_ladder"] and s["file"] == str(lad.rungs[0].file) and s["kld_mean"] == lad.rungs[0].kld_mean
+
+
 def test_cancel_leaves_no_output(tiny_model: Path, imatrix: Path, folder: Path) -> None:
     token = CancelToken()
     token.cancel()
