@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,17 +138,21 @@ class Candidates:
     took: dict[str, dict[str, str]]  # type -> quantizable tensor -> the type it really takes (fallback)
     copied: dict[str, list[str]]  # type -> tensors its file holds as F16 copies (measured in another file)
     warnings: list[str] = field(default_factory=list)
+    measured: list[str] = field(default_factory=list)  # types whose file was measured, then deleted
 
 
 def make_candidates(base: Path, imatrix: Path, types: Sequence[str], folder: Path, *, base_sha: str,
-                    imatrix_sha: str, threads: int | None, progress: ProgressCallback = no_progress,
-                    cancel: CancelToken | None = None) -> Candidates:
+                    imatrix_sha: str, threads: int | None, keep: Sequence[str] = (),
+                    on_file: Callable[[str, Path, Candidates], None] | None = None,
+                    progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> Candidates:
     """The candidate file of each quantized type in `types` (reused when an earlier run made it from the
     same base and imatrix); the types llama.cpp cannot make here are left out, with a warning each.
 
     32-value block types come first; a later type whose fallback gives a tensor a type already made (Q4_K on
     rows of 640 values is Q5_0) copies that tensor as F16 instead of quantizing it again (an override), so
-    each (tensor, type) is quantized once."""
+    each (tensor, type) is quantized once. `on_file(type, file, so_far)` is called as each file is ready; then
+    the file is deleted unless its type is in `keep` (kept types are whole files, without copies), so at
+    most one candidate besides those is on disk at a time."""
     from medcal_gui.quantize.quantize import quantize_model
     from medcal_gui.quantize.tensor_types import (
         TensorTypeRule,
@@ -169,7 +173,7 @@ def make_candidates(base: Path, imatrix: Path, types: Sequence[str], folder: Pat
         cancel.check()
         took = {m.name: fallback_type(canonical_type(t), m.ne[0]).upper() for m in tensors}
         res.took[t] = took
-        copies = sorted(n for n, eff in took.items() if eff in covered[n])
+        copies = [] if t in keep else sorted(n for n, eff in took.items() if eff in covered[n])
         res.copied[t] = copies
         if len(copies) == len(tensors):
             progress(Progress("candidates", i + 1, len(wanted), unit="files", message=f"{t}: nothing new"))
@@ -203,47 +207,67 @@ def make_candidates(base: Path, imatrix: Path, types: Sequence[str], folder: Pat
         res.files[t] = out
         for n, eff in took.items():
             covered[n].add(eff)
+        if on_file is not None:
+            on_file(t, out, res)
+        if t not in keep:
+            for p in (out, out.with_name(out.name + ".sha256"), out.with_name(out.name + ".manifest.json"),
+                      record):
+                p.unlink(missing_ok=True)
+            del res.files[t]
+            res.measured.append(t)
     progress(Progress("candidates", len(wanted), len(wanted), unit="files", message="done"))
     return res
 
 
-def measure_options(base: Path, cands: Candidates, importance: Mapping[str, np.ndarray], *,
-                    with_float: bool, progress: ProgressCallback = no_progress,
-                    cancel: CancelToken | None = None) -> list[TensorOptions]:
+class OptionsMeter:
     """Per quantizable tensor, its options: the types it really takes, each with its bytes and its
-    importance-weighted error measured in the candidate file that quantized it; F16 too when asked for."""
-    cancel = cancel or CancelToken()
-    rb = gguf.GGUFReader(base)
-    base_t = {t.name: t for t in rb.tensors}
-    names = [t.name for t in rb.tensors if any(t.name in took for took in cands.took.values())]  # file order
-    out = {n: TensorOptions(n, tuple(int(x) for x in base_t[n].shape), base_t[n].tensor_type.name,
-                            weighted_by_imatrix=n in importance) for n in names}
-    for k, took in cands.took.items():
-        for n, eff in took.items():
-            out[n].took[k] = eff
-    total = sum(len(cands.took[k]) - len(cands.copied[k]) for k in cands.files)
-    done = 0
-    for k, path in cands.files.items():
+    importance-weighted error measured in the candidate file that quantized it (`add`, file by file); F16
+    too when asked for (`result`)."""
+
+    def __init__(self, base: Path, importance: Mapping[str, np.ndarray], *, with_float: bool,
+                 progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> None:
+        self.reader = gguf.GGUFReader(base)
+        self.base_t = {t.name: t for t in self.reader.tensors}
+        self.importance = importance
+        self.with_float = with_float
+        self.progress = progress
+        self.cancel = cancel or CancelToken()
+        self.out: dict[str, TensorOptions] = {}
+
+    def _opt(self, name: str) -> TensorOptions:
+        if name not in self.out:
+            b = self.base_t[name]
+            self.out[name] = TensorOptions(name, tuple(int(x) for x in b.shape), b.tensor_type.name,
+                                           weighted_by_imatrix=name in self.importance)
+        return self.out[name]
+
+    def add(self, k: str, path: Path, cands: Candidates) -> None:
         by_name = {t.name: t for t in gguf.GGUFReader(path).tensors}
         copied = set(cands.copied[k])
-        for name in names:
-            if name in copied:
-                continue
-            cancel.check()
-            t, opt = by_name[name], out[name]
+        todo = [n for n in cands.took[k] if n not in copied]
+        for i, name in enumerate(todo):
+            self.cancel.check()
+            t, opt = by_name[name], self._opt(name)
             eff = t.tensor_type.name
-            if eff != opt.took[k]:
-                raise MedcalError(f"{path.name}: {name} is {eff}, not the {opt.took[k]} llama.cpp's rules give.")
+            if eff != cands.took[k][name]:
+                raise MedcalError(f"{path.name}: {name} is {eff}, not the {cands.took[k][name]} llama.cpp's "
+                                  "rules give.")
             if eff not in opt.options:
-                err = weighted_error(base_t[name], _rows(t), t.tensor_type, importance.get(name), cancel)
+                err = weighted_error(self.base_t[name], _rows(t), t.tensor_type, self.importance.get(name),
+                                     self.cancel)
                 opt.options[eff] = (int(t.n_bytes), err)
-            done += 1
-            progress(Progress("errors", done, total, unit="tensors", message=f"{k}: {name}"))
-    if with_float:
-        for name in names:
-            opt = out[name]
-            opt.took[FLOAT] = FLOAT
-            if FLOAT not in opt.options:
-                opt.options[FLOAT] = (tensor_bytes(FLOAT, opt.shape),
-                                      float_error(base_t[name], importance.get(name), cancel))
-    return [out[n] for n in names]
+            self.progress(Progress("errors", i + 1, len(todo), unit="tensors", message=f"{k}: {name}"))
+
+    def result(self, cands: Candidates) -> list[TensorOptions]:
+        names = [t.name for t in self.reader.tensors if any(t.name in took for took in cands.took.values())]
+        for k, took in cands.took.items():
+            for n, eff in took.items():
+                self._opt(n).took[k] = eff
+        if self.with_float:
+            for name in names:
+                opt = self._opt(name)
+                opt.took[FLOAT] = FLOAT
+                if FLOAT not in opt.options:
+                    opt.options[FLOAT] = (tensor_bytes(FLOAT, opt.shape),
+                                          float_error(self.base_t[name], self.importance.get(name), self.cancel))
+        return [self.out[n] for n in names]

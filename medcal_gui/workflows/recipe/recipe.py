@@ -28,13 +28,12 @@ from medcal_gui.evaluate.eval_cache import file_sha256, text_sha256
 from medcal_gui.workflows.recipe.allocate import BudgetTooSmall, Option, allocate
 from medcal_gui.workflows.recipe.candidates import (
     FLOAT,
-    Candidates,
+    OptionsMeter,
     TensorOptions,
     check_candidate_types,
     default_candidate_types,
     exact_pattern,
     make_candidates,
-    measure_options,
     recipe_settings,
 )
 from medcal_gui.workflows.recipe.layout import pad, read_layout, tensor_bytes
@@ -85,36 +84,59 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _options(base: Path, cands: Candidates, imatrix: Path, types: Sequence[str], work: Path,
-             progress: ProgressCallback, cancel: CancelToken) -> list[TensorOptions]:
-    """The measured options, read back when the same candidate files were measured before."""
-    key = {"candidates": {t: file_sha256(p) for t, p in cands.files.items()}, "took": cands.took,
-           "imatrix": file_sha256(imatrix), "float": FLOAT in types}
+def reference_type(names: Sequence[str]) -> str:
+    """The candidate kept whole: the probes' reference and the header the size is predicted from."""
+    from medcal_gui.quantize.quant_types import get_quant_type
+
+    high = str(recipe_settings()["probes"]["high_type"])
+    quantized = [t for t in names if t != FLOAT]
+    return high if high in quantized else max(quantized, key=lambda t: get_quant_type(t).bpw)
+
+
+def _options(base: Path, imatrix: Path, names: Sequence[str], work: Path, *, base_sha: str, imx_sha: str,
+             threads: int, progress: ProgressCallback,
+             cancel: CancelToken) -> tuple[list[TensorOptions], Path, list[str]]:
+    """The measured options (read back when this base, imatrix and type list were measured before), the
+    reference candidate's file, and warnings. The other candidate files are deleted once measured."""
+    high = reference_type(names)
+    key = {"base_sha256": base_sha, "imatrix_sha256": imx_sha, "types": list(names)}
     record = work / "errors.json"
     prev = _read_json(record)
+    folder = work / "candidates"
+    kw: dict[str, Any] = dict(base_sha=base_sha, imatrix_sha=imx_sha, threads=threads, keep=[high],
+                              progress=progress, cancel=cancel)
     if isinstance(prev, dict) and prev.get("key") == key:
-        return [TensorOptions(t["name"], tuple(t["shape"]), t["base_type"],
+        opts = [TensorOptions(t["name"], tuple(t["shape"]), t["base_type"],
                               {k: (int(v["bytes"]), float(v["error"])) for k, v in t["options"].items()},
                               bool(t["weighted_by_imatrix"]), dict(t["took"])) for t in prev["tensors"]]
-    opts = measure_options(base, cands, ImatrixData.load(imatrix).importance(), with_float=FLOAT in types,
-                           progress=progress, cancel=cancel)
-    write_text_atomic(record, json.dumps({"key": key, "tensors": [o.to_json() for o in opts]}) + "\n")
-    return opts
+        ref = make_candidates(base, imatrix, [high], folder, **kw)  # reused when still there
+        notes = list(prev.get("warnings", []))
+    else:
+        meter = OptionsMeter(base, ImatrixData.load(imatrix).importance(), with_float=FLOAT in names,
+                             progress=progress, cancel=cancel)
+        ref = make_candidates(base, imatrix, names, folder, on_file=meter.add, **kw)
+        if not ref.took:
+            raise ModelError(f"No candidate type could be made from {base}: {'; '.join(ref.warnings)}")
+        opts = meter.result(ref)
+        notes = ref.warnings
+        write_text_atomic(record, json.dumps({"key": key, "tensors": [o.to_json() for o in opts],
+                                              "warnings": notes}) + "\n")
+    if high not in ref.files:
+        raise ModelError(f"The reference candidate {high} could not be made from {base}: {'; '.join(ref.warnings)}")
+    return opts, ref.files[high], notes
 
 
-def _probes(base: Path, imatrix: Path, heldout: Path, opts: list[TensorOptions], cands: Candidates,
+def _probes(base: Path, imatrix: Path, heldout: Path, opts: list[TensorOptions], ref: Path, high: str,
             work: Path, threads: int, n_ctx: int, chunks: int | None, progress: ProgressCallback,
             cancel: CancelToken) -> tuple[ProbeFit | None, list[str]]:
     cfg = recipe_settings()["probes"]
-    files = {t: p for t, p in cands.files.items() if not cands.copied[t]}  # whole files: a reference
-    quantized = sorted(cands.took, key=lambda t: sum(o.options[o.took[t]][0] for o in opts))
-    whole = [t for t in quantized if t in files]
-    low = cfg["low_type"] if cfg["low_type"] in cands.took else quantized[0]
-    high = cfg["high_type"] if cfg["high_type"] in files else whole[-1]
+    quantized = sorted((t for t in opts[0].took if t != FLOAT),
+                       key=lambda t: sum(o.options[o.took[t]][0] for o in opts))
+    low = cfg["low_type"] if cfg["low_type"] in quantized else quantized[0]
     if low == high:
         return None, ["Only one quantized candidate type: no probes, every tensor's error weighs the same."]
     key = {"base": file_sha256(base), "imatrix": file_sha256(imatrix), "heldout": text_sha256(
-        heldout.read_text(encoding="utf-8", errors="replace")), "ref": file_sha256(files[high]),
+        heldout.read_text(encoding="utf-8", errors="replace")), "ref": file_sha256(ref),
         "low": low, "high": high, "n_ctx": n_ctx, "chunks": chunks, "settings": cfg}
     record = work / "probes.json"
     prev = _read_json(record)
@@ -122,7 +144,7 @@ def _probes(base: Path, imatrix: Path, heldout: Path, opts: list[TensorOptions],
         f = prev["fit"]
         return ProbeFit(f["class_weight"], f["band_weight"], f["n_layer"], f["bands"], f["low_type"],
                         f["high_type"], f["kld_ref"], f["probes"], f["seconds"], f["chunks"]), []
-    fit = run_probes(base, imatrix, heldout, opts, files[high], work, low_type=low, high_type=high,
+    fit = run_probes(base, imatrix, heldout, opts, ref, work, low_type=low, high_type=high,
                      threads=threads, n_ctx=n_ctx, chunks=chunks, progress=progress, cancel=cancel)
     write_text_atomic(record, json.dumps({"key": key, "fit": fit.to_json()}) + "\n")
     return fit, []
@@ -174,28 +196,22 @@ def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None
     progress(Progress("hash", 0, None, message=f"hashing {base.name}"))
     base_sha, imx_sha = file_sha256(base), file_sha256(imatrix)
     tc = time.monotonic()
-    cands = make_candidates(base, imatrix, names, work / "candidates", base_sha=base_sha,
-                            imatrix_sha=imx_sha, threads=threads, progress=progress, cancel=cancel)
-    warnings += cands.warnings
-    files = cands.files
-    if not files:
-        raise ModelError(f"No candidate type could be made from {base}: {'; '.join(cands.warnings)}")
-    seconds["candidates"] = time.monotonic() - tc
-    te = time.monotonic()
-    opts = _options(base, cands, imatrix, names, work, progress, cancel)
-    seconds["errors"] = time.monotonic() - te
+    opts, ref, notes = _options(base, imatrix, names, work, base_sha=base_sha, imx_sha=imx_sha, threads=threads,
+                                progress=progress, cancel=cancel)
+    warnings += notes
+    seconds["candidates_and_errors"] = time.monotonic() - tc
     fit: ProbeFit | None = None
     if heldout is not None:
         tp = time.monotonic()
-        fit, notes = _probes(base, imatrix, heldout, opts, cands, work, threads, n_ctx, probe_chunks, progress,
-                             cancel)
+        fit, notes = _probes(base, imatrix, heldout, opts, ref, reference_type(names), work, threads, n_ctx,
+                             probe_chunks, progress, cancel)
         warnings += notes
         seconds["probes"] = time.monotonic() - tp
     classes = recipe_settings()["probes"]["classes"]
     weight = {o.name: (fit.weight(o.name, classes) if fit else 1.0) for o in opts}
 
     # the exact size: a candidate's header with its one own key swapped for the output's, plus the tensors
-    layout = read_layout(next(iter(files.values())))
+    layout = read_layout(ref)
     add_keys = {"medcal." + TARGET_KEY: str(target_bytes)}
     names_q = {o.name for o in opts}
     fixed = layout.size({}, drop_keys=[CANDIDATE_KEY], add_keys=add_keys) - sum(
@@ -218,7 +234,7 @@ def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None
     for o in opts:
         if choice[o.name] != FLOAT:
             by_bytes[choice[o.name]] = by_bytes.get(choice[o.name], 0) + o.options[choice[o.name]][0]
-    main_type = max(by_bytes, key=lambda t: by_bytes[t]) if by_bytes else next(iter(files))
+    main_type = max(by_bytes, key=lambda t: by_bytes[t]) if by_bytes else reference_type(names)
     file_type = get_quant_type(main_type).name
     rules = [TensorTypeRule(exact_pattern(o.name), canonical_type(choice[o.name])) for o in opts]
     write_tensor_type_file(recipe_file, rules)

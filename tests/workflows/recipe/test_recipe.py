@@ -102,11 +102,17 @@ def test_recipe_file_rebuilds_the_same_tensors(tiny_model: Path, imatrix: Path, 
     again = folder / "again.gguf"
     quantize_model(tiny_model, again, res.file_type, imatrix=imatrix, threads=1, pure=True, tensor_types=rules)
     assert _tensors(again) == _tensors(res.out)
-    # and each tensor is its candidate's: the candidates are what the recipe measured
-    cand = folder / f"{tiny_model.stem}.recipe-work" / "candidates"
-    for name, t in res.choice.items():
-        if t != "F16":
-            assert _tensors(cand / f"{tiny_model.stem}-pure-{t}.gguf")[name] == _tensors(res.out)[name]
+    # and each tensor is what a whole file of its type holds: what the candidates measured
+    for t in set(res.choice.values()) - {"F16"}:
+        whole = folder / f"whole-{t}.gguf"
+        quantize_model(tiny_model, whole, t, imatrix=imatrix, threads=1, pure=True)
+        tensors = _tensors(whole)
+        for name, chosen in res.choice.items():
+            if chosen == t:
+                assert tensors[name] == _tensors(res.out)[name], name
+    # measured candidates are deleted: only the reference (Q8_0) stays on disk
+    left = sorted(p.name for p in (folder / f"{tiny_model.stem}.recipe-work" / "candidates").glob("*.gguf"))
+    assert left == [f"{tiny_model.stem}-pure-Q8_0.gguf"]
 
 
 def test_probes_weigh_classes_and_the_report_compares_stock(tiny_model: Path, imatrix: Path, heldout: Path,
