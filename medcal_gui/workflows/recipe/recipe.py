@@ -5,8 +5,9 @@ type, with `heldout` text the class/depth weights of those errors (`probes`), th
 exact), the output's size predicted from the GGUF layout (`layout`) and checked against the written file,
 the GGUF through `quantize_model` with one anchored exact-name rule per quantizable tensor, the rules as a
 llama-quantize `--tensor-type-file`, and the report (`recipe_report`). The work folder beside the output
-(`BASE.recipe-work/`, one per base model) keeps the candidates, the measured errors and the probe figures,
-so another target on the same model and imatrix costs only the allocation and the final quantize.
+(`BASE.recipe-work/`, one per base model) keeps the measured errors, the probe figures and the reference
+candidate (the others are deleted once measured), so another target on the same model and imatrix costs only
+the allocation and the final quantize.
 """
 
 from __future__ import annotations
