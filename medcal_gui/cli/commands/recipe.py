@@ -19,7 +19,7 @@ DESCRIPTION = (
     "within --target-size (the whole file, metadata included; never exceeded) or --target-bpw. Writes -o OUT.gguf "
     "(+ .sha256, manifest), OUT.tensor-types.txt (stock llama-quantize --tensor-type-file rebuilds it), and "
     "OUT.recipe.json/.md/.svg; with --heldout, the recipe and the stock types near its size are scored on it. "
-    "Candidates, errors and probes are kept in BASE.recipe-work/ beside OUT and reused."
+    "The measured errors and probe figures are kept in BASE.recipe-work/ beside OUT and reused."
 )
 
 
@@ -40,7 +40,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ladder", type=Path, default=None, metavar="DIR",
                    help="a `medcal ladder` folder of the same model and imatrix: its rungs are the stock files "
                         "compared, and its figures are used when it scored the same --heldout text")
-    p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT.gguf", help="the recipe's GGUF")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.gguf", help="the recipe's GGUF")
     flags.add_threads(p)
     flags.add_ctx(p, 512, "tokens per chunk for the probes and the scoring (default 512)")
     p.add_argument("--probe-chunks", type=int, default=None, metavar="N",
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.target_size) if args.target_size else None
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(CancelToken()) as token:
-        res = run_recipe(args.model, args.imatrix, args.out, target_bytes=size, target_bpw=args.target_bpw,
+        res = run_recipe(args.model, args.imatrix, args.output, target_bytes=size, target_bpw=args.target_bpw,
                          heldout=args.heldout, types=args.types, threads=args.threads, n_ctx=args.ctx,
                          probe_chunks=args.probe_chunks, eval_chunks=args.eval_chunks, compare=args.compare,
                          ladder=args.ladder,
