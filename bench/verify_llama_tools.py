@@ -1,7 +1,8 @@
 """medcal against llama.cpp's own tools, built from the llama-cpp-python 0.3.36 sdist (not a test: the tools
 take minutes to build). Prints: imatrix entries/counts/chunks and the largest relative difference; tensors
-identical after llama-quantize and medcal quantize with the same imatrix (Q4_K_M, IQ3_XXS); and
-llama-perplexity --kl-divergence next to medcal eval --no-parse-special.
+identical after llama-quantize and medcal quantize with the same imatrix (Q4_K_M, IQ3_XXS); the same with
+per-tensor types (--tensor-type, --tensor-type-file, --prune-layers); and llama-perplexity --kl-divergence next
+to medcal eval --no-parse-special. A fourth argument `overrides` runs only the per-tensor type cases.
 
     pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 && tar xzf llama_cpp_python-0.3.36.tar.gz
     cmake -S llama_cpp_python-0.3.36/vendor/llama.cpp -B llbuild -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release
@@ -13,6 +14,7 @@ where they crash (engine/cpu_quirks.py), and repacked kernels round differently 
 """
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from medcal_gui.calibrate.imatrix_io import ImatrixData  # noqa: E402
+from medcal_gui.quantize.tensor_types import match_tensors, parse_tensor_type  # noqa: E402
 
 B, DEMO, V = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 V.mkdir(parents=True, exist_ok=True)
@@ -42,6 +45,68 @@ def run(cmd):
         raise SystemExit(cmd)
     return r, time.time() - t
 
+
+def same_tensors(ra: gguf.GGUFReader, rb: gguf.GGUFReader) -> int:
+    return sum(
+        1
+        for x, y in zip(ra.tensors, rb.tensors, strict=True)
+        if x.name == y.name and x.tensor_type == y.tensor_type and bytes(x.data.tobytes()) == bytes(y.data.tobytes())
+    )
+
+
+def sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verify_overrides() -> None:
+    """--tensor-type / --tensor-type-file / --prune-layers: medcal quantize against llama-quantize."""
+    from medcal_gui import __version__
+
+    rules = ["attn_v=q8_0", r"blk\.[01]\.ffn_down=q6_k", "ffn_up=q5_0"]
+    rule_file = V / "rules.txt"
+    rule_file.write_text("\n".join(rules) + "\n", encoding="utf-8")
+    tt_cli = [x for r in rules for x in ("--tensor-type", r)]
+    # medcal writes medcal.version after llama-quantize's own quantize.imatrix.* keys; llama-quantize puts an
+    # --override-kv before them. Without an imatrix the same key makes the two files byte for byte equal.
+    same_kv = ["--override-kv", f"medcal.version=str:{__version__}"]
+    cases = [
+        ("tensor-type + imatrix", tt_cli, ["--imatrix", str(V / "ref.imatrix.gguf")], []),
+        ("tensor-type-file", ["--tensor-type-file", str(rule_file)], [], same_kv),
+        ("tensor-type-file + prune-layers 3,7", ["--tensor-type-file", str(rule_file), "--prune-layers", "3,7"],
+         [], same_kv),
+    ]
+    for label, opts, imx, extra in cases:
+        ref_out, med_out = V / "ref-ovr.gguf", V / "med-ovr.gguf"
+        for p in (ref_out, med_out):
+            p.unlink(missing_ok=True)
+        run([str(B / "llama-quantize"), *opts, *imx, *extra, str(DEMO), str(ref_out), "Q4_K_M", "2"])
+        run([PY, "-m", "medcal_gui", "quantize", "--model", str(DEMO), "--type", "Q4_K_M", "-o", str(med_out),
+             *opts, *imx, "--threads", "2"])
+        ra, rb = gguf.GGUFReader(ref_out), gguf.GGUFReader(med_out)
+        fa = {k: f.contents() for k, f in ra.fields.items() if not k.startswith("GGUF.")}
+        fb = {k: f.contents() for k, f in rb.fields.items() if not k.startswith("GGUF.")}
+        differ = sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+        over = sum(1 for t in rb.tensors if any(re.search(r.split("=")[0], t.name) for r in rules))
+        # what match_tensors predicts (tensors and their bytes) against what llama-quantize wrote
+        prune = [int(x) for x in opts[opts.index("--prune-layers") + 1].split(",")] if "--prune-layers" in opts else []
+        matches = match_tensors(DEMO, [parse_tensor_type(r) for r in rules], prune_layers=prune)
+        written = {t.name: int(t.n_bytes) for t in ra.tensors}
+        predicted = all(m.output_bytes == sum(written[n] for n in m.tensors) for m in matches)
+        print(f"{label}: identical tensors {same_tensors(ra, rb)} of {len(ra.tensors)} {len(rb.tensors)}; "
+              f"{over} tensors named by the rules, match_tensors predicted {sum(len(m.tensors) for m in matches)} "
+              f"and their bytes {'exactly' if predicted else 'WRONGLY'}; keys that differ {differ}; "
+              f"files byte for byte equal {sha(ref_out) == sha(med_out)} ({ref_out.stat().st_size} bytes)")
+
+
+IMATRIX_ONLY = len(sys.argv) > 4 and sys.argv[4] == "overrides"
+if IMATRIX_ONLY:
+    if not (V / "ref.imatrix.gguf").exists():
+        run([str(B / "llama-imatrix"), "-m", str(DEMO), "-f", str(calib), "-o", str(V / "ref.imatrix.gguf"), "-c",
+             "512", "-b", "512", "--parse-special", "--chunks", "6", "-t", "2", "--no-repack"])
+    verify_overrides()
+    raise SystemExit(0)
 
 r, t_ref = run(
     [
@@ -129,11 +194,7 @@ for qt in ("Q4_K_M", "IQ3_XXS"):
         ]
     )
     ra, rb = gguf.GGUFReader(ref_out), gguf.GGUFReader(med_out)
-    same = sum(
-        1
-        for x, y in zip(ra.tensors, rb.tensors, strict=True)
-        if x.name == y.name and x.tensor_type == y.tensor_type and bytes(x.data.tobytes()) == bytes(y.data.tobytes())
-    )
+    same = same_tensors(ra, rb)
     kref = {k for k in ra.fields if k.startswith("quantize.")}
     kmed = {k for k in rb.fields if k.startswith("quantize.")}
     print(
@@ -147,6 +208,8 @@ for qt in ("Q4_K_M", "IQ3_XXS"):
         kref == kmed,
         sorted(kref),
     )
+
+verify_overrides()
 
 held = V / "held.txt"
 subprocess.run(

@@ -114,3 +114,39 @@ def add_target(p: argparse.ArgumentParser) -> None:
                    help="the largest file to write, metadata included: 250MB, 1.2GiB or bytes")
     g.add_argument("--target-bpw", type=float, default=None, metavar="X",
                    help="the same as bits per weight of the base's parameters (file bytes x 8 / parameters)")
+
+
+def _rule_spec(v: str) -> tuple[str, str]:
+    return ("rule", v)
+
+
+def _file_spec(v: str) -> tuple[str, str]:
+    return ("file", v)
+
+
+def add_tensor_types(p: argparse.ArgumentParser) -> None:
+    """llama-quantize's `--tensor-type PATTERN=TYPE` (repeatable), `--tensor-type-file FILE` and
+    `--prune-layers L0,L1,...`; the rules keep the order they were given in (the first match wins)."""
+    p.add_argument("--tensor-type", dest="tensor_type_specs", action="append", type=_rule_spec, default=None,
+                   metavar="PATTERN=TYPE", help="ggml type for the tensors whose name matches the regular "
+                   "expression PATTERN (repeatable; the first matching rule wins), e.g. attn_v=q8_0")
+    p.add_argument("--tensor-type-file", dest="tensor_type_specs", action="append", type=_file_spec,
+                   metavar="FILE", help="PATTERN=TYPE rules, one a line (llama-quantize's format)")
+    p.add_argument("--prune-layers", default=None, metavar="L0,L1,...",
+                   help="layers to leave out of the output (the rest are renumbered)")
+
+
+def tensor_types(args: argparse.Namespace) -> tuple[list[Any], list[int]]:
+    """The rules and pruned layers `add_tensor_types` collected (InputError for a bad one)."""
+    from pathlib import Path
+
+    from medcal_gui.quantize.tensor_types import parse_prune_layers, parse_tensor_type, read_tensor_type_file
+
+    rules: list[Any] = []
+    for kind, value in getattr(args, "tensor_type_specs", None) or []:
+        if kind == "rule":
+            rules.append(parse_tensor_type(value))
+        else:
+            rules += read_tensor_type_file(Path(value))
+    prune = getattr(args, "prune_layers", None)
+    return rules, parse_prune_layers(prune) if prune is not None else []

@@ -31,8 +31,9 @@ _LEVELS = {
 }
 
 # Routine notices llama.cpp logs as warnings; logged at INFO so a terminal is not flooded (the quantizer
-# prints one per tensor whose row length does not fit a k-quant; medcal summarises them instead).
-_DEMOTE = ("not divisible by", "was not control-type", "using full-size SWA cache")
+# prints one per tensor whose row length does not fit a k-quant, and one per --tensor-type override; medcal
+# summarises them instead).
+_DEMOTE = ("not divisible by", "was not control-type", "using full-size SWA cache", "applying manual override")
 # What llama.cpp logs as errors when medcal's abort callback stops a decode (a cancel): status 1 is
 # GGML_STATUS_ABORTED, llama_decode's 2 "aborted". A normal cancel is not an error: logged at INFO.
 _ABORTED = ("failed with error 1", "compute status: 1", "failed to decode, ret = 2",

@@ -29,7 +29,9 @@ from medcal_gui.core.resources import resources_dir
 
 # What llama.cpp's std::regex (ECMAScript grammar) lacks though Python's re has it: refused up front, since
 # llama.cpp would otherwise fail with "failed to quantize: regex_error" or read it differently.
-_NOT_ECMASCRIPT = re.compile(r"\(\?(?:<[=!]|P|#|[aiLmsux-])|\\[AZz]")
+_NOT_ECMASCRIPT = re.compile(r"\(\?(?:<[=!]|P|#|>|[aiLmsux-])|\\[AZz]")
+# Escapes whose meaning lowercasing flips (\S any non-space -> \s a space): llama-quantize lowercases silently.
+_FLIPPED = re.compile(r"(?<!\\)(?:\\\\)*\\([DSWBAZ])")
 _BLK = re.compile(r"blk\.(\d+)\.")
 
 
@@ -107,6 +109,11 @@ def parse_tensor_type(text: str, where: str = "--tensor-type") -> TensorTypeRule
         raise InputError(f"{where}: {text!r} has no tensor name pattern before '=', e.g. attn_v=q8_0.")
     if not qtype:
         raise InputError(f"{where}: {text!r} has no type after '=', e.g. attn_v=q8_0.")
+    flipped = _FLIPPED.search(name)
+    if flipped:
+        raise InputError(f"{where}: the pattern {name!r} uses \\{flipped.group(1)}, which llama-quantize turns "
+                         f"into \\{flipped.group(1).lower()} (it lowercases patterns), the opposite meaning. "
+                         "Write it another way, e.g. [^...].")
     pattern = _ascii_lower(name)
     check_pattern(pattern, where)
     return TensorTypeRule(pattern, canonical_type(qtype, where))
@@ -217,10 +224,20 @@ def renumber(name: str, prune: Sequence[int]) -> str | None:
 
 def model_tensors(model: Path, prune_layers: Sequence[int] = ()) -> list[ModelTensor]:
     """The tensors of `model` (header only), named as after `prune_layers`; InputError for a layer the model
-    does not have."""
+    does not have. Remembered for the last few file versions: the window asks again at each edit."""
+    try:
+        st = Path(model).stat()
+    except OSError:
+        return _model_tensors(str(model), 0, 0, tuple(prune_layers))  # open_gguf explains
+    return list(_model_tensors(str(Path(model).resolve()), st.st_size, st.st_mtime_ns, tuple(prune_layers)))
+
+
+@functools.lru_cache(maxsize=8)
+def _model_tensors(path: str, _size: int, _mtime_ns: int, prune_layers: tuple[int, ...]) -> list[ModelTensor]:
     from medcal_gui.llama import ggml_ctypes as gc
     from medcal_gui.modelfile.gguf_check import open_gguf
 
+    model = Path(path)
     reader = open_gguf(model)
     n_layers = block_count(reader)
     bad = [p for p in prune_layers if p >= n_layers]

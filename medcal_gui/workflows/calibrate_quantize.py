@@ -21,6 +21,7 @@ from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.dataset.holdout import CalibrationText
 from medcal_gui.quantize.quant_types import get_quant_type
 from medcal_gui.quantize.quantize import QuantizeResult, quantize_model
+from medcal_gui.quantize.tensor_types import TensorTypeRule
 
 
 def output_names(out: Path) -> list[Path]:
@@ -48,6 +49,7 @@ class RunPlan:
     n_ctx: int = 512
     n_chunks: int | None = None
     threads: int | None = None
+    tensor_types: list[TensorTypeRule] = field(default_factory=list)  # --tensor-type rules, first match wins
 
     def computes_imatrix(self) -> bool:
         return self.imatrix_mode == "compute" and get_quant_type(self.qtype).imatrix != "ignores"
@@ -153,7 +155,8 @@ def run_quantize(plan: RunPlan, progress: ProgressCallback, cancel: CancelToken)
                           "calibration.layout": plan.calibration.layout,
                           "calibration.records": plan.calibration.records}
         quant = quantize_model(plan.model, plan.out, plan.qtype, imatrix=imatrix_path, threads=plan.threads,
-                               provenance=provenance, progress=progress, cancel=cancel)
+                               tensor_types=plan.tensor_types, provenance=provenance, progress=progress,
+                               cancel=cancel)
         # Complete: a cancel that arrives now is too late to undo anything, and nothing needs undoing.
         outcome.kept += output_names(plan.out)
     except BaseException as exc:

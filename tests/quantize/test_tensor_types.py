@@ -131,6 +131,7 @@ def test_prune_layers_drops_the_layer_and_renumbers_the_rest(tiny_model: Path, t
     ("attn_v", "no '='"), ("=q8_0", "no tensor name pattern"), ("attn_v=", "no type after"),
     ("attn_v=q9_9", "'q9_9' is not a ggml tensor type"), ("attn_v=deprecated", "not a ggml tensor type"),
     ("attn_v[=q8_0", "not a valid regular expression"), ("(?<!x)blk=q8_0", "ECMAScript"),
+    ("(?>blk)=q8_0", "ECMAScript"), (r"blk\.\S+=q8_0", "lowercases patterns"),
 ])
 def test_parse_errors_name_the_option(text: str, msg: str) -> None:
     with pytest.raises(InputError, match="^--tensor-type: .*" + msg.replace("(", r"\(").replace("[", r"\[")):
@@ -142,6 +143,7 @@ def test_parse_lowercases_the_pattern_and_spells_the_type_as_ggml() -> None:
     assert parse_tensor_type("a=b=c".replace("b=c", "q8_0")) == TensorTypeRule("a", "q8_0")
     with pytest.raises(InputError, match="'q8_0=x' is not a ggml"):
         parse_tensor_type("a=q8_0=x")
+    assert parse_tensor_type(r"a\\S=q8_0").pattern == r"a\\s"  # an escaped backslash, then a letter
 
 
 def test_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
@@ -191,3 +193,18 @@ def test_quantize_params_fill_the_override_and_prune_arrays() -> None:
     empty = gc.quantize_params(ftype=7, nthread=1, allow_requantize=False, pure=False, dry_run=True,
                                output_tensor_type=None, token_embedding_type=None, imatrix=None, kv_overrides=[])
     assert not empty.params.tt_overrides and not empty.params.prune_layers
+
+
+@pytest.mark.slow
+def test_an_override_the_rows_cannot_take_falls_back_as_predicted(demo_model: Path, tmp_path: Path) -> None:
+    """Gemma 3 270M's attention rows hold 640 values: q4_K (256-value blocks) falls back to q5_0 there."""
+    rules = [parse_tensor_type("attn_q=q4_k"), parse_tensor_type("ffn_down=q4_k")]
+    m = match_tensors(demo_model, rules)
+    assert (len(m[0].tensors), m[0].fallback) == (18, 18) and (len(m[1].tensors), m[1].fallback) == (18, 0)
+    out = tmp_path / "demo.gguf"
+    res = quantize_model(demo_model, out, "Q8_0", tensor_types=rules)
+    r = gguf.GGUFReader(str(out))
+    got = {t.name: (t.tensor_type.name, int(t.n_bytes)) for t in r.tensors}
+    assert {got[n][0] for n in m[0].tensors} == {"Q5_0"} and {got[n][0] for n in m[1].tensors} == {"Q4_K"}
+    assert [x.output_bytes for x in m] == [sum(got[n][1] for n in x.tensors) for x in m]
+    assert any("18 of the 18 tensors the rule attn_q=q4_K sets cannot take q4_K" in w for w in res.warnings)

@@ -32,6 +32,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="ggml type for token_embd.weight")
     p.add_argument("--pure", action="store_true", help="every tensor to TYPE (no k-quant mixture)")
     p.add_argument("--allow-requantize", action="store_true", help="allow an already quantized input")
+    flags.add_tensor_types(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -41,6 +42,12 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.qtype:
         raise InputError("Say which quantization type to write: --type TYPE (e.g. --type Q4_K_M).")
+    rules, prune = flags.tensor_types(args)
+    if not args.dry_run:  # the tensor type files are inputs too: never written over
+        from medcal_gui.core.fsutil import check_output_path
+
+        files = [Path(v) for kind, v in args.tensor_type_specs or [] if kind == "file"]
+        check_output_path(args.output, files, sidecars=(".sha256", ".manifest.json"), what="quantized model")
 
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(CancelToken()) as token:
@@ -48,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
             args.model, args.output, args.qtype, imatrix=args.imatrix, threads=args.threads,
             dry_run=args.dry_run, output_tensor_type=args.output_tensor_type,
             token_embedding_type=args.token_embedding_type, pure=args.pure,
-            allow_requantize=args.allow_requantize, progress=bar, cancel=token,
+            allow_requantize=args.allow_requantize, tensor_types=rules, prune_layers=prune, progress=bar,
+            cancel=token,
         )
     bar.close()
     if args.json:
@@ -56,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for w in res.warnings:
         print(f"warning: {w}")
+    for m in res.tensor_types:
+        print(f"{m['pattern']}={m['type']}: {m['tensors']} tensors ({m['input_bytes'] / 1e6:.1f} MB at the input)")
+    if res.prune_layers:
+        print(f"pruned layers: {', '.join(map(str, res.prune_layers))}")
     mb_in, mb_out = res.input_bytes / 1e6, res.output_bytes / 1e6
     if res.dry_run:
         print(f"{res.model} as {res.qtype}: about {mb_out:.1f} MB (from {mb_in:.1f} MB); nothing written")

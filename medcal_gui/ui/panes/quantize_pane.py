@@ -40,6 +40,7 @@ from medcal_gui.ui.widgets.fields import reserved_label, spin
 from medcal_gui.ui.widgets.model_card import ModelCard, colour
 from medcal_gui.ui.widgets.quant_table import QuantTable, size_text
 from medcal_gui.ui.widgets.stage_progress import StageProgress
+from medcal_gui.ui.widgets.tensor_types_editor import TensorTypesEditor
 from medcal_gui.ui.workbench import Workbench
 from medcal_gui.workflows.calibrate_quantize import (
     CalibrationText,
@@ -193,6 +194,8 @@ class QuantizePane(Pane):
         tl.addWidget(self.table, 1)
         tl.addWidget(self.advice)
         tl.addWidget(legend)
+        self.tensor_types = TensorTypesEditor(self.bench)  # "Advanced: per-tensor types", collapsed
+        tl.addWidget(self.tensor_types)
         self._add_ladder(tl)
 
         body = QHBoxLayout()
@@ -227,6 +230,7 @@ class QuantizePane(Pane):
         self.info = None
         self.shape = None
         self.picker.show_path(path)
+        self.tensor_types.set_model(path)
         self.card.set_loading(str(path), model_label(path))
         self.table.set_parameters(0)
         self._dry_notes.clear()
@@ -407,7 +411,7 @@ class QuantizePane(Pane):
         self.run_btn.setText("Run: importance matrix, then quantize" if computes_imatrix(qt, mode)
                              else "Run: quantize")
         idle = not self._running
-        for w in (self.picker, self.table):
+        for w in (self.picker, self.table, self.tensor_types):
             w.setEnabled(idle)
 
     def ready(self) -> bool:
@@ -423,7 +427,8 @@ class QuantizePane(Pane):
         return RunPlan(model=self.model, out=out, qtype=self.qtype(), imatrix_mode=mode,
                        calibration=self.calibration() if mode == "compute" else None,
                        imatrix_file=Path(self.imatrix_edit.text().strip()) if mode == "file" else None,
-                       n_ctx=self.ctx_spin.value(), n_chunks=chunks or None, threads=threads or None)
+                       n_ctx=self.ctx_spin.value(), n_chunks=chunks or None, threads=threads or None,
+                       tensor_types=self.tensor_types.rules())
 
     def run(self) -> bool:
         blocker = self._run_blocker()
