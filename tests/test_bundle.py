@@ -271,12 +271,23 @@ def _report(w: dict[str, Path]) -> None:
     assert res["pages"] >= 1 and out.read_bytes()[:5] == b"%PDF-"
 
 
+def _recipe(w: dict[str, Path]) -> None:
+    imx = w["dir"] / "r.imatrix.gguf"
+    _ok(_run("imatrix", "--model", str(w["model"]), "--calibration", str(w["cal"]), "-o", str(imx),
+             "--ctx", "64", "--chunks", "2", "--threads", "2"))
+    out = w["dir"] / "recipe" / "r.gguf"
+    res = json.loads(_ok(_run("recipe", "--model", str(w["model"]), "--imatrix", str(imx), "--target-bpw", "5",
+                              "--types", "Q4_0,Q8_0", "-o", str(out), "-t", "1", "--json")))
+    assert res["bytes"] == out.stat().st_size == res["predicted_bytes"] <= res["budget"]
+    assert (out.parent / "r.tensor-types.txt").is_file() and (out.parent / "r.recipe.svg").is_file()
+
+
 CHECKS = {
     "format": _format, "validate": _validate, "inspect": _inspect, "tokens": _tokens, "imatrix": _imatrix,
     "quantize": _quantize, "demo-model": _demo_model, "pipeline": _pipeline, "eval": _eval,
     "compare-calibrations": _compare_calibrations, "chat": _chat, "convert": _convert,
     "self-test": _self_test, "gui": _gui, "cache": _cache, "publish": _publish, "report": _report,
-    "ladder": _ladder, "mcq": _mcq, "agree": _agree,
+    "ladder": _ladder, "mcq": _mcq, "agree": _agree, "recipe": _recipe,
 }
 
 

@@ -107,6 +107,15 @@ def require(args: argparse.Namespace, dest: str, spelled: str) -> None:
         raise InputError(f"This command needs {spelled}.")
 
 
+def add_target(p: argparse.ArgumentParser) -> None:
+    """`--target-size SIZE | --target-bpw X`: how big a file to make (one of them, required)."""
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--target-size", default=None, metavar="SIZE",
+                   help="the largest file to write, metadata included: 250MB, 1.2GiB or bytes")
+    g.add_argument("--target-bpw", type=float, default=None, metavar="X",
+                   help="the same as bits per weight of the base's parameters (file bytes x 8 / parameters)")
+
+
 def _rule_spec(v: str) -> tuple[str, str]:
     return ("rule", v)
 

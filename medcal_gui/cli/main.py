@@ -20,7 +20,7 @@ from medcal_gui.core.errors import MedcalError
 
 COMMAND_MODULES = [
     "format", "validate", "inspect", "tokens", "imatrix", "quantize", "demo_model", "pipeline",
-    "eval", "compare_calibrations", "ladder", "agree", "mcq", "chat", "convert", "self_test", "gui",
+    "eval", "compare_calibrations", "ladder", "recipe", "agree", "mcq", "chat", "convert", "self_test", "gui",
     "cache", "publish", "report",
 ]
 

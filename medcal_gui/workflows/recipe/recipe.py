@@ -1,0 +1,278 @@
+"""`medcal recipe`: one quant type per tensor, chosen to minimise the measured error under an exact byte budget.
+
+Steps: candidate files (one per type, `candidates`), each tensor's bytes and importance-weighted error per
+type, with `heldout` text the class/depth weights of those errors (`probes`), the allocation (`allocate`,
+exact), the output's size predicted from the GGUF layout (`layout`) and checked against the written file,
+the GGUF through `quantize_model` with one anchored exact-name rule per quantizable tensor, the rules as a
+llama-quantize `--tensor-type-file`, and the report (`recipe_report`). The work folder beside the output
+(`BASE.recipe-work/`, one per base model) keeps the measured errors, the probe figures and the reference
+candidate (the others are deleted once measured), so another target on the same model and imatrix costs only
+the allocation and the final quantize.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medcal_gui.calibrate.imatrix_io import ImatrixData
+from medcal_gui.core.errors import InputError, ModelError
+from medcal_gui.core.fsutil import ensure_dir, refuse_input_overwrite, write_text_atomic
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.evaluate.eval_cache import file_sha256, text_sha256
+from medcal_gui.workflows.recipe.allocate import BudgetTooSmall, Option, allocate
+from medcal_gui.workflows.recipe.candidates import (
+    FLOAT,
+    OptionsMeter,
+    TensorOptions,
+    check_candidate_types,
+    default_candidate_types,
+    exact_pattern,
+    make_candidates,
+    recipe_settings,
+)
+from medcal_gui.workflows.recipe.layout import pad, read_layout, tensor_bytes
+from medcal_gui.workflows.recipe.probes import ProbeFit, layer_of, run_probes, tensor_class
+
+CANDIDATE_KEY = "medcal.recipe.candidate"
+TARGET_KEY = "recipe.target"  # medcal.recipe.target in the output
+
+
+@dataclass
+class RecipeResult:
+    model: Path
+    out: Path
+    recipe_file: Path
+    budget: int
+    predicted_bytes: int
+    bytes: int
+    bpw: float
+    parameters: int
+    file_type: str
+    sha256: str
+    choice: dict[str, str]  # tensor -> ggml type
+    tensors: list[dict[str, Any]]  # per quantizable tensor: name, type, bytes, error, weight, class, layer
+    weighted_error: float
+    bound: float
+    optimal: bool
+    predicted_kld: float | None
+    kld: dict[str, Any] | None  # measured on the held-out text
+    probes: ProbeFit | None
+    stock: list[dict[str, Any]] = field(default_factory=list)  # stock types near this size
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    rebuild_command: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "probes"}
+        for k in ("model", "out", "recipe_file"):
+            d[k] = str(d[k])
+        d["probes"] = self.probes.to_json() if self.probes else None
+        return d
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def reference_type(names: Sequence[str]) -> str:
+    """The candidate kept whole: the probes' reference and the header the size is predicted from."""
+    from medcal_gui.quantize.quant_types import get_quant_type
+
+    high = str(recipe_settings()["probes"]["high_type"])
+    quantized = [t for t in names if t != FLOAT]
+    return high if high in quantized else max(quantized, key=lambda t: get_quant_type(t).bpw)
+
+
+def _options(base: Path, imatrix: Path, names: Sequence[str], work: Path, *, base_sha: str, imx_sha: str,
+             threads: int, progress: ProgressCallback,
+             cancel: CancelToken) -> tuple[list[TensorOptions], Path, list[str]]:
+    """The measured options (read back when this base, imatrix and type list were measured before), the
+    reference candidate's file, and warnings. The other candidate files are deleted once measured."""
+    high = reference_type(names)
+    key = {"base_sha256": base_sha, "imatrix_sha256": imx_sha, "types": list(names)}
+    record = work / "errors.json"
+    prev = _read_json(record)
+    folder = work / "candidates"
+    kw: dict[str, Any] = dict(base_sha=base_sha, imatrix_sha=imx_sha, threads=threads, keep=[high],
+                              progress=progress, cancel=cancel)
+    if isinstance(prev, dict) and prev.get("key") == key:
+        opts = [TensorOptions(t["name"], tuple(t["shape"]), t["base_type"],
+                              {k: (int(v["bytes"]), float(v["error"])) for k, v in t["options"].items()},
+                              bool(t["weighted_by_imatrix"]), dict(t["took"])) for t in prev["tensors"]]
+        ref = make_candidates(base, imatrix, [high], folder, **kw)  # reused when still there
+        notes = list(prev.get("warnings", []))
+    else:
+        meter = OptionsMeter(base, ImatrixData.load(imatrix).importance(), with_float=FLOAT in names,
+                             progress=progress, cancel=cancel)
+        ref = make_candidates(base, imatrix, names, folder, on_file=meter.add, **kw)
+        if not ref.took:
+            raise ModelError(f"No candidate type could be made from {base}: {'; '.join(ref.warnings)}")
+        opts = meter.result(ref)
+        notes = ref.warnings
+        write_text_atomic(record, json.dumps({"key": key, "tensors": [o.to_json() for o in opts],
+                                              "warnings": notes}) + "\n")
+    if high not in ref.files:
+        raise ModelError(f"The reference candidate {high} could not be made from {base}: {'; '.join(ref.warnings)}")
+    return opts, ref.files[high], notes
+
+
+def _probes(base: Path, imatrix: Path, heldout: Path, opts: list[TensorOptions], ref: Path, high: str,
+            work: Path, threads: int, n_ctx: int, chunks: int | None, progress: ProgressCallback,
+            cancel: CancelToken) -> tuple[ProbeFit | None, list[str]]:
+    cfg = recipe_settings()["probes"]
+    quantized = sorted((t for t in opts[0].took if t != FLOAT),
+                       key=lambda t: sum(o.options[o.took[t]][0] for o in opts))
+    low = cfg["low_type"] if cfg["low_type"] in quantized else quantized[0]
+    if low == high:
+        return None, ["Only one quantized candidate type: no probes, every tensor's error weighs the same."]
+    key = {"base": file_sha256(base), "imatrix": file_sha256(imatrix), "heldout": text_sha256(
+        heldout.read_text(encoding="utf-8", errors="replace")), "ref": file_sha256(ref),
+        "low": low, "high": high, "n_ctx": n_ctx, "chunks": chunks, "settings": cfg}
+    record = work / "probes.json"
+    prev = _read_json(record)
+    if isinstance(prev, dict) and prev.get("key") == key:
+        f = prev["fit"]
+        return ProbeFit(f["class_weight"], f["band_weight"], f["n_layer"], f["bands"], f["low_type"],
+                        f["high_type"], f["kld_ref"], f["probes"], f["seconds"], f["chunks"]), []
+    fit = run_probes(base, imatrix, heldout, opts, ref, work, low_type=low, high_type=high,
+                     threads=threads, n_ctx=n_ctx, chunks=chunks, progress=progress, cancel=cancel)
+    write_text_atomic(record, json.dumps({"key": key, "fit": fit.to_json()}) + "\n")
+    return fit, []
+
+
+def size_text(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n < 1e9 else f"{n / 1e9:.3f} GB"
+
+
+def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None = None,
+               target_bpw: float | None = None, heldout: Path | None = None, types: Sequence[str] | None = None,
+               threads: int | None = None, n_ctx: int = 512, probe_chunks: int | None = None,
+               eval_chunks: int | None = None, compare: Sequence[str] | None = None, ladder: Path | None = None,
+               progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> RecipeResult:
+    """Write the recipe's GGUF to `out` (+ .sha256, manifest), `OUT.tensor-types.txt` and the report."""
+    from medcal_gui.modelfile.model_info import inspect_model
+    from medcal_gui.quantize.quant_types import get_quant_type
+    from medcal_gui.quantize.quantize import quantize_model
+    from medcal_gui.quantize.tensor_types import TensorTypeRule, canonical_type, write_tensor_type_file
+    from medcal_gui.workflows.recipe.recipe_report import finish, stock_near
+
+    cancel = cancel or CancelToken()
+    t0 = time.monotonic()
+    base, imatrix, out = Path(base), Path(imatrix), Path(out)
+    if (target_bytes is None) == (target_bpw is None):
+        raise InputError("Give the target as a size (--target-size) or in bits per weight (--target-bpw), one "
+                         "of them.")
+    for p, what in ((base, "model"), (imatrix, "importance matrix"), *([(heldout, "held-out text")]
+                                                                        if heldout else [])):
+        if not Path(p).is_file():
+            raise InputError(f"The {what} {p} does not exist.")
+    names = check_candidate_types(types or default_candidate_types())
+    inputs = [base, imatrix, *([heldout] if heldout else [])]
+    recipe_file = out.with_name(out.stem + ".tensor-types.txt")
+    for target in (out, recipe_file):
+        refuse_input_overwrite(target, inputs)
+    work = out.parent / f"{base.stem}.recipe-work"
+    ensure_dir(work)
+    threads = threads or os.cpu_count() or 1
+    n_params = int(inspect_model(base).parameter_count)
+    if target_bpw is not None:
+        if target_bpw <= 0:
+            raise InputError(f"The target of {target_bpw} bits per weight must be above zero.")
+        target_bytes = int(target_bpw * n_params / 8)
+    assert target_bytes is not None
+    seconds: dict[str, float] = {}
+    warnings: list[str] = []
+
+    progress(Progress("hash", 0, None, message=f"hashing {base.name}"))
+    base_sha, imx_sha = file_sha256(base), file_sha256(imatrix)
+    tc = time.monotonic()
+    opts, ref, notes = _options(base, imatrix, names, work, base_sha=base_sha, imx_sha=imx_sha, threads=threads,
+                                progress=progress, cancel=cancel)
+    warnings += notes
+    seconds["candidates_and_errors"] = time.monotonic() - tc
+    fit: ProbeFit | None = None
+    if heldout is not None:
+        tp = time.monotonic()
+        fit, notes = _probes(base, imatrix, heldout, opts, ref, reference_type(names), work, threads, n_ctx,
+                             probe_chunks, progress, cancel)
+        warnings += notes
+        seconds["probes"] = time.monotonic() - tp
+    classes = recipe_settings()["probes"]["classes"]
+    weight = {o.name: (fit.weight(o.name, classes) if fit else 1.0) for o in opts}
+
+    # the exact size: a candidate's header with its one own key swapped for the output's, plus the tensors
+    layout = read_layout(ref)
+    add_keys = {"medcal." + TARGET_KEY: str(target_bytes)}
+    names_q = {o.name for o in opts}
+    fixed = layout.size({}, drop_keys=[CANDIDATE_KEY], add_keys=add_keys) - sum(
+        pad(tensor_bytes(t.type, t.shape), layout.alignment) for t in layout.tensors if t.name in names_q)
+    items = [[Option(t, pad(b, layout.alignment), weight[o.name] * e) for t, (b, e) in o.options.items()]
+             for o in opts]
+    try:
+        alloc = allocate(items, target_bytes - fixed)
+    except BudgetTooSmall as exc:
+        smallest = fixed + exc.smallest
+        raise InputError(f"The target {size_text(target_bytes)} ({target_bytes} bytes) is below the smallest "
+                         f"file these types can make: {size_text(smallest)} ({smallest} bytes, "
+                         f"{8 * smallest / n_params:.2f} bits per weight). Give a larger target or add smaller "
+                         "types to --types.") from None
+    choice = {o.name: items[i][c].label for i, (o, c) in enumerate(zip(opts, alloc.choice, strict=True))}
+    predicted = layout.size(choice, drop_keys=[CANDIDATE_KEY], add_keys=add_keys)
+    assert predicted <= target_bytes
+
+    by_bytes: dict[str, int] = {}
+    for o in opts:
+        if choice[o.name] != FLOAT:
+            by_bytes[choice[o.name]] = by_bytes.get(choice[o.name], 0) + o.options[choice[o.name]][0]
+    main_type = max(by_bytes, key=lambda t: by_bytes[t]) if by_bytes else reference_type(names)
+    file_type = get_quant_type(main_type).name
+    rules = [TensorTypeRule(exact_pattern(o.name), canonical_type(choice[o.name])) for o in opts]
+    write_tensor_type_file(recipe_file, rules)
+    tq = time.monotonic()
+    q = quantize_model(base, out, file_type, imatrix=imatrix, threads=threads, pure=True, tensor_types=rules,
+                       provenance={TARGET_KEY: str(target_bytes)}, progress=progress, cancel=cancel)
+    seconds["quantize"] = time.monotonic() - tq
+    if q.output_bytes != predicted:
+        warnings.append(f"The file is {q.output_bytes} bytes, {q.output_bytes - predicted:+d} from the "
+                        f"{predicted} predicted from its layout.")
+    wrote = {t.name: t.type for t in read_layout(out).tensors}
+    off = [n for n, t in choice.items() if wrote.get(n) != t]
+    if off:
+        raise ModelError(f"llama.cpp wrote {len(off)} tensors in other types than the recipe's (first: {off[0]} "
+                         f"is {wrote.get(off[0])}, not {choice[off[0]]}).")
+
+    kld: dict[str, Any] | None = None
+    predicted_kld: float | None = None
+    if fit is not None:
+        predicted_kld = fit.kld_ref + sum(
+            weight[o.name] * (o.options[choice[o.name]][1] - o.options[o.took[fit.high_type]][1]) for o in opts)
+    tensors = [{"name": o.name, "type": choice[o.name], "bytes": o.options[choice[o.name]][0],
+                "parameters": math.prod(o.shape), "error": o.options[choice[o.name]][1], "weight": weight[o.name],
+                "class": tensor_class(o.name, classes), "layer": layer_of(o.name)} for o in opts]
+    res = RecipeResult(model=base, out=out, recipe_file=recipe_file, budget=target_bytes,
+                       predicted_bytes=predicted, bytes=q.output_bytes, bpw=8 * q.output_bytes / n_params,
+                       parameters=n_params, file_type=file_type, sha256=q.sha256 or "", choice=choice,
+                       tensors=tensors, weighted_error=alloc.error, bound=alloc.bound, optimal=alloc.optimal,
+                       predicted_kld=predicted_kld, kld=kld, probes=fit, seconds=seconds,
+                       warnings=warnings + q.warnings)
+    res.rebuild_command = (f"llama-quantize --pure --imatrix {imatrix} --tensor-type-file {recipe_file} "
+                           f"{base} {out.name} {file_type}")
+    if heldout is not None:
+        tv = time.monotonic()
+        stock_near(res, heldout, imatrix, work, compare, threads=threads, n_ctx=n_ctx, eval_chunks=eval_chunks,
+                   ladder=ladder, progress=progress, cancel=cancel)
+        seconds["compare"] = time.monotonic() - tv
+    seconds["total"] = time.monotonic() - t0
+    finish(res)
+    return res
