@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,9 +136,11 @@ def markdown(res: LadderResult) -> str:
     return head + "\n".join(rows) + "\n" + "\n".join(foot)
 
 
-def chart_svg(res: LadderResult) -> str:
+def chart_svg(res: LadderResult, extra: Sequence[tuple[str, int, float]] = ()) -> str:
+    """Size against mean KLD of every rung; `extra` adds (label, bytes, mean KLD) points, e.g. a recipe."""
     g = kld_guidance()
     pts = [Point(r.bytes / 1e6, r.kld_mean, r.type, muted=not r.pareto) for r in res.rungs]
+    pts += [Point(b / 1e6, kld, label) for label, b, kld in extra]
     front = [(r.bytes / 1e6, r.kld_mean) for r in res.rungs if r.pareto]
     return scatter_svg(pts, title=f"Quant ladder of {Path(res.base['file']).name} on {res.heldout.name}",
                        x_label="file size (MB)", y_label="mean KL divergence against the base (log)", log_y=True,

@@ -76,3 +76,34 @@ def test_compare_selected_types_runs_the_ladder_and_shows_it(qtbot, pane: Quanti
     assert pane.bench.last_quant == Path(res.rungs[1].file)
     assert pane.bench.settings.get_str("ladder/max_size") == "5MB"
     view.close()
+
+
+def test_a_recipe_at_a_stock_size_joins_the_ladder(qtbot, pane: QuantizePane) -> None:  # type: ignore[no-untyped-def]
+    """Under a finished ladder: "Per-tensor recipe at" Q4_K_M's size builds one no larger than Q4_K_M's file,
+    scores it on the ladder's held-out text, and adds it to the table and the chart (issue 14)."""
+    from medcal_gui.ui.views.recipe_controls import parse_target
+
+    assert parse_target("4.5 bpw") == {"target_bpw": 4.5}
+    assert parse_target("250MB") == {"target_bytes": 250_000_000}
+    pane.table.set_checked(["Q8_0", "Q4_K_M"])
+    ctl = pane.ladder
+    ctl.reps.setValue(1)
+    pane.threads_spin.setValue(1)
+    with qtbot.waitSignal(ctl.finished, timeout=240000) as sig:
+        assert ctl.start()
+    lad = sig.args[0]
+    view = ctl.view
+    assert view is not None and view.recipe is not None
+    rec_ctl = view.recipe
+    q4 = next(r for r in lad.rungs if r.type == "Q4_K_M")
+    assert rec_ctl.target_kwargs() == {"target_bytes": q4.bytes}  # Q4_K_M's size is the default
+    chart_before = view.chart
+    with qtbot.waitSignal(rec_ctl.finished, timeout=600000) as sig2:
+        assert rec_ctl.start()
+    rec = sig2.args[0]
+    assert rec.bytes <= q4.bytes and rec.out.is_file() and rec.out.stat().st_size == rec.bytes
+    assert rec.recipe_file.is_file()
+    assert view.table.rowCount() == 3 and view.table.item(2, 0).text().startswith("recipe")
+    assert view.chart is not chart_before  # redrawn with the recipe's point
+    assert "Recipe" in rec_ctl.status.text() and rec.out.name in rec_ctl.status.text()
+    view.close()

@@ -29,6 +29,7 @@ from medcal_gui.core.fsutil import ensure_dir, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.dataset.holdout import heldout_text
 from medcal_gui.quantize.quant_advice import kld_guidance
+from medcal_gui.ui.views.recipe_controls import RecipeControls
 from medcal_gui.ui.widgets.stage_progress import StageProgress
 from medcal_gui.workflows.ladder import SHARED, Constraints, LadderResult, parse_size, run_ladder
 from medcal_gui.workflows.ladder_report import chart_svg, size_text
@@ -73,7 +74,7 @@ class LadderView(QDialog):
 
     chat_requested = Signal(object)  # Path of the rung to chat with (the Verify pane's model)
 
-    def __init__(self, res: LadderResult, parent: QWidget | None = None) -> None:
+    def __init__(self, res: LadderResult, parent: QWidget | None = None, bench: Any = None) -> None:
         super().__init__(parent)
         self.setObjectName("ladder_view")
         self.res = res
@@ -117,10 +118,39 @@ class LadderView(QDialog):
         lay.addWidget(self.recommendation)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.chart, 2)
+        self._recipes: list[tuple[str, int, float]] = []
+        self.recipe: RecipeControls | None = None
+        if bench is not None and res.imatrix:
+            self.recipe = RecipeControls(res, bench, self)
+            self.recipe.finished.connect(self.add_recipe)
+            lay.addWidget(self.recipe)
         close = QPushButton("Close")
         close.clicked.connect(self.accept)
         lay.addWidget(close)
         self.resize(1100, 760)
+
+    def add_recipe(self, rec: Any) -> None:
+        """A finished recipe (RecipeResult): a row in the table, a point in the chart."""
+        kld = (rec.kld or {}).get("kld_mean")
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        cells = ["recipe", size_text(rec.bytes), f"{rec.bpw:.2f}", f"{kld:.5f}" if kld is not None else "–"]
+        for col, text in enumerate(cells):
+            item = QTableWidgetItem(text)
+            item.setToolTip(f"{rec.out.name}: one type per tensor ({rec.recipe_file.name})")
+            self.table.setItem(row, col, item)
+        chat, reveal = QPushButton("Chat with this"), QPushButton("Reveal file")
+        chat.clicked.connect(lambda _=False, p=Path(rec.out): self.chat_requested.emit(p))
+        reveal.clicked.connect(lambda _=False, p=Path(rec.out): self.reveal(p))
+        self.table.setCellWidget(row, self.table.columnCount() - 2, chat)
+        self.table.setCellWidget(row, self.table.columnCount() - 1, reveal)
+        self.table.resizeColumnsToContents()
+        if kld is not None:
+            self._recipes.append((f"recipe {size_text(rec.bytes)}", rec.bytes, kld))
+            chart = _svg_widget(chart_svg(self.res, self._recipes))
+            self.layout().replaceWidget(self.chart, chart)
+            self.chart.setParent(None)
+            self.chart = chart
 
     def reveal(self, path: Path) -> bool:
         """Open the rung's folder in the file manager."""
@@ -280,7 +310,7 @@ class LadderControls(QWidget):
     def _done(self, res: LadderResult) -> None:
         self.result = res
         self._ended(f"<b>Done</b> in {res.seconds:.0f} s: {res.recommendation.get('text', '')}")
-        self.view = LadderView(res, self)
+        self.view = LadderView(res, self, bench=self.bench)
         self.view.chat_requested.connect(self.chat_with)
         self.view.show()
         self.finished.emit(res)
