@@ -29,6 +29,7 @@ from medcal_gui.core.fsutil import ensure_dir, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.dataset.holdout import heldout_text
 from medcal_gui.quantize.quant_advice import kld_guidance
+from medcal_gui.ui.jobs.job_controls import JobControls
 from medcal_gui.ui.views.recipe_controls import RecipeControls
 from medcal_gui.ui.widgets.stage_progress import StageProgress
 from medcal_gui.workflows.ladder import SHARED, Constraints, LadderResult, parse_size, run_ladder
@@ -157,7 +158,7 @@ class LadderView(QDialog):
         return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
 
 
-class LadderControls(QWidget):
+class LadderControls(JobControls):
     """"Compare selected types" and its limits, for the Quantize pane (which it reads its inputs from)."""
 
     finished = Signal(object)  # LadderResult
@@ -216,7 +217,6 @@ class LadderControls(QWidget):
         self.progress: LadderProgress | None = None
         self.view: LadderView | None = None
         self.result: LadderResult | None = None
-        self._running = False
         saved = s.get_str("ladder/types", "")
         if saved:
             pane.table.set_checked([t for t in saved.split(",") if t])
@@ -287,25 +287,13 @@ class LadderControls(QWidget):
         def job(progress: ProgressCallback, cancel: CancelToken) -> LadderResult:
             return run_ladder(progress=progress, cancel=cancel, **kw)
 
-        self._running = True
-        if not self.bench.start_job(job, f"Comparing {len(kw['types'])} types", on_done=self._done,
-                                    on_failed=lambda *_: self._ended("Failed: see the message and the log."),
-                                    on_cancelled=lambda: self._ended(
-                                        "Cancelled: the finished rungs are kept and a new run reuses them.")):
-            self._running = False
-            return False
-        self.button.setEnabled(False)
-        self.status.setText(f"Comparing {', '.join(kw['types'])} in {kw['out_dir']}…")
-        return True
+        return self.run_job(job, f"Comparing {len(kw['types'])} types", on_done=self._done,
+                            running=f"Comparing {', '.join(kw['types'])} in {kw['out_dir']}…",
+                            cancelled="Cancelled: the finished rungs are kept and a new run reuses them.")
 
     def _progress(self, p: Progress) -> None:
         if self._running and self.progress is not None:
             self.progress.update_from(p)
-
-    def _ended(self, text: str) -> None:
-        self._running = False
-        self.button.setEnabled(True)
-        self.status.setText(text)
 
     def _done(self, res: LadderResult) -> None:
         self.result = res

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QPushButton, QWidg
 
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.jobs import CancelToken, ProgressCallback
+from medcal_gui.ui.jobs.job_controls import JobControls
 from medcal_gui.ui.widgets.stage_progress import StageProgress
 from medcal_gui.workflows.ladder import LadderResult, parse_size
 from medcal_gui.workflows.ladder_report import size_text
@@ -30,7 +31,7 @@ def parse_target(text: str) -> dict[str, Any]:
     return {"target_bytes": parse_size(text)}
 
 
-class RecipeControls(QWidget):
+class RecipeControls(JobControls):
     """"Recipe at" a target size, for a ladder's view; `finished` carries the RecipeResult."""
 
     finished = Signal(object)
@@ -67,7 +68,6 @@ class RecipeControls(QWidget):
         grid.addWidget(self.status, 2, 0, 1, 3)
         grid.setColumnStretch(1, 1)
         self.result: RecipeResult | None = None
-        self._running = False
         bench.jobs.progress.connect(self._progress)
 
     def target_kwargs(self) -> dict[str, Any]:
@@ -100,25 +100,13 @@ class RecipeControls(QWidget):
         def job(progress: ProgressCallback, cancel: CancelToken) -> RecipeResult:
             return run_recipe(progress=progress, cancel=cancel, **kw)
 
-        self._running = True
-        if not self.bench.start_job(job, f"Building a recipe at {self.target.currentText()}", on_done=self._done,
-                                    on_failed=lambda *_: self._ended("Failed: see the message and the log."),
-                                    on_cancelled=lambda: self._ended("Cancelled: the measured candidates are "
-                                                                     "kept and a new run reuses them.")):
-            self._running = False
-            return False
-        self.button.setEnabled(False)
-        self.status.setText(f"Building {kw['out'].name}…")
-        return True
+        return self.run_job(job, f"Building a recipe at {self.target.currentText()}", on_done=self._done,
+                            running=f"Building {kw['out'].name}…",
+                            cancelled="Cancelled: the measured candidates are kept and a new run reuses them.")
 
     def _progress(self, p: Any) -> None:
         if self._running:
             self.progress.set_progress(p)
-
-    def _ended(self, text: str) -> None:
-        self._running = False
-        self.button.setEnabled(True)
-        self.status.setText(text)
 
     def _done(self, res: RecipeResult) -> None:
         self.result = res
