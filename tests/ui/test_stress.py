@@ -3,6 +3,12 @@
 Each job allocates cyclic garbage in the worker (QObjects among it) and forces `gc.collect()` there, while
 the GUI thread makes cyclic garbage of its own (QObjects with connections that capture themselves) between
 jobs. The collector policy of the app is on (the `window` fixture), as in `medcal gui`.
+
+Connections are made on the GUI thread only, as the app does (its jobs hold no Qt objects): PySide calls
+`QObject::connect` holding the GIL, and Qt may call back into Python (for the GIL) while it holds the same
+signal-slot lock on the GUI thread, so a connect in a worker can deadlock against a disconnect on the GUI
+thread. Seen once here: the worker in `QObjectPrivate::connectImpl` waiting for Qt's lock with the GIL, the GUI
+thread in `QObject::disconnect` (pytest-qt's wait) waiting for the GIL.
 """
 
 from __future__ import annotations
@@ -27,22 +33,23 @@ class _Probe:
     pass
 
 
-def _cyclic_garbage(n: int) -> None:
+def _cyclic_garbage(n: int, connect: bool) -> None:
     for i in range(n):
         a: dict[str, object] = {"i": i}
         b = [a]
         a["b"] = b  # a plain cycle
         o = _Node()
-        o.poked.connect(lambda _x, o=o: o.objectName())  # a QObject in a cycle through its own connection
+        if connect:  # GUI thread only (see above)
+            o.poked.connect(lambda _x, o=o: o.objectName())  # a QObject in a cycle through its own connection
         o.me = o  # type: ignore[attr-defined]
 
 
 def _job(i: int):  # type: ignore[no-untyped-def]
     def job(progress: ProgressCallback, cancel: CancelToken) -> tuple[int, int, str]:
-        _cyclic_garbage(30)
+        _cyclic_garbage(30, connect=False)
         progress(Progress("stress", 1, 2))
         collected = gc.collect()  # forced in the worker
-        _cyclic_garbage(30)  # left for the next collection, wherever it runs
+        _cyclic_garbage(30, connect=False)  # left for the next collection, wherever it runs
         progress(Progress("stress", 2, 2, message=f"{collected} collected"))
         return i, sum(range(i)), threading.current_thread().name
 
@@ -55,7 +62,7 @@ def test_many_short_jobs_under_gc_pressure(qtbot, window, shown_errors, gui_gc: 
     jobs = window.bench.jobs
 
     def start(i: int) -> None:
-        _cyclic_garbage(10)  # GUI-thread garbage between jobs
+        _cyclic_garbage(10, connect=True)  # GUI-thread garbage between jobs
         if not window.bench.start_job(_job(i), f"stress {i}", on_done=lambda r: done(r),
                                       on_failed=lambda e, tb: failures.append(tb)):
             failures.append(f"job {i} did not start: {window.bench.jobs.refusal}")
@@ -95,7 +102,7 @@ def test_many_checklist_runs_in_the_format_pane(qtbot, window, shown_errors) -> 
     reports = []
     pane.checklist_ready.connect(reports.append)
     for n in range(1, 16):
-        _cyclic_garbage(20)
+        _cyclic_garbage(20, connect=True)
         pane.refresh_checklist()
         qtbot.waitUntil(lambda n=n: len(reports) >= n and pane.ready(), timeout=30000)
         gc.collect()
