@@ -70,3 +70,48 @@ def test_exception_in_worker_is_reported_with_traceback(qtbot) -> None:  # type:
     assert isinstance(exc, InputError) and exc.message == "the file is gone"
     assert "InputError" in tb and "job" in tb
     assert not runner.is_running()
+
+
+def test_workers_never_call_into_qt_and_reports_arrive_in_order_on_the_gui_thread(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A job reports from its thread into a queue; only the GUI thread turns that into signals. Checked while
+    the GUI thread connects and disconnects signals all along (the pattern that can deadlock when a worker
+    calls into Qt holding the GIL)."""
+    from PySide6.QtCore import QObject, QTimer, Signal
+
+    class Node(QObject):
+        poked = Signal()
+
+    gui = threading.current_thread()
+    seen: list[tuple[int, bool]] = []
+    runner = JobRunner(interval=0.0)
+    runner.progress.connect(lambda p: seen.append((p.done, threading.current_thread() is gui)))
+    node = Node()
+    churn = QTimer()
+    churn.setInterval(1)
+    flips = [0]
+
+    def flip() -> None:  # connect and disconnect on the GUI thread while the worker reports
+        slot = node.objectName
+        node.poked.connect(slot)
+        node.poked.disconnect(slot)
+        flips[0] += 1
+
+    churn.timeout.connect(flip)
+    workers: list[threading.Thread] = []
+
+    def job(progress, cancel):  # type: ignore[no-untyped-def]
+        workers.append(threading.current_thread())
+        for i in range(1, 2001):
+            progress(Progress("t", i, 2000))
+        return "ok"
+
+    churn.start()
+    with qtbot.waitSignal(runner.finished, timeout=60000) as sig:
+        assert runner.start(job, "reports")
+    churn.stop()
+    assert sig.args == ["ok"]
+    assert not isinstance(workers[0], QObject)  # a plain thread: nothing of Qt's runs on it
+    assert [d for d, _ in seen] == list(range(1, 2001))  # interval 0: every report, in order
+    assert all(on_gui for _, on_gui in seen)
+    assert flips[0] > 0
+    qtbot.waitUntil(runner.stopped, timeout=5000)

@@ -1,19 +1,28 @@
 """The one job protocol, turned into Qt signals.
 
 A job is a core function `fn(progress=..., cancel=...)` (see `medcal_gui.core.jobs`). `JobRunner.start` runs it in
-a QThread; the worker's `Progress` records reach the GUI thread as queued signals, throttled so a chatty job
-never floods the event loop. One job at a time per runner.
+a worker thread; the worker's `Progress` records (throttled, so a chatty job never floods the window) and its
+outcome go into a queue that a timer on the GUI thread drains, and only there do they become Qt signals.
+One job at a time per runner.
+
+The worker never calls into Qt. PySide calls Qt holding the GIL, and Qt may need the GIL while it holds one of
+its signal-slot locks (connectNotify/disconnectNotify run under it, and PySide looks up Python overrides for
+them): a worker emitting a signal, which takes the receiver's signal-slot lock with the GIL held, could deadlock
+against the GUI thread connecting or disconnecting at that moment (seen with a connect in a worker: the window
+stopped, both threads waiting on each other's lock).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from medcal_gui.core.errors import Cancelled
 from medcal_gui.core.jobs import CancelToken, Progress
@@ -21,22 +30,20 @@ from medcal_gui.core.jobs import CancelToken, Progress
 LOG = logging.getLogger(__name__)
 
 JobFn = Callable[..., Any]  # fn(progress=ProgressCallback, cancel=CancelToken) -> result
-MIN_INTERVAL_S = 0.05  # at most ~20 progress signals a second
+MIN_INTERVAL_S = 0.05  # at most ~20 progress reports a second
+PUMP_MS = 15  # how often the GUI thread collects what the workers reported
 
 
-class _JobThread(QThread):
-    """Runs one job; every signal is emitted from the worker thread and delivered queued."""
+class _JobThread(threading.Thread):
+    """Runs one job; what it reports goes into `outbox` as (kind, args): "progress", then one of "done",
+    "failed", "cancelled"."""
 
-    reported = Signal(object)  # Progress
-    succeeded = Signal(object)  # result
-    raised = Signal(object, str)  # exception, traceback text
-    stopped = Signal()  # cancelled
-
-    def __init__(self, fn: JobFn, token: CancelToken, interval: float, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, fn: JobFn, token: CancelToken, interval: float) -> None:
+        super().__init__(name="medcal-job", daemon=True)
         self.fn = fn
         self.token = token
         self.interval = interval
+        self.outbox: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
         self._last = 0.0
         self._pending: Progress | None = None
 
@@ -46,13 +53,13 @@ class _JobThread(QThread):
         if final or now - self._last >= self.interval:
             self._last = now
             self._pending = None
-            self.reported.emit(p)
+            self.outbox.put(("progress", (p,)))
         else:
             self._pending = p  # the latest one is sent when the job ends
 
     def _flush(self) -> None:
         if self._pending is not None:
-            self.reported.emit(self._pending)
+            self.outbox.put(("progress", (self._pending,)))
             self._pending = None
 
     def run(self) -> None:
@@ -60,20 +67,20 @@ class _JobThread(QThread):
             result = self.fn(progress=self._report, cancel=self.token)
         except Cancelled:
             self._flush()
-            self.stopped.emit()
+            self.outbox.put(("cancelled", ()))
             return
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the GUI, never kill it
             self._flush()
             if self.token.cancelled and isinstance(exc, KeyboardInterrupt):
-                self.stopped.emit()
+                self.outbox.put(("cancelled", ()))
             else:
-                self.raised.emit(exc, traceback.format_exc())
+                self.outbox.put(("failed", (exc, traceback.format_exc())))
             return
         self._flush()
         if self.token.cancelled:
-            self.stopped.emit()  # the user asked to stop: a late result is dropped, not applied
+            self.outbox.put(("cancelled", ()))  # the user asked to stop: a late result is dropped, not applied
         else:
-            self.succeeded.emit(result)
+            self.outbox.put(("done", (result,)))
 
 
 class JobRunner(QObject):
@@ -103,8 +110,11 @@ class JobRunner(QObject):
         self.last_progress: Progress | None = None
         self._thread: _JobThread | None = None
         self._token: CancelToken | None = None
-        self._alive: set[_JobThread] = set()  # threads whose run() may not have returned yet
+        self._alive: set[_JobThread] = set()  # threads not yet finished, or with reports not yet collected
         self._callbacks: dict[str, Callable[..., Any] | None] = {}
+        self._pump = QTimer(self)
+        self._pump.setInterval(PUMP_MS)
+        self._pump.timeout.connect(self.collect)
 
     def is_running(self) -> bool:
         return self._thread is not None
@@ -128,16 +138,12 @@ class JobRunner(QObject):
         self._token = CancelToken()
         self._callbacks = {"done": on_done, "failed": on_failed, "cancelled": on_cancelled}
         th = _JobThread(fn, self._token, self.interval)
-        th.reported.connect(self._on_progress)
-        th.succeeded.connect(self._on_done)
-        th.raised.connect(self._on_failed)
-        th.stopped.connect(self._on_cancelled)
-        th.finished.connect(lambda th=th: self._reap(th))
         self._thread = th
         self._alive.add(th)
         self.started.emit(title)
         self.busy_changed.emit(True)
         th.start()
+        self._pump.start()
         return True
 
     def blocker(self) -> str | None:
@@ -155,7 +161,7 @@ class JobRunner(QObject):
 
     def stopped(self) -> bool:
         """No job running and every worker thread has returned."""
-        return self._thread is None and all(th.isFinished() for th in self._alive)
+        return self._thread is None and all(not th.is_alive() for th in self._alive)
 
     def cancel(self) -> None:
         """Ask the running job to stop at its next safe point; `cancelled` follows."""
@@ -167,19 +173,32 @@ class JobRunner(QObject):
         """Block until every worker thread has returned (used on close); True when they all did."""
         deadline = time.monotonic() + timeout_ms / 1000
         for th in list(self._alive):
-            left = max(0, int((deadline - time.monotonic()) * 1000))
-            if not th.wait(left):
+            th.join(max(0.0, deadline - time.monotonic()))
+            if th.is_alive():
                 return False
         return True
 
-    # -- slots (GUI thread) -------------------------------------------------------------------------------
-    def _sender_is_current(self) -> bool:
-        return self.sender() is self._thread
+    # -- the GUI thread's side ----------------------------------------------------------------------------
+    def collect(self) -> None:
+        """Turn what the workers reported into signals and callbacks (the timer calls it; on the GUI thread).
+        Reports of a thread that is no longer the current job (cancelled, then replaced) are dropped."""
+        for th in list(self._alive):
+            finished = not th.is_alive()  # read first: everything it put before ending is then in the queue
+            while True:
+                try:
+                    kind, args = th.outbox.get_nowait()
+                except queue.Empty:
+                    break
+                if th is self._thread:
+                    getattr(self, "_on_" + kind)(*args)
+            if finished:
+                self._alive.discard(th)
+        if not self._alive:
+            self._pump.stop()
 
     def _on_progress(self, p: Progress) -> None:
-        if self._sender_is_current():
-            self.last_progress = p
-            self.progress.emit(p)
+        self.last_progress = p
+        self.progress.emit(p)
 
     def _end(self) -> dict[str, Callable[..., Any] | None]:
         callbacks = self._callbacks
@@ -190,29 +209,19 @@ class JobRunner(QObject):
         return callbacks
 
     def _on_done(self, result: Any) -> None:
-        if not self._sender_is_current():
-            return
         cb = self._end()
         self.finished.emit(result)
         if cb.get("done"):
             cb["done"](result)
 
     def _on_failed(self, exc: BaseException, tb: str) -> None:
-        if not self._sender_is_current():
-            return
         cb = self._end()
         self.failed.emit(exc, tb)
         if cb.get("failed"):
             cb["failed"](exc, tb)
 
     def _on_cancelled(self) -> None:
-        if not self._sender_is_current():
-            return
         cb = self._end()
         self.cancelled.emit()
         if cb.get("cancelled"):
             cb["cancelled"]()
-
-    def _reap(self, th: _JobThread) -> None:
-        self._alive.discard(th)
-        th.deleteLater()
