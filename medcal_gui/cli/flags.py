@@ -107,6 +107,11 @@ def require(args: argparse.Namespace, dest: str, spelled: str) -> None:
         raise InputError(f"This command needs {spelled}.")
 
 
+def type_list(value: str) -> list[str]:
+    """`--types Q8_0,Q4_K_M`: the names, blanks dropped (checked by the step that uses them)."""
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
 def add_target(p: argparse.ArgumentParser) -> None:
     """`--target-size SIZE | --target-bpw X`: how big a file to make (one of them, required)."""
     g = p.add_mutually_exclusive_group(required=True)

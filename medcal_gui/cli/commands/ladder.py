@@ -23,10 +23,6 @@ DESCRIPTION = (
 )
 
 
-def _types(value: str) -> list[str]:
-    return [t.strip() for t in value.split(",") if t.strip()]
-
-
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", type=Path, required=True, metavar="BASE", help="the unquantized GGUF")
     p.add_argument("--heldout", type=Path, required=True, metavar="FILE",
@@ -35,7 +31,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     src.add_argument("--imatrix", type=Path, default=None, metavar="FILE", help="importance matrix to use")
     src.add_argument("--calibration", type=Path, action="append", default=[], metavar="FILE",
                      help="calibration text to compute the importance matrix from (repeat)")
-    p.add_argument("--types", type=_types, default=None, metavar="T1,T2,...",
+    p.add_argument("--types", type=flags.type_list, default=None, metavar="T1,T2,...",
                    help="quantization types (default: the ladder in resources/quant_types.toml)")
     flags.add_threads(p)
     p.add_argument("--questions", type=Path, default=None, metavar="FILE",

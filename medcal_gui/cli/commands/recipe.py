@@ -23,19 +23,15 @@ DESCRIPTION = (
 )
 
 
-def _types(value: str) -> list[str]:
-    return [t.strip() for t in value.split(",") if t.strip()]
-
-
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", type=Path, required=True, metavar="BASE", help="the unquantized GGUF")
     p.add_argument("--imatrix", type=Path, required=True, metavar="FILE", help="importance matrix (medcal imatrix)")
     flags.add_target(p)
     p.add_argument("--heldout", type=Path, default=None, metavar="FILE",
                    help="held-out UTF-8 text the calibration never saw: weighs the errors and scores the result")
-    p.add_argument("--types", type=_types, default=None, metavar="T1,T2,...",
+    p.add_argument("--types", type=flags.type_list, default=None, metavar="T1,T2,...",
                    help="candidate ggml tensor types (default: resources/recipe.toml), e.g. Q4_K,Q5_0,Q8_0,F16")
-    p.add_argument("--compare", type=_types, default=None, metavar="T1,T2,...",
+    p.add_argument("--compare", type=flags.type_list, default=None, metavar="T1,T2,...",
                    help="stock types to score against (default: those near the recipe's size)")
     p.add_argument("--ladder", type=Path, default=None, metavar="DIR",
                    help="a `medcal ladder` folder of the same model and imatrix: its rungs are the stock files "
