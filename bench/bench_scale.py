@@ -98,13 +98,13 @@ def step_copy(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
     shards = sorted(P.hf.glob("*.safetensors"))
     dst = P.work / "copy-baseline"
     dst.mkdir(parents=True, exist_ok=True)
+    os.sync()  # the step before leaves no writes behind to flush on this step's time
     t = time.monotonic()
     n = 0
     for s in shards:
         shutil.copyfile(s, dst / s.name)
         n += s.stat().st_size
-    with open(dst / shards[-1].name, "rb+") as fh:
-        os.fsync(fh.fileno())
+    os.sync()  # on disk, as the convert step's figure is
     secs = time.monotonic() - t
     shutil.rmtree(dst)
     return {"bytes": n, "seconds": secs, "MB_per_s": n / secs / 1e6}
@@ -113,13 +113,18 @@ def step_copy(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
 def step_convert(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
     from medcal_gui.convert.hf_to_gguf import convert_hf
 
+    os.sync()
+    t = time.monotonic()
     res = convert_hf(P.hf, P.f16, outtype="f16", mmproj=P.mmproj, hash_inputs=True)
+    os.sync()  # the whole call, inputs hashed, until the outputs are on disk: the copy step's terms
+    synced_s = time.monotonic() - t
     man = json.loads(res.manifest.read_text()) if res.manifest else {}
     write_s = float(man.get("timings_s", {}).get("convert", res.seconds))
     return {"input_bytes": res.input_bytes, "output_bytes": res.output_bytes, "mmproj_bytes": res.mmproj_bytes,
             "tensors": res.tensors, "mmproj_tensors": res.mmproj_tensors, "write_seconds": write_s,
             "written_MB_per_s": (res.output_bytes + res.mmproj_bytes) / write_s / 1e6,
-            "read_MB_per_s": res.input_bytes / write_s / 1e6, "warnings": res.warnings}
+            "read_MB_per_s": res.input_bytes / write_s / 1e6, "synced_seconds": synced_s,
+            "synced_MB_per_s": res.input_bytes / synced_s / 1e6, "warnings": res.warnings}
 
 
 def step_inspect(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
@@ -399,9 +404,10 @@ def ratios(results: dict[str, Any]) -> list[str]:
     if c:
         out.append(f"convert peak RSS {c['peak_rss_GB']:.2f} GB (goal < 1.5)")
     if c and cp:
-        conv = (c["input_bytes"]) / c["write_seconds"] / 1e6
-        out.append(f"convert throughput {conv:.0f} MB/s of input vs plain copy {cp['MB_per_s']:.0f} MB/s: "
-                   f"{conv / cp['MB_per_s']:.2f} (goal >= 0.80)")
+        conv = c.get("synced_MB_per_s") or c["input_bytes"] / c["write_seconds"] / 1e6
+        out.append(f"convert throughput {conv:.0f} MB/s of input vs plain copy {cp['MB_per_s']:.0f} MB/s "
+                   f"(each from a synced disk until its output is on disk): {conv / cp['MB_per_s']:.2f} "
+                   "(goal >= 0.80)")
     im, bare = results.get("imatrix"), results.get("imatrix_bare")
     if im and bare:
         out.append(f"imatrix {im['tokens_per_s']:.2f} tok/s vs bare forward {bare['tokens_per_s']:.2f}: "

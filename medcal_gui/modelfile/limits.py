@@ -57,6 +57,17 @@ class ModelShape:
     n_ff: int
     n_swa: int  # sliding window (0: none)
     file_type: int
+    n_tensors: int = 0  # 0: not known (read by llama.cpp, or computed from a config)
+    n_elements: int = 0  # the weights in all tensors
+    data_start: int = 0  # bytes before the tensor data: the header, metadata and tensor infos
+
+    def float32_bytes(self) -> int | None:
+        """An upper bound on the GGUF llama_model_quantize writes from this model with its own type choices
+        (every tensor as F32, the largest type its mixes and fallbacks pick, each padded to the 32-byte
+        alignment, with the metadata and 1 MiB for the keys it adds), or None where the tensors are not known."""
+        if not self.n_tensors:
+            return None
+        return self.data_start + 4 * self.n_elements + 32 * self.n_tensors + (1 << 20)
 
     @property
     def largest_tensor_elements(self) -> int:
@@ -153,9 +164,10 @@ def _shape_cached(path: str, size: int, mtime: int) -> ModelShape:
     from medcal_gui.modelfile.gguf_header import HeaderError, SkippedStrings, read_header
 
     try:  # the quick reader, the vocabulary counted, not decoded
-        fields = read_header(path, decode_strings=False).fields
+        header = read_header(path, decode_strings=False)
     except (HeaderError, OSError):
         return _shape_by_llama(path, size)  # llama.cpp reads it or says it cannot
+    fields = header.fields
     arch = str(fields.get("general.architecture", ""))
 
     def num(key: str, default: int = 0) -> int:
@@ -173,7 +185,8 @@ def _shape_cached(path: str, size: int, mtime: int) -> ModelShape:
                       n_head_kv=num("attention.head_count_kv", n_head),
                       head_dim=num("attention.key_length", n_embd // max(1, n_head)), n_vocab=n_vocab,
                       n_ff=num("feed_forward_length", 4 * n_embd), n_swa=num("attention.sliding_window"),
-                      file_type=int(ftype) if isinstance(ftype, int) else 0)
+                      file_type=int(ftype) if isinstance(ftype, int) else 0, n_tensors=len(header.tensors),
+                      n_elements=sum(t.n_elements for t in header.tensors), data_start=header.data_start)
 
 
 def _shape_by_llama(path: str, size: int) -> ModelShape:

@@ -5,7 +5,9 @@ abort hook there, so cancel means terminating the child, and the child dies with
 path is checked first, partial files an interrupted run left behind are removed, the output is written
 through a temporary file beside it, and afterwards come `OUT.sha256` (sha256sum format) and
 `OUT.manifest.json` (inputs, imatrix, type, sizes, timings, versions). The input is hashed on a thread while
-the child quantizes.
+the child quantizes. Free disk is checked before the child writes: against an upper bound (every tensor as
+F32, the largest type llama.cpp's own choices give) where the folder has room for it, else against the size
+a dry run of llama.cpp reports; the warnings come from llama.cpp's log of whichever run read the tensors.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +38,7 @@ from medcal_gui.core.fsutil import (
 )
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.llama.versions import manifest_versions
-from medcal_gui.modelfile.limits import check, model_shape, quantize_needs
+from medcal_gui.modelfile.limits import DISK_MARGIN, check, free_disk, model_shape, quantize_needs
 from medcal_gui.quantize.quant_types import QuantType, get_quant_type, imatrix_advice, quant_rules
 from medcal_gui.quantize.quantize_child import QuantizeJob, run_quantize
 from medcal_gui.quantize.quantize_process import LogWatch, discard_child, run_child, start_child
@@ -155,23 +158,6 @@ def _remember_sha256(path: Path, digest: str) -> None:
         pass  # a cache only
 
 
-class _ShapeAhead:
-    """`model_shape(model)` on a thread, remembered by limits' cache for `quantize_needs` (which, should this
-    fail, reads it again and reports why)."""
-
-    def __init__(self, model: Path) -> None:
-        self._thread = threading.Thread(target=self._run, args=(model,), name="medcal-model-shape", daemon=True)
-        self._thread.start()
-
-    @staticmethod
-    def _run(model: Path) -> None:
-        with contextlib.suppress(Exception):
-            model_shape(model)
-
-    def join(self) -> None:
-        self._thread.join()
-
-
 class _BackgroundHash:
     """sha256 of a file, computed on a thread; `result()` waits for it, `stop()` abandons it."""
 
@@ -220,128 +206,161 @@ def _coverage_warnings(model: Path, matrices: list[str], data: ImatrixData, labe
             f"{model.name} itself."]
 
 
+def _room_without_dry_run(model: Path, out: Path, tensor_types: Sequence[TensorTypeRule], out_type: int | None,
+                          emb_type: int | None) -> int | None:
+    """The output's upper bound when the output folder has room for it (so llama.cpp's exact estimate, a dry
+    run, is not needed to check the disk), else None. Types the user names may be wider than F32 (f64): then
+    there is no bound."""
+    if tensor_types or out_type is not None or emb_type is not None:
+        return None
+    with contextlib.suppress(MedcalError):
+        bound = model_shape(model).float32_bytes()
+        if bound is not None and free_disk(out.parent) >= (bound + FREE_MARGIN) * DISK_MARGIN:
+            return bound
+    return None
+
+
+def _log_verdict(watch: LogWatch, model: Path, qt: QuantType, data: ImatrixData | None, imatrix_label: str | None,
+                 advice: str | None, tensor_types: Sequence[TensorTypeRule]) -> list[str]:
+    """The warnings a quantize log (a dry run's or the real one's) calls for; InputError where llama.cpp needs an
+    importance matrix that was not given."""
+    warnings: list[str] = []
+    if data is not None:
+        warnings += _coverage_warnings(model, watch.matrices, data, imatrix_label or "")
+    if watch.fallback:
+        warnings.append(
+            f"{watch.fallback[0]} of {watch.fallback[1]} tensors cannot take {qt.name}'s block size (their rows "
+            "are not a multiple of 256 values) and use a nearby fallback type instead, as llama-quantize does."
+        )
+    if qt.imatrix == "requires" and data is None:
+        # Whether llama.cpp needs an imatrix depends on the tensors that really take the low-bit type: on
+        # models whose rows don't fit its 256-value blocks they all fall back, and llama.cpp proceeds.
+        if watch.needs_imatrix:
+            raise InputError(advice or f"{qt.name} requires an importance matrix.")
+        warnings.append(f"{qt.name} usually requires an importance matrix. Without one, llama.cpp stores "
+                        "the tensors that would need it in k-quant types instead, so this file is not a true "
+                        f"{qt.name}: compute an importance matrix for the real thing.")
+    elif watch.needs_imatrix and data is None:
+        raise InputError("A tensor type rule asks for a type that llama.cpp writes only with an importance "
+                         f"matrix ({', '.join(r.text for r in tensor_types)}). Give --imatrix, or choose "
+                         "a type such as q4_K or q8_0 in the rule.")
+    return warnings
+
+
 def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | ImatrixData | None = None,
                    threads: int | None = None, dry_run: bool = False, output_tensor_type: str | None = None,
                    token_embedding_type: str | None = None, pure: bool = False,
                    allow_requantize: bool = False, tensor_types: Sequence[TensorTypeRule] = (),
                    prune_layers: Sequence[int] = (),
                    provenance: Mapping[str, object] | None = None, progress: ProgressCallback = no_progress,
-                   cancel: CancelToken | None = None) -> QuantizeResult:
+                   cancel: CancelToken | None = None,
+                   child: subprocess.Popen[bytes] | None = None) -> QuantizeResult:
     """Quantize `model` to `out` as `qtype` (a quant_types name such as Q4_K_M or IQ3_XXS).
 
     `imatrix` is an imatrix file (GGUF or legacy .dat) or data in memory. `provenance` adds `medcal.*`
     metadata keys (e.g. {"calibration.sha256": ..., "calibration.variant": ...}). `tensor_types` are
     llama-quantize's --tensor-type rules (first match wins), `prune_layers` its --prune-layers. A dry run
-    writes nothing and reports llama.cpp's size estimate.
+    writes nothing and reports llama.cpp's size estimate. `child`: a child from `start_child()` started
+    earlier (the CLI starts it before its own imports); this call ends it in every case.
     """
     cancel = cancel or CancelToken()
     t0 = time.monotonic()
-    qt: QuantType = get_quant_type(qtype)
-    model, out = Path(model), Path(out)
-    if not model.is_file():
-        raise ModelError(f"The model file {model} does not exist.")
-    out_type = ggml_type_id(output_tensor_type) if output_tensor_type else None
-    emb_type = ggml_type_id(token_embedding_type) if token_embedding_type else None
-
     warnings: list[str] = []
-    if not dry_run:  # every output path is checked before any work
-        inputs = [model] + ([Path(imatrix)] if isinstance(imatrix, (str, Path)) else [])
-        check_output_path(out, inputs, sidecars=SIDECARS, what="quantized model")
-        for note in remove_stale_partials(out.parent, out.suffix + ".tmp"):
-            log.warning("%s", note)
-            warnings.append(note)
-    data: ImatrixData | None = None
-    imatrix_label: str | None = None
-    imatrix_sha: str | None = None
-    imatrix_path = Path(imatrix) if isinstance(imatrix, (str, Path)) else None
-    if imatrix_path is not None:
-        data = ImatrixData.load(imatrix_path)
-        imatrix_label = str(imatrix_path)
-        if not data.is_legacy and not data.has_metadata:
-            raise InputError(f"The importance matrix {imatrix_path} lacks its imatrix.* metadata; "
-                             "llama-quantize refuses such a file. Recompute it with `medcal imatrix`.")
-    elif isinstance(imatrix, ImatrixData):
-        data = imatrix
-        imatrix_label = "(in memory)"
-    if data is not None and not data.entries:
-        raise InputError(f"The importance matrix {imatrix_label} holds no entries.")
-    prune = sorted(set(prune_layers))
-    matches, notes = override_checks(model, tensor_types, prune, qt.is_float, token_embedding_type,
-                                     output_tensor_type)
-    warnings += notes
-    advice = imatrix_advice(qt, data is not None)
-    if qt.imatrix == "requires" and data is None and qt.name in quant_rules().refuse_without_imatrix:
-        raise InputError(advice or f"{qt.name} requires an importance matrix.")
-    if advice and not (qt.imatrix == "requires" and data is None):
-        warnings.append(advice)
-
-    if not dry_run:
-        ensure_dir(out.parent)
-
-    kv: list[tuple[str, int | str]] = []
-    importance = data.importance() if data is not None else None
-    if data is not None:
-        kv.append(("quantize.imatrix.file", _clip(imatrix_label or "")))
-        if data.datasets:
-            kv.append(("quantize.imatrix.dataset", _clip(data.datasets[0])))
-        kv.append(("quantize.imatrix.entries_count", len(data.entries)))
-        if data.chunk_count > 0:
-            kv.append(("quantize.imatrix.chunks_count", int(data.chunk_count)))
-    kv.append(("medcal.version", __version__))
-    for k, v in (provenance or {}).items():
-        key = k if k.startswith("medcal.") else "medcal." + k
-        val = _kv_value(v)
-        kv.append((key, _clip(val) if isinstance(val, str) else val))
-
-    job = QuantizeJob(model=str(model), out=str(out), ftype=qt.ftype, nthread=threads or 0,
-                      allow_requantize=allow_requantize, pure=pure, dry_run=True,
-                      output_tensor_type=out_type, token_embedding_type=emb_type, imatrix=importance,
-                      kv_overrides=kv, tt_overrides=tt_pairs(tensor_types), prune_layers=prune)
-    input_bytes = model.stat().st_size
-
-    # The child starts now and loads llama.cpp while this process does the dry run and the checks; the
-    # model's shape (for the memory check) is read beside the dry run: both are llama.cpp calls without the GIL.
-    child = start_child() if not dry_run else None
-    shape = _ShapeAhead(model) if not dry_run else None
     try:
-        # The dry run only reads metadata: quick enough to run here, and it sizes the free-space check.
-        dry = LogWatch(progress, "quantize (size estimate)" if not dry_run else "quantize")
-        rc = run_quantize(job, dry)
-        if rc != 0:
-            raise ModelError(dry.explain(f"Cannot quantize {model}"))
-        if data is not None:
-            warnings += _coverage_warnings(model, dry.matrices, data, imatrix_label or "")
-        if dry.fallback:
-            warnings.append(
-                f"{dry.fallback[0]} of {dry.fallback[1]} tensors cannot take {qt.name}'s block size (their rows "
-                "are not a multiple of 256 values) and use a nearby fallback type instead, as llama-quantize does."
-            )
-        if qt.imatrix == "requires" and data is None:
-            # Whether llama.cpp needs an imatrix depends on the tensors that really take the low-bit type: on
-            # models whose rows don't fit its 256-value blocks they all fall back, and llama.cpp proceeds.
-            if dry.needs_imatrix:
-                raise InputError(advice or f"{qt.name} requires an importance matrix.")
-            warnings.append(f"{qt.name} usually requires an importance matrix. Without one, llama.cpp stores "
-                            "the tensors that would need it in k-quant types instead, so this file is not a true "
-                            f"{qt.name}: compute an importance matrix for the real thing.")
-        elif dry.needs_imatrix and data is None:
-            raise InputError("A tensor type rule asks for a type that llama.cpp writes only with an importance "
-                             f"matrix ({', '.join(r.text for r in tensor_types)}). Give --imatrix, or choose "
-                             "a type such as q4_K or q8_0 in the rule.")
-        est = int(dry.sizes.get("quant", 0.0) * MiB)
-        overhead = max(0, input_bytes - int(dry.sizes.get("model", 0.0) * MiB))
-        estimate = est + overhead
-        if dry_run:
-            return QuantizeResult(model=model, out=None, qtype=qt.name, ftype=qt.ftype, dry_run=True,
-                                  input_bytes=input_bytes, output_bytes=estimate, tensors=dry.total,
-                                  seconds=time.monotonic() - t0, imatrix=imatrix_label,
-                                  imatrix_entries=len(data.entries) if data else 0,
-                                  imatrix_chunks=data.chunk_count if data else 0, warnings=warnings,
-                                  tensor_types=[m.to_json() for m in matches], prune_layers=prune)
+        qt: QuantType = get_quant_type(qtype)
+        model, out = Path(model), Path(out)
+        if not model.is_file():
+            raise ModelError(f"The model file {model} does not exist.")
+        out_type = ggml_type_id(output_tensor_type) if output_tensor_type else None
+        emb_type = ggml_type_id(token_embedding_type) if token_embedding_type else None
+        if not dry_run:  # every output path is checked before any work
+            inputs = [model] + ([Path(imatrix)] if isinstance(imatrix, (str, Path)) else [])
+            check_output_path(out, inputs, sidecars=SIDECARS, what="quantized model")
+            for note in remove_stale_partials(out.parent, out.suffix + ".tmp"):
+                log.warning("%s", note)
+                warnings.append(note)
+    except BaseException:
+        if child is not None:
+            discard_child(child)
+        raise
+    if dry_run and child is not None:
+        discard_child(child)
+        child = None
+    # The child starts now (unless it was started earlier) and loads llama.cpp while this process reads the
+    # imatrix and checks the limits.
+    if not dry_run and child is None:
+        child = start_child()
+    try:
+        data: ImatrixData | None = None
+        imatrix_label: str | None = None
+        imatrix_sha: str | None = None
+        imatrix_path = Path(imatrix) if isinstance(imatrix, (str, Path)) else None
+        if imatrix_path is not None:
+            data = ImatrixData.load(imatrix_path)
+            imatrix_label = str(imatrix_path)
+            if not data.is_legacy and not data.has_metadata:
+                raise InputError(f"The importance matrix {imatrix_path} lacks its imatrix.* metadata; "
+                                 "llama-quantize refuses such a file. Recompute it with `medcal imatrix`.")
+        elif isinstance(imatrix, ImatrixData):
+            data = imatrix
+            imatrix_label = "(in memory)"
+        if data is not None and not data.entries:
+            raise InputError(f"The importance matrix {imatrix_label} holds no entries.")
+        prune = sorted(set(prune_layers))
+        matches, notes = override_checks(model, tensor_types, prune, qt.is_float, token_embedding_type,
+                                         output_tensor_type)
+        warnings += notes
+        advice = imatrix_advice(qt, data is not None)
+        if qt.imatrix == "requires" and data is None and qt.name in quant_rules().refuse_without_imatrix:
+            raise InputError(advice or f"{qt.name} requires an importance matrix.")
+        if advice and not (qt.imatrix == "requires" and data is None):
+            warnings.append(advice)
 
-        check_free_space(out.parent, estimate + FREE_MARGIN, f"the quantized model {out.name}")
-        if shape is not None:
-            shape.join()
+        if not dry_run:
+            ensure_dir(out.parent)
+
+        kv: list[tuple[str, int | str]] = []
+        importance = data.importance() if data is not None else None
+        if data is not None:
+            kv.append(("quantize.imatrix.file", _clip(imatrix_label or "")))
+            if data.datasets:
+                kv.append(("quantize.imatrix.dataset", _clip(data.datasets[0])))
+            kv.append(("quantize.imatrix.entries_count", len(data.entries)))
+            if data.chunk_count > 0:
+                kv.append(("quantize.imatrix.chunks_count", int(data.chunk_count)))
+        kv.append(("medcal.version", __version__))
+        for k, v in (provenance or {}).items():
+            key = k if k.startswith("medcal.") else "medcal." + k
+            val = _kv_value(v)
+            kv.append((key, _clip(val) if isinstance(val, str) else val))
+
+        job = QuantizeJob(model=str(model), out=str(out), ftype=qt.ftype, nthread=threads or 0,
+                          allow_requantize=allow_requantize, pure=pure, dry_run=True,
+                          output_tensor_type=out_type, token_embedding_type=emb_type, imatrix=importance,
+                          kv_overrides=kv, tt_overrides=tt_pairs(tensor_types), prune_layers=prune)
+        input_bytes = model.stat().st_size
+
+        estimate = None if dry_run else _room_without_dry_run(model, out, tensor_types, out_type, emb_type)
+        dry_ran = estimate is None
+        if estimate is None:
+            # llama.cpp's own size estimate: a dry run reads only metadata (quick enough to run here). A real
+            # run skips it where the disk has room even for every tensor as F32.
+            dry = LogWatch(progress, "quantize (size estimate)" if not dry_run else "quantize")
+            rc = run_quantize(job, dry)
+            if rc != 0:
+                raise ModelError(dry.explain(f"Cannot quantize {model}"))
+            warnings += _log_verdict(dry, model, qt, data, imatrix_label, advice, tensor_types)
+            est = int(dry.sizes.get("quant", 0.0) * MiB)
+            overhead = max(0, input_bytes - int(dry.sizes.get("model", 0.0) * MiB))
+            estimate = est + overhead
+            if dry_run:
+                return QuantizeResult(model=model, out=None, qtype=qt.name, ftype=qt.ftype, dry_run=True,
+                                      input_bytes=input_bytes, output_bytes=estimate, tensors=dry.total,
+                                      seconds=time.monotonic() - t0, imatrix=imatrix_label,
+                                      imatrix_entries=len(data.entries) if data else 0,
+                                      imatrix_chunks=data.chunk_count if data else 0, warnings=warnings,
+                                      tensor_types=[m.to_json() for m in matches], prune_layers=prune)
+            check_free_space(out.parent, estimate + FREE_MARGIN, f"the quantized model {out.name}")
         check(quantize_needs(model, out, qt.bpw, output_bytes=estimate))  # memory, and disk with what it holds
         if imatrix_path is not None:
             imatrix_sha = _sha256(imatrix_path, cancel, no_progress, "hash imatrix")
@@ -360,7 +379,11 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
             job.dry_run = False
             rc = run_child(job, watch, cancel, child)
             if rc != 0:
+                if watch.needs_imatrix and data is None:
+                    _log_verdict(watch, model, qt, data, imatrix_label, advice, tensor_types)  # raises
                 raise ModelError(watch.explain(f"Quantizing {model} to {qt.name} failed", out))
+            if not dry_ran:
+                warnings += _log_verdict(watch, model, qt, data, imatrix_label, advice, tensor_types)
             quantize_s = time.monotonic() - t_q
             cancel.check()
             out_sha = _sha256(tmp, cancel, progress, "hash output")
@@ -381,19 +404,20 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                          imatrix_chunks=data.chunk_count if data else 0, sha256=out_sha, sha256_file=sha_file,
                          manifest=manifest, warnings=warnings, tensor_types=[m.to_json() for m in matches],
                          prune_layers=prune)
-    doc = _manifest(res, model_sha, data, quantize_s, kv, threads, pure, allow_requantize, output_tensor_type,
-                    token_embedding_type)
+    doc = _manifest(res, watch.versions or manifest_versions(), model_sha, data, quantize_s, kv, threads, pure,
+                    allow_requantize, output_tensor_type, token_embedding_type)
     write_text_atomic(manifest, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     progress(Progress("quantize", watch.total, watch.total, unit="tensors", message="done"))
     return res
 
 
-def _manifest(res: QuantizeResult, model_sha: str, data: ImatrixData | None, quantize_s: float,
-              kv: list[tuple[str, int | str]], threads: int | None, pure: bool, allow_requantize: bool,
-              output_tensor_type: str | None, token_embedding_type: str | None) -> dict[str, Any]:
+def _manifest(res: QuantizeResult, versions: dict[str, str], model_sha: str, data: ImatrixData | None,
+              quantize_s: float, kv: list[tuple[str, int | str]], threads: int | None, pure: bool,
+              allow_requantize: bool, output_tensor_type: str | None,
+              token_embedding_type: str | None) -> dict[str, Any]:
     return {
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "versions": manifest_versions(),
+        "versions": versions,
         "input": {"path": str(res.model.resolve()), "sha256": model_sha, "bytes": res.input_bytes},
         "output": {"path": str(res.out.resolve()) if res.out else None, "sha256": res.sha256,
                    "bytes": res.output_bytes},

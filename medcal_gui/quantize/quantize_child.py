@@ -5,7 +5,8 @@ way.
 The child is a fresh `python -m medcal_gui.quantize.quantize_child PARENT_PID` (no multiprocessing: no
 resource-tracker process, no re-import of the parent's `__main__`), started early so that its start-up
 overlaps the parent's preparations. The parent writes `pickle(job)` to its stdin (nothing: no job, exit);
-the child answers on its stdout with JSON lines `["log", level, line]` and finally `["done", rc]`.
+the child answers on its stdout with JSON lines `["log", level, line]`, then `["versions", {...}]` (what
+the manifest records) and finally `["done", rc]`.
 The child dies with its parent: on Linux through prctl(PR_SET_PDEATHSIG, SIGKILL), everywhere through a
 thread that polls the parent's pid, so a `kill -9` of `medcal quantize` (or of the GUI) stops the writing.
 Keep this module light: the child imports it fresh, and only it (plus llama_cpp when the job runs).
@@ -138,6 +139,10 @@ def main() -> int:
     rc = 1
     try:
         rc = run_quantize(job, lambda level, line: send("log", level, line))
+        # the versions of the libraries that wrote the file, for its manifest (the parent never loads them)
+        from medcal_gui.llama.versions import manifest_versions
+
+        send("versions", manifest_versions())
     except BaseException as exc:  # report, then exit non-zero
         send("log", 4, f"medcal quantize child: {type(exc).__name__}: {exc}")
     finally:

@@ -56,8 +56,9 @@ class LogWatch:
         self.sizes: dict[str, float] = {}
         self.errors: list[str] = []
         self.fallback: tuple[int, int] | None = None
-        self.needs_imatrix = False  # a dry run found tensors that llama.cpp will refuse without one
+        self.needs_imatrix = False  # llama.cpp will refuse (a dry run) or refused (a real run) without one
         self.matrices: list[str] = []  # names of the 2-D (or more) tensors, in the file's order
+        self.versions: dict[str, str] = {}  # the child's library versions (manifest_versions), when it ran
 
     def __call__(self, level: int, line: str) -> None:
         if level >= 4 and line.strip("= \n"):
@@ -75,8 +76,8 @@ class LogWatch:
         s = SIZE_LINE.search(line)
         if s:
             self.sizes[s.group(1)] = float(s.group(2))
-        if "will require an imatrix" in line:
-            self.needs_imatrix = True
+        if "will require an imatrix" in line or "requires an importance matrix" in line:
+            self.needs_imatrix = True  # a dry run's warning, or the real run's refusal
         f = FALLBACK_LINE.search(line)
         if f:
             self.fallback = (int(f.group(1)), int(f.group(2)))
@@ -179,9 +180,13 @@ def run_child(job: QuantizeJob, watch: LogWatch, cancel: CancelToken,
                 continue
             if msg[0] == "log":
                 # llama.cpp's own lines (one per tensor): under its logger, so the log dock files them as details
-                llama_log.log({3: logging.WARNING, 4: logging.ERROR}.get(int(msg[1]), logging.INFO),
-                              "quantize: %s", str(msg[2]).rstrip())
+                level = {3: logging.WARNING, 4: logging.ERROR}.get(int(msg[1]), logging.INFO)
+                if FALLBACK_LINE.search(str(msg[2])) or "falling back to" in str(msg[2]):
+                    level = logging.INFO  # one per tensor and their count: the result's warnings say it in words
+                llama_log.log(level, "quantize: %s", str(msg[2]).rstrip())
                 watch(int(msg[1]), str(msg[2]))
+            elif msg[0] == "versions" and isinstance(msg[1], dict):
+                watch.versions = {str(k): str(v) for k, v in msg[1].items()}
             elif msg[0] == "done":
                 rc = int(msg[1])
                 break

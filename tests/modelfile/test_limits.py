@@ -139,6 +139,50 @@ def test_quantize_refuses_without_disk(tiny_model: Path, tmp_path: Path, monkeyp
     assert quantize_model(tiny_model, tmp_path / "q.gguf", "Q8_0", dry_run=True).output_bytes > 0
 
 
+def test_quantize_bound_covers_an_f32_output(tiny_model: Path, demo_model: Path, tmp_path: Path) -> None:
+    """The bound that lets a real run skip the dry run is above the largest file llama.cpp writes (F32)."""
+    from medcal_gui.quantize.quantize import quantize_model
+
+    f32 = quantize_model(tiny_model, tmp_path / "f32.gguf", "F32")
+    bound = model_shape(tiny_model).float32_bytes()
+    assert bound is not None and f32.output_bytes <= bound < f32.output_bytes + 2 * 1024 * 1024
+    demo = model_shape(demo_model)
+    assert demo.n_tensors == 236 and demo.n_elements == 268_098_176
+    assert demo.float32_bytes() == demo.data_start + 4 * 268_098_176 + 32 * 236 + (1 << 20)
+
+
+def test_quantize_checks_the_disk_with_llama_cpp_estimate_when_room_is_short(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for even an F32 output the real run skips the dry run; with less, the dry run's exact size
+    decides: a folder that fits the quant but not the bound still gets it, one that does not is refused."""
+    from medcal_gui.core.jobs import Progress
+    from medcal_gui.quantize.quantize import quantize_model
+
+    exact = quantize_model(tiny_model, tmp_path / "q.gguf", "Q8_0", dry_run=True).output_bytes
+    bound = model_shape(tiny_model).float32_bytes()
+    assert bound is not None and exact * 1.2 < bound
+
+    def run(name: str) -> tuple[int, set[str]]:
+        stages: set[str] = set()
+
+        def on_progress(p: Progress) -> None:
+            stages.add(p.stage)
+
+        res = quantize_model(tiny_model, tmp_path / name, "Q8_0", progress=on_progress)
+        return res.output_bytes, stages
+
+    size, stages = run("roomy.gguf")
+    assert "quantize (size estimate)" not in stages and "quantize" in stages
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_DISK", str(int(exact * 1.2)))
+    size_short, stages = run("short.gguf")
+    assert "quantize (size estimate)" in stages
+    assert size_short == size and abs(size - exact) / size < 0.03
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_DISK", str(int(exact * 0.9)))
+    with pytest.raises(LimitError, match=rf"Quantizing needs about {exact / 1e6:.0f} MB of free disk"):
+        run("full.gguf")
+    assert not (tmp_path / "full.gguf").exists()
+
+
 def test_eval_refuses_with_little_memory(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from medcal_gui.evaluate.evaluate import evaluate
 

@@ -164,7 +164,8 @@ def test_cli_round_trip(tiny_model: Path, imatrix_file: Path, tmp_path: Path,
 
 def test_iq3_xxs_without_imatrix_is_refused_when_llama_cpp_would_need_one(tiny_model: Path,
                                                                            tmp_path: Path) -> None:
-    # The tiny model's rows are 256 wide, so its matrices really take IQ3_XXS: the dry run says so first.
+    # The tiny model's rows are 256 wide, so its matrices really take IQ3_XXS: llama.cpp refuses before it
+    # opens the output (the real run, where the disk has room to skip the dry run), and the refusal is explained.
     with pytest.raises(InputError, match="IQ3_XXS requires an importance matrix"):
         quantize_model(tiny_model, tmp_path / "x.gguf", "IQ3_XXS", imatrix=None)
     assert list(tmp_path.iterdir()) == []

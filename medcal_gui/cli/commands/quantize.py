@@ -38,7 +38,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from medcal_gui.core.errors import InputError
-    from medcal_gui.quantize.quantize import quantize_model
+    from medcal_gui.quantize.quantize_process import discard_child, start_child
 
     if not args.qtype:
         raise InputError("Say which quantization type to write: --type TYPE (e.g. --type Q4_K_M).")
@@ -49,15 +49,25 @@ def run(args: argparse.Namespace) -> int:
         files = [Path(v) for kind, v in args.tensor_type_specs or [] if kind == "file"]
         check_output_path(args.output, files, sidecars=(".sha256", ".manifest.json"), what="quantized model")
 
-    bar = TerminalProgress(quiet=args.json)
-    with sigint_cancels(CancelToken()) as token:
-        res = quantize_model(
-            args.model, args.output, args.qtype, imatrix=args.imatrix, threads=args.threads,
-            dry_run=args.dry_run, output_tensor_type=args.output_tensor_type,
-            token_embedding_type=args.token_embedding_type, pure=args.pure,
-            allow_requantize=args.allow_requantize, tensor_types=rules, prune_layers=prune, progress=bar,
-            cancel=token,
-        )
+    # llama.cpp loads in the quantize child while this process imports the rest and reads its inputs;
+    # quantize_model ends the child whatever happens.
+    child = None if args.dry_run else start_child()
+    try:
+        from medcal_gui.quantize.quantize import quantize_model
+
+        bar = TerminalProgress(quiet=args.json)
+        with sigint_cancels(CancelToken()) as token:
+            res = quantize_model(
+                args.model, args.output, args.qtype, imatrix=args.imatrix, threads=args.threads,
+                dry_run=args.dry_run, output_tensor_type=args.output_tensor_type,
+                token_embedding_type=args.token_embedding_type, pure=args.pure,
+                allow_requantize=args.allow_requantize, tensor_types=rules, prune_layers=prune, progress=bar,
+                cancel=token, child=child,
+            )
+    except BaseException:
+        if child is not None:
+            discard_child(child)  # gone already once quantize_model had it; this covers the lines before
+        raise
     bar.close()
     if args.json:
         print_json(res.to_json())
