@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import logging
 import time
@@ -24,12 +23,14 @@ import gguf
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType
 
 from medcal_gui.convert.config import Gemma3Spec, UnsupportedModelError, add_general_metadata, read_spec
+from medcal_gui.convert.input_hash import InputHasher
 from medcal_gui.convert.safetensors_io import INDEX_NAME, SafetensorsCheckpoint
 from medcal_gui.convert.tensors import TensorPlan, plan_language_model, write_gguf
 from medcal_gui.convert.vocab import SPECIAL_TYPES, Vocab, load_vocab, tokenizer_files
 from medcal_gui.core.errors import InputError, OutputError
 from medcal_gui.core.fsutil import atomic_path, check_free_space, ensure_dir, refuse_input_overwrite, write_text_atomic
-from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.llama.versions import manifest_versions
 from medcal_gui.modelfile.limits import check, convert_needs
 
 log = logging.getLogger(__name__)
@@ -149,30 +150,7 @@ def _input_files(hf_dir: Path, ckpt: SafetensorsCheckpoint) -> list[Path]:
     return sorted(set(files + list(ckpt.shards)))
 
 
-def _hash_inputs(files: list[Path], hf_dir: Path, progress: ProgressCallback,
-                 cancel: CancelToken) -> tuple[str, list[dict[str, Any]]]:
-    total = sum(f.stat().st_size for f in files)
-    done = 0
-    meter = RateMeter()
-    rows: list[dict[str, Any]] = []
-    for f in files:
-        h = hashlib.sha256()
-        with open(f, "rb") as fh:
-            while chunk := fh.read(8 * MiB):
-                cancel.check()
-                h.update(chunk)
-                done += len(chunk)
-                progress(Progress("hash input", done, total, unit="bytes", rate=meter.rate(done),
-                                  rate_unit="B", eta_s=meter.eta(done, total), message=f.name))
-        rows.append({"name": str(f.relative_to(hf_dir)), "sha256": h.hexdigest(), "bytes": f.stat().st_size})
-    # one digest for the folder: sha256 of its sha256sum listing
-    listing = "".join(f"{r['sha256']}  {r['name']}\n" for r in rows)
-    return hashlib.sha256(listing.encode("utf-8")).hexdigest(), rows
-
-
 def _versions() -> dict[str, str]:
-    from medcal_gui.llama.versions import manifest_versions
-
     out = {**manifest_versions(), "gguf": getattr(gguf, "__version__", "unknown")}
     with contextlib.suppress(Exception):
         import safetensors
@@ -199,52 +177,55 @@ def convert_hf(hf_dir: Path | str, out: Path | str, outtype: str = "f16", mmproj
 
     spec = read_spec(hf_dir)
     ckpt = SafetensorsCheckpoint(hf_dir)
-    vocab = load_vocab(hf_dir, int(spec.text["vocab_size"]))
-    plans = plan_language_model(spec, ckpt, len(vocab), qtype)
-    mm_plans: list[TensorPlan] = []
-    mm_writer: GGUFWriter | None = None
-    if mm_path is not None:
-        if not spec.multimodal or spec.vision is None:
-            raise UnsupportedModelError(f"The model in {hf_dir} is a {spec.architecture} with no vision tower, so "
-                                        "there is no mmproj to write. Leave out --mmproj.")
-        from medcal_gui.convert.mmproj import plan_mmproj
-
-        mm_writer, mm_plans = plan_mmproj(spec, ckpt, ftype)
-    warnings = list(spec.warnings) + list(vocab.warnings)
-
     inputs = _input_files(hf_dir, ckpt)
-    outputs = [out] + ([mm_path] if mm_path else [])
-    for o in list(outputs):
-        outputs += [o.with_name(o.name + ".sha256"), o.with_name(o.name + ".manifest.json")]
-    for o in outputs:
-        refuse_input_overwrite(o, inputs)
-    if mm_path is not None and mm_path.resolve() == out.resolve():
-        raise OutputError(f"The model and the mmproj would both be written to {out}: give the mmproj its own name.")
-    ensure_dir(out.parent)
-    need = sum(p.nbytes for p in plans) + _metadata_bytes(vocab)
-    if mm_path is not None:
-        ensure_dir(mm_path.parent)
-        mm_need = sum(p.nbytes for p in mm_plans) + MiB
-        if mm_path.parent.resolve() == out.parent.resolve():
-            need += mm_need
-        else:
-            check_free_space(mm_path.parent, mm_need, f"the mmproj {mm_path.name}")
-    check(convert_needs(out, need))
-    check_free_space(out.parent, need, f"the converted model {out.name}")
-
-    input_sha: str | None = None
-    input_rows: list[dict[str, Any]] = []
-    if hash_inputs:
-        input_sha, input_rows = _hash_inputs(inputs, hf_dir, progress, cancel)
-    cancel.check()
-
-    n_params = sum(p.n_elements for p in plans)
-    writer = GGUFWriter(None, "gemma3")
-    _add_lm_metadata(writer, spec, vocab, ftype, n_params)
-    t_w = time.monotonic()
-    mm_sha: str | None = None
-    mm_bytes = 0
     with contextlib.ExitStack() as stack:
+        hasher: InputHasher | None = None
+        if hash_inputs:  # from here on, alongside the parsing and the conversion (convert/input_hash.py)
+            hasher = InputHasher(inputs, hf_dir, cancel)
+            stack.callback(hasher.stop)
+        vocab = load_vocab(hf_dir, int(spec.text["vocab_size"]))
+        plans = plan_language_model(spec, ckpt, len(vocab), qtype)
+        mm_plans: list[TensorPlan] = []
+        mm_writer: GGUFWriter | None = None
+        if mm_path is not None:
+            if not spec.multimodal or spec.vision is None:
+                raise UnsupportedModelError(f"The model in {hf_dir} is a {spec.architecture} with no vision tower, so "
+                                            "there is no mmproj to write. Leave out --mmproj.")
+            from medcal_gui.convert.mmproj import plan_mmproj
+
+            mm_writer, mm_plans = plan_mmproj(spec, ckpt, ftype)
+        warnings = list(spec.warnings) + list(vocab.warnings)
+
+        outputs = [out] + ([mm_path] if mm_path else [])
+        for o in list(outputs):
+            outputs += [o.with_name(o.name + ".sha256"), o.with_name(o.name + ".manifest.json")]
+        for o in outputs:
+            refuse_input_overwrite(o, inputs)
+        if mm_path is not None and mm_path.resolve() == out.resolve():
+            raise OutputError(f"The model and the mmproj would both be written to {out}: give the mmproj its own name.")
+        ensure_dir(out.parent)
+        need = sum(p.nbytes for p in plans) + _metadata_bytes(vocab)
+        if mm_path is not None:
+            ensure_dir(mm_path.parent)
+            mm_need = sum(p.nbytes for p in mm_plans) + MiB
+            if mm_path.parent.resolve() == out.parent.resolve():
+                need += mm_need
+            else:
+                check_free_space(mm_path.parent, mm_need, f"the mmproj {mm_path.name}")
+        check(convert_needs(out, need))
+        check_free_space(out.parent, need, f"the converted model {out.name}")
+
+        input_sha: str | None = None
+        input_rows: list[dict[str, Any]] = []
+        versions = _versions()  # before the writes: under 8 GB of writeback, even reading a .pyc waits
+        cancel.check()
+
+        n_params = sum(p.n_elements for p in plans)
+        writer = GGUFWriter(None, "gemma3")
+        _add_lm_metadata(writer, spec, vocab, ftype, n_params)
+        t_w = time.monotonic()
+        mm_sha: str | None = None
+        mm_bytes = 0
         tmp = stack.enter_context(atomic_path(out))
         out_sha = write_gguf(tmp, writer, plans, stage=STAGE, progress=progress, cancel=cancel)
         out_bytes = tmp.stat().st_size
@@ -253,6 +234,8 @@ def convert_hf(hf_dir: Path | str, out: Path | str, outtype: str = "f16", mmproj
             mm_sha = write_gguf(mm_tmp, mm_writer, mm_plans, stage="convert mmproj", progress=progress,
                                 cancel=cancel)
             mm_bytes = mm_tmp.stat().st_size
+        if hasher is not None:
+            input_sha, input_rows = hasher.result(progress)
         cancel.check()
     write_s = time.monotonic() - t_w
 
@@ -270,7 +253,7 @@ def convert_hf(hf_dir: Path | str, out: Path | str, outtype: str = "f16", mmproj
     )
     doc = {
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "versions": _versions(),
+        "versions": versions,
         "input": {"path": str(hf_dir.resolve()), "sha256": input_sha, "bytes": sum(f.stat().st_size for f in inputs),
                   "architecture": spec.architecture, "files": input_rows},
         "output": {"path": str(out.resolve()), "sha256": out_sha, "bytes": out_bytes},

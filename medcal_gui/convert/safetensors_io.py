@@ -9,9 +9,11 @@ of the model or of its largest tensor.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -216,6 +218,15 @@ def read_raw(entry: TensorEntry, row_start: int = 0, row_end: int | None = None)
                          + _fix(entry.shard.parent))
     rest = entry.shape[1:] if entry.shape else ()
     return out.reshape((row_end - row_start, *rest)) if entry.shape else out.reshape(())
+
+
+def prefetch(entry: TensorEntry) -> None:
+    """Ask the kernel to start reading a tensor's bytes now (posix_fadvise WILLNEED), so that the disk reads the
+    next tensor while the current one is converted. Best effort: where it is not supported, nothing happens."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    with contextlib.suppress(OSError), open(entry.shard, "rb") as fh:
+        os.posix_fadvise(fh.fileno(), entry.start, entry.nbytes, os.POSIX_FADV_WILLNEED)
 
 
 def row_slices(entry: TensorEntry, chunk_elements: int | None = None) -> Iterator[tuple[int, int]]:

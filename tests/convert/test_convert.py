@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import threading
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,11 @@ def test_manifest_sha256_and_progress(causal_dir: Path, tmp_path: Path) -> None:
         assert key in doc
     assert doc["output"]["sha256"] == res.sha256 and doc["type"]["name"] == "F16"
     assert {f["name"] for f in doc["input"]["files"]} >= {"config.json", "model.safetensors", "tokenizer.model"}
+    for row in doc["input"]["files"]:  # hashed on their own thread while the conversion ran
+        data = (causal_dir / row["name"]).read_bytes()
+        assert row["sha256"] == hashlib.sha256(data).hexdigest() and row["bytes"] == len(data)
+    listing = "".join(f"{r['sha256']}  {r['name']}\n" for r in doc["input"]["files"])
+    assert doc["input"]["sha256"] == hashlib.sha256(listing.encode()).hexdigest()
     convert_steps = [p for p in seen if p.stage == "convert" and p.unit == "tensors"]
     assert convert_steps[-1].done == convert_steps[-1].total == res.tensors
     assert json.loads(json.dumps(res.to_json()))["out"] == str(out)
@@ -438,8 +444,8 @@ def test_tokenizer_json_drives_special_ids_and_add_bos(causal_dir: Path, tmp_pat
 
 
 def test_a_write_error_on_the_writer_thread_reaches_the_converter(tmp_path: Path) -> None:
-    """The slices are written on a thread: its failure (here a file open for reading only) is raised in the
-    converter, not lost, and the thread ends."""
+    """The slices are written (and hashed) on threads: a write's failure (here a file open for reading only) is
+    raised in the converter, not lost, and both threads end."""
     import io
 
     from medcal_gui.convert.tensors import _HashingWriter
@@ -453,5 +459,5 @@ def test_a_write_error_on_the_writer_thread_reaches_the_converter(tmp_path: Path
                 sink.put(b"x" * 4096)
             sink.finish()
         sink.stop()
-        assert not sink._thread.is_alive()
+        assert not any(t.name.startswith("medcal-convert-") and t.is_alive() for t in threading.enumerate())
     assert target.read_bytes() == b"head"

@@ -52,3 +52,23 @@ def test_bf16_and_f16_widen_exactly() -> None:
 def test_a_wrong_word_size_is_refused() -> None:
     with pytest.raises(TypeError):
         row_convert.bf16_to_f32(np.zeros(4, dtype=np.float32))
+
+
+def test_bf16_to_f16_in_blocks_gives_numpys_bits() -> None:
+    """Every bfloat16 word, in a length that is not a multiple of the block, rounded as numpy rounds, and
+    the 2-D shape kept."""
+    words = np.tile(np.arange(0, 65536, dtype=np.uint32).astype(np.uint16), 3)[:3 * 65536 - 77]
+    wide = (words.astype(np.uint32) << 16).view(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = wide.astype(np.float16)
+    got = row_convert.bf16_to_f16(words)
+    ok = ~np.isnan(want)
+    assert got.dtype == np.float16 and got.shape == words.shape
+    assert np.array_equal(got[ok].view(np.uint16), want[ok].view(np.uint16))
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    rows = row_convert.bf16_to_f16(words[:6 * 1000].reshape(6, 1000))
+    assert rows.shape == (6, 1000) and np.array_equal(rows.reshape(-1).view(np.uint16)[ok[:6000]],
+                                                      want[:6000][ok[:6000]].view(np.uint16))
+    assert row_convert.bf16_to_f16(np.zeros(0, dtype=np.uint16)).shape == (0,)
+    with pytest.raises(TypeError):
+        row_convert.bf16_to_f16(np.zeros(4, dtype=np.float32))
