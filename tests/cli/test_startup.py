@@ -3,6 +3,7 @@ command (and the quantize child's parent) pays only for what it uses."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -14,3 +15,38 @@ def test_building_the_parser_imports_no_heavy_library() -> None:
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == ""
+
+
+def test_a_named_command_loads_only_its_own_module() -> None:
+    code = ("import sys; from medcal_gui.cli.main import build_parser, _named_command; "
+            "_, cmds = build_parser(_named_command(['-v', 'quantize', '--model', 'x.gguf'])); "
+            "print(' '.join(sorted(cmds))); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('medcal_gui.cli.commands.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    names, modules = out.stdout.splitlines()
+    assert names == "quantize"
+    # self_test holds --version's action, which the top-level parser always has
+    assert modules.split() == ["medcal_gui.cli.commands.quantize", "medcal_gui.cli.commands.self_test"]
+
+
+def test_help_answers_for_the_program_and_every_command() -> None:
+    """`medcal --help` lists every command (a "%" in a command's summary once made it a traceback), and each
+    command's own --help answers with its usage."""
+    from medcal_gui.cli.main import COMMAND_MODULES
+
+    top = subprocess.run([sys.executable, "-m", "medcal_gui", "--help"], capture_output=True, text=True, timeout=120)
+    assert top.returncode == 0 and "Traceback" not in top.stderr, top.stderr[-2000:]
+    for name in (m.replace("_", "-") for m in COMMAND_MODULES):
+        assert re.search(rf"^ +{name}( |$)", top.stdout, re.M), name
+    code = ("import contextlib, io, sys; from medcal_gui.cli.main import main, COMMAND_MODULES\n"
+            "for m in COMMAND_MODULES:\n"
+            "    buf = io.StringIO()\n"
+            "    with contextlib.redirect_stdout(buf):\n"
+            "        try:\n"
+            "            main([m.replace('_', '-'), '--help'])\n"
+            "        except SystemExit as e:\n"
+            "            assert e.code == 0, m\n"
+            "    assert buf.getvalue().startswith('usage: medcal ' + m.replace('_', '-')), m\n"
+            "print('ok')")
+    each = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert each.stdout.strip() == "ok", each.stderr[-2000:]
