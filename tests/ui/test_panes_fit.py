@@ -29,10 +29,14 @@ SCREENS = [(1280, 720), (1366, 768)]
 
 
 def leaves(pane: QWidget) -> dict[QWidget, QRect]:
-    """The visible leaf widgets (not the parts of a composite one) and their rectangles in pane coordinates."""
+    """The visible leaf widgets (not the parts of a composite one) and their rectangles in pane coordinates.
+    Widgets of another window the pane owns (a dialog) are not the pane's: where a window manager places that
+    window says nothing about the pane's layout."""
     out = {}
     for w in pane.findChildren(QWidget):
         if not isinstance(w, LEAVES) or not w.isVisibleTo(pane) or w.width() <= 0 or w.height() <= 0:
+            continue
+        if w.window() is not pane.window():
             continue
         p, inner = w.parentWidget(), False
         while p is not None and p is not pane:
