@@ -38,9 +38,9 @@ def main() -> int:
 
 def _run(args: argparse.Namespace, tmp: Path) -> int:
 
+    from medcal_gui.core.file_hashes import file_sha256
     from medcal_gui.core.jobs import CancelToken
     from medcal_gui.core.resources import samples_dir
-    from medcal_gui.evaluate.eval_cache import file_sha256
     from medcal_gui.evaluate.evaluate import EvalModel, evaluate
     from medcal_gui.llama import ggml_ctypes as gc
     from medcal_gui.modelfile.demo_model import prepare_demo_model

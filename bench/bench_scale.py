@@ -416,8 +416,9 @@ def ratios(results: dict[str, Any]) -> list[str]:
         out.append(f"convert peak RSS {c['peak_rss_GB']:.2f} GB (goal < 1.5)")
     if c and cp:
         conv = c.get("synced_MB_per_s") or c["input_bytes"] / c["write_seconds"] / 1e6
+        cold = ", page cache emptied," if c.get("cold_cache") and cp.get("cold_cache") else ""
         out.append(f"convert throughput {conv:.0f} MB/s of input vs plain copy {cp['MB_per_s']:.0f} MB/s "
-                   f"(each from a synced disk{', page cache emptied,' if c.get('cold_cache') and cp.get('cold_cache') else ''} "
+                   f"(each from a synced disk{cold} "
                    f"until its output is on disk): {conv / cp['MB_per_s']:.2f} "
                    "(goal >= 0.80)")
     im, bare = results.get("imatrix"), results.get("imatrix_bare")

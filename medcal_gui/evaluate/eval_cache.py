@@ -32,45 +32,19 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from medcal_gui.core.errors import OutputError
-from medcal_gui.core.fsutil import TMP_PREFIX, check_free_space, ensure_dir, sha256_file
+from medcal_gui.core.fsutil import TMP_PREFIX, check_free_space, ensure_dir
 from medcal_gui.core.resources import user_cache_dir
 from medcal_gui.evaluate.eval_math import MAX_KEPT, BaseRows, max_bytes_per_token
 
 log = logging.getLogger(__name__)
 
 FORMAT = 3
-_HASHES = "file_hashes.json"
 _ORPHAN_AGE_S = 24 * 3600  # a temporary entry with no process id is an orphan after a day
 
 
 def eval_cache_dir() -> Path:
     override = os.environ.get("MEDCAL_EVAL_CACHE")
     return Path(override) if override else user_cache_dir() / "eval"
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, remembered by (resolved path, size, mtime_ns) in the eval cache folder."""
-    path = Path(path).resolve()
-    st = path.stat()
-    memo_key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-    memo_file = eval_cache_dir() / _HASHES
-    try:
-        memo = json.loads(memo_file.read_text(encoding="utf-8"))
-        if not isinstance(memo, dict):
-            memo = {}
-    except (OSError, ValueError):
-        memo = {}
-    if memo_key in memo:
-        return str(memo[memo_key])
-    digest = sha256_file(path)
-    memo = {k: v for k, v in memo.items() if not k.startswith(f"{path}|")}
-    memo[memo_key] = digest
-    with contextlib.suppress(OSError):
-        ensure_dir(memo_file.parent)
-        tmp = memo_file.with_name(f"{TMP_PREFIX}{os.getpid()}-{_HASHES}")
-        tmp.write_text(json.dumps(memo, indent=0), encoding="utf-8")
-        os.replace(tmp, memo_file)
-    return digest
 
 
 def text_sha256(text: str) -> str:

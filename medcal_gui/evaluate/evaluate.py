@@ -24,13 +24,13 @@ import llama_cpp
 import numpy as np
 
 from medcal_gui.core.errors import Cancelled, InputError, ModelError
+from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.core.text_files import FORMAT_FIRST, read_utf8
 from medcal_gui.evaluate.eval_cache import (
     BaseCache,
     BaseCacheWriter,
     BaseKey,
-    file_sha256,
     open_cached,
     text_sha256,
 )

@@ -28,6 +28,7 @@ from typing import Any
 from medcal_gui import __version__
 from medcal_gui.calibrate.imatrix_io import ImatrixData
 from medcal_gui.core.errors import InputError, MedcalError, ModelError
+from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import (
     atomic_path,
     check_free_space,
@@ -121,43 +122,6 @@ def _clip(s: str) -> str:
     return b.decode("utf-8", "ignore")
 
 
-def _hash_key(path: Path) -> str:
-    st = path.stat()
-    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
-
-
-def _hash_cache() -> Path:
-    from medcal_gui.core.resources import user_cache_dir
-
-    return user_cache_dir() / "sha256-cache.json"
-
-
-def _known_sha256(path: Path) -> str | None:
-    """The sha256 recorded for this very file version (path, size, mtime, inode) by an earlier run."""
-    try:
-        v = json.loads(_hash_cache().read_text(encoding="utf-8")).get(_hash_key(path))
-    except (OSError, ValueError, AttributeError):
-        return None
-    return v if isinstance(v, str) and len(v) == 64 else None
-
-
-def _remember_sha256(path: Path, digest: str) -> None:
-    """Record `digest` for `path` (the newest 64 files), so quantizing the same input again (every rung of a
-    ladder) does not read it again."""
-    try:
-        cache = _hash_cache()
-        try:
-            known = json.loads(cache.read_text(encoding="utf-8"))
-            known = known if isinstance(known, dict) else {}
-        except (OSError, ValueError):
-            known = {}
-        known.pop(_hash_key(path), None)
-        known[_hash_key(path)] = digest
-        write_text_atomic(cache, json.dumps(dict(list(known.items())[-64:]), indent=0) + "\n")
-    except (OSError, MedcalError):
-        pass  # a cache only
-
-
 class _BackgroundHash:
     """sha256 of a file, computed on a thread; `result()` waits for it, `stop()` abandons it."""
 
@@ -171,10 +135,7 @@ class _BackgroundHash:
 
     def _run(self, path: Path) -> None:
         try:
-            self._value = _known_sha256(path)
-            if self._value is None:
-                self._value = _sha256(path, self._stop, no_progress, "hash input")
-                _remember_sha256(path, self._value)
+            self._value = file_sha256(path, lambda p: _sha256(p, self._stop, no_progress, "hash input"))
         except BaseException as exc:  # re-raised in result()
             self._error = exc
 

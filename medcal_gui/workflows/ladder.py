@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from medcal_gui.core.errors import InputError
+from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import ensure_dir, refuse_input_overwrite, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
-from medcal_gui.evaluate.eval_cache import file_sha256, text_sha256
+from medcal_gui.evaluate.eval_cache import text_sha256
 from medcal_gui.evaluate.evaluate import evaluate, read_text
 from medcal_gui.evaluate.speed import REPS, SpeedResult, measure_speed
 from medcal_gui.quantize.quant_advice import default_ladder_types

@@ -24,10 +24,10 @@ import gguf
 import numpy as np
 
 from medcal_gui.core.errors import InputError, MedcalError
+from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import ensure_dir, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from medcal_gui.core.resources import resources_dir
-from medcal_gui.evaluate.eval_cache import file_sha256
 from medcal_gui.workflows.recipe.layout import tensor_bytes
 
 log = logging.getLogger(__name__)

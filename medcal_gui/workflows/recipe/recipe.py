@@ -23,9 +23,10 @@ from typing import Any
 
 from medcal_gui.calibrate.imatrix_io import ImatrixData
 from medcal_gui.core.errors import InputError, ModelError
+from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import ensure_dir, refuse_input_overwrite, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
-from medcal_gui.evaluate.eval_cache import file_sha256, text_sha256
+from medcal_gui.evaluate.eval_cache import text_sha256
 from medcal_gui.workflows.recipe.allocate import BudgetTooSmall, Option, allocate
 from medcal_gui.workflows.recipe.candidates import (
     FLOAT,

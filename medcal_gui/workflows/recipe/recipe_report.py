@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
+from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
-from medcal_gui.evaluate.eval_cache import file_sha256
 
 if TYPE_CHECKING:
     from medcal_gui.workflows.recipe.recipe import RecipeResult
