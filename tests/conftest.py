@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +14,28 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "resources" / "samples"
 
 
-@pytest.fixture(autouse=True)
-def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _user_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """User variants and settings go to a temp folder; the model cache stays shared across runs, and the
     evaluation cache is fresh for each test session (never base passes written by older code)."""
-    home = tmp_path_factory.getbasetemp() / "medcal-home"
-    monkeypatch.setenv("MEDCAL_HOME", str(home))
-    monkeypatch.setenv("MEDCAL_CACHE", str(cache_root()))
-    monkeypatch.setenv("MEDCAL_EVAL_CACHE", str(tmp_path_factory.getbasetemp() / "eval-cache"))
+    base = tmp_path_factory.getbasetemp()
+    return {"MEDCAL_HOME": str(base / "medcal-home"), "MEDCAL_CACHE": str(cache_root()),
+            "MEDCAL_EVAL_CACHE": str(base / "eval-cache")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_user_dirs_for_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The same for session fixtures (a demo quant, say), which are set up before any test's own fixtures: so
+    that nothing they run reads or writes the user's real cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in _user_dirs(tmp_path_factory).items():
+            mp.setenv(k, v)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in _user_dirs(tmp_path_factory).items():
+        monkeypatch.setenv(k, v)  # again per test: a test may have changed or removed one
 
 
 def cache_root() -> Path:
