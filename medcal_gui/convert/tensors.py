@@ -195,8 +195,12 @@ def _slice_bytes(p: TensorPlan, r0: int, r1: int) -> bytes | memoryview:
     """Rows [r0, r1) of a plan's tensor in its output type."""
     if p.out_type == GGMLQuantizationType.F16 and p.entry.dtype == "BF16" and not p.add_one:
         # a bf16 download's matrices: most of a conversion's bytes, cast without a float32 copy of the slice
-        return np.ascontiguousarray(bf16_to_f16(read_raw(p.entry, r0, r1))).reshape(-1).view(np.uint8).data
+        return _as_bytes(bf16_to_f16(read_raw(p.entry, r0, r1)))
     return _encode(_chunk_values(p, r0, r1), p.out_type)
+
+
+def _as_bytes(arr: np.ndarray) -> memoryview:
+    return np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data
 
 
 def _encode(vals: np.ndarray, qtype: GGMLQuantizationType) -> bytes | memoryview:
@@ -204,7 +208,7 @@ def _encode(vals: np.ndarray, qtype: GGMLQuantizationType) -> bytes | memoryview
         out = f32_to_f16(vals)
     else:
         out = gguf_quants.quantize(np.ascontiguousarray(vals, dtype=np.float32), qtype)
-    return np.ascontiguousarray(out).reshape(-1).view(np.uint8).data
+    return _as_bytes(out)
 
 
 def write_gguf(path: Path, writer: GGUFWriter, plans: list[TensorPlan], *, stage: str,
