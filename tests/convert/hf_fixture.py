@@ -28,8 +28,8 @@ TEXT = dict(hidden_size=64, intermediate_size=128, num_attention_heads=2, num_ke
             query_pre_attn_scalar=32, sliding_window=8, max_position_embeddings=512, rms_norm_eps=1e-6)
 
 
-def missing_reason() -> str | None:
-    for mod in ("torch", "transformers", "sentencepiece"):
+def missing_reason(modules: tuple[str, ...] = ("torch", "transformers", "sentencepiece")) -> str | None:
+    for mod in modules:
         try:
             importlib.import_module(mod)
         except Exception as exc:  # an ImportError, or a broken install
@@ -98,6 +98,60 @@ def make_causal(hf_dir: Path, sp_model: bytes, *, n_layer: int = 6, seed: int = 
     _randomize(model, seed)
     model = model.to(getattr(torch, dtype))
     model.save_pretrained(str(hf_dir), **({"max_shard_size": shard_size} if shard_size else {}))
+    return hf_dir
+
+
+def _write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """The safetensors layout: an 8-byte header length, the JSON header, then each tensor's bytes."""
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    off = 0
+    for name, arr in tensors.items():
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + arr.nbytes]}
+        off += arr.nbytes
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as fh:
+        fh.write(len(raw).to_bytes(8, "little") + raw)
+        for arr in tensors.values():
+            fh.write(np.ascontiguousarray(arr, dtype="<f4").tobytes())
+
+
+def make_plain_causal(hf_dir: Path, sp_model: bytes, *, n_layer: int = 2, seed: int = 0) -> Path:
+    """A Gemma3ForCausalLM folder written without torch or transformers (config.json, tokenizer.model,
+    tokenizer_config.json, model.safetensors in save_pretrained's key layout): for tests that only need a
+    folder to convert, in a process that should not load torch (the GUI tests)."""
+    from medcal_gui.convert.vocab import parse_sentencepiece
+
+    hf_dir.mkdir(parents=True, exist_ok=True)
+    (hf_dir / "tokenizer.model").write_bytes(sp_model)
+    n_vocab = len(parse_sentencepiece(sp_model))
+    special = {i: p.decode() for i, (p, _s, t) in enumerate(parse_sentencepiece(sp_model)) if t in (2, 3, 4)}
+    decoder = {str(i): {"content": c, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
+                        "special": True} for i, c in special.items()}
+    (hf_dir / "tokenizer_config.json").write_text(json.dumps({
+        "add_bos_token": True, "add_eos_token": False, "added_tokens_decoder": decoder, "bos_token": "<bos>",
+        "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>", "chat_template": GEMMA_TEMPLATE,
+        "tokenizer_class": "GemmaTokenizer"}, indent=2), encoding="utf-8")
+    h, ff, hd = TEXT["hidden_size"], TEXT["intermediate_size"], TEXT["head_dim"]
+    nq, nkv = TEXT["num_attention_heads"] * hd, TEXT["num_key_value_heads"] * hd
+    (hf_dir / "config.json").write_text(json.dumps({
+        "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "vocab_size": n_vocab,
+        "num_hidden_layers": n_layer, "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0,
+        "torch_dtype": "float32", **TEXT}, indent=2), encoding="utf-8")
+    rng = np.random.default_rng(seed)
+    shapes = {"model.embed_tokens.weight": (n_vocab, h), "model.norm.weight": (h,)}
+    for i in range(n_layer):
+        p = f"model.layers.{i}."
+        shapes |= {p + "self_attn.q_proj.weight": (nq, h), p + "self_attn.k_proj.weight": (nkv, h),
+                   p + "self_attn.v_proj.weight": (nkv, h), p + "self_attn.o_proj.weight": (h, nq),
+                   p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,),
+                   p + "mlp.gate_proj.weight": (ff, h), p + "mlp.up_proj.weight": (ff, h),
+                   p + "mlp.down_proj.weight": (h, ff)}
+        shapes |= {p + n + ".weight": (h,) for n in ("input_layernorm", "post_attention_layernorm",
+                                                     "pre_feedforward_layernorm", "post_feedforward_layernorm")}
+    _write_safetensors(hf_dir / "model.safetensors", {
+        n: rng.standard_normal(s, dtype=np.float32) * np.float32(0.5 if len(s) == 1 else 1 / s[-1] ** 0.5)
+        for n, s in sorted(shapes.items())})
     return hf_dir
 
 

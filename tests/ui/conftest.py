@@ -7,6 +7,7 @@ Every GUI test fails if it showed an error dialog it did not expect. A test expe
 
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 from collections.abc import Iterator
@@ -92,3 +93,11 @@ def window(qtbot, settings: Settings, gui_gc):  # type: ignore[no-untyped-def]
     yield win
     win.close()
     qtbot.waitUntil(lambda: not win.bench.busy() and win.bench.wait_all(0), timeout=15000)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What exists once the tests are collected (modules, test functions, pytest's own objects) lives for the
+    whole session: moved out of the collector's reach, a test's full collection on the GUI thread (`gui_gc`'s
+    teardown) scans only what the tests made since, 4-5 s less for the GUI suite."""
+    gc.collect()
+    gc.freeze()

@@ -115,3 +115,56 @@ def test_workers_never_call_into_qt_and_reports_arrive_in_order_on_the_gui_threa
     assert all(on_gui for _, on_gui in seen)
     assert flips[0] > 0
     qtbot.waitUntil(runner.stopped, timeout=5000)
+
+
+def test_callbacks_of_a_destroyed_widget_are_dropped(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A pane closed while its job ran: the job's result still arrives as a signal, but neither its bound
+    method nor a lambda of it is called into the deleted widget (that raised "already deleted")."""
+    import shiboken6
+    from PySide6.QtWidgets import QLabel
+
+    class Pane(QLabel):
+        def __init__(self, runner: JobRunner) -> None:
+            super().__init__()
+            self.runner = runner
+
+        def run(self, gate: threading.Event, fail: bool) -> None:
+            def job(progress: ProgressCallback, cancel: CancelToken) -> str:
+                gate.wait(5)
+                if fail:
+                    raise InputError("bad input")
+                return "r"
+
+            self.runner.start(job, "job", on_done=self.done, on_failed=lambda *_: self.setText("failed"))
+
+        def done(self, r: str) -> None:
+            self.setText(r)
+
+    for outcome in ("done", "failed"):
+        runner = JobRunner()
+        pane = Pane(runner)
+        gate = threading.Event()
+        pane.run(gate, fail=outcome == "failed")
+        shiboken6.delete(pane)
+        gate.set()
+        with qtbot.waitSignal(runner.finished if outcome == "done" else runner.failed, timeout=5000) as sig:
+            pass
+        assert sig.args[0] == "r" if outcome == "done" else isinstance(sig.args[0], InputError)
+        assert not runner.is_running() and runner.wait(1000)
+
+
+def test_callbacks_of_a_live_widget_are_called(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QLabel
+
+    class Pane(QLabel):
+        def go(self, runner: JobRunner) -> None:
+            runner.start(lambda progress, cancel: "r", "job", on_done=lambda r: self.setText("lambda " + r))
+
+    runner, pane = JobRunner(), Pane()
+    qtbot.addWidget(pane)
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        pane.go(runner)
+    assert pane.text() == "lambda r"
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        runner.start(lambda progress, cancel: "s", "job", on_done=pane.setText)
+    assert pane.text() == "s"

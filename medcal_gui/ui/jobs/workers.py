@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from medcal_gui.core.errors import Cancelled
@@ -32,6 +33,29 @@ LOG = logging.getLogger(__name__)
 JobFn = Callable[..., Any]  # fn(progress=ProgressCallback, cancel=CancelToken) -> result
 MIN_INTERVAL_S = 0.05  # at most ~20 progress reports a second
 PUMP_MS = 15  # how often the GUI thread collects what the workers reported
+
+
+def _owner(cb: Callable[..., Any]) -> QObject | None:
+    """The Qt object a callback belongs to: a bound method's `self`, or the `self` that a lambda written in a
+    method captures."""
+    owner = getattr(cb, "__self__", None)
+    if owner is None:
+        code, cells = getattr(cb, "__code__", None), getattr(cb, "__closure__", None) or ()
+        names = code.co_freevars if code is not None else ()
+        owner = next((c.cell_contents for n, c in zip(names, cells, strict=False) if n == "self"), None)
+    return owner if isinstance(owner, QObject) else None
+
+
+def _call(cb: Callable[..., Any] | None, *args: Any) -> None:
+    """Call a job's callback, unless the widget it belongs to was destroyed meanwhile (a pane closed while
+    its job ran): calling into a deleted widget raises, and there is nothing left to update."""
+    if cb is None:
+        return
+    owner = _owner(cb)
+    if owner is not None and not shiboken6.isValid(owner):
+        LOG.debug("dropping a callback of a destroyed %s", type(owner).__name__)
+        return
+    cb(*args)
 
 
 class _JobThread(threading.Thread):
@@ -87,7 +111,8 @@ class JobRunner(QObject):
     """Runs one job at a time off the GUI thread and reports it with signals.
 
     Signals: `started(title)`, `progress(Progress)`, `finished(result)`, `failed(exc, traceback)`,
-    `cancelled()`, `busy_changed(bool)`. `start()` also takes per-job callbacks, called after the signals.
+    `cancelled()`, `busy_changed(bool)`. `start()` also takes per-job callbacks, called after the signals while
+    the widget they belong to lives.
     """
 
     started = Signal(str)
@@ -211,17 +236,14 @@ class JobRunner(QObject):
     def _on_done(self, result: Any) -> None:
         cb = self._end()
         self.finished.emit(result)
-        if cb.get("done"):
-            cb["done"](result)
+        _call(cb.get("done"), result)
 
     def _on_failed(self, exc: BaseException, tb: str) -> None:
         cb = self._end()
         self.failed.emit(exc, tb)
-        if cb.get("failed"):
-            cb["failed"](exc, tb)
+        _call(cb.get("failed"), exc, tb)
 
     def _on_cancelled(self) -> None:
         cb = self._end()
         self.cancelled.emit()
-        if cb.get("cancelled"):
-            cb["cancelled"]()
+        _call(cb.get("cancelled"))
