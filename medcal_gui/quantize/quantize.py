@@ -42,7 +42,7 @@ from medcal_gui.llama.versions import manifest_versions
 from medcal_gui.modelfile.limits import DISK_MARGIN, check, free_disk, model_shape, quantize_needs
 from medcal_gui.quantize.quant_types import QuantType, get_quant_type, imatrix_advice, quant_rules
 from medcal_gui.quantize.quantize_child import QuantizeJob, run_quantize
-from medcal_gui.quantize.quantize_process import LogWatch, discard_child, run_child, start_child
+from medcal_gui.quantize.quantize_process import LogWatch, discard_child, run_child, take_child
 from medcal_gui.quantize.tensor_types import TensorTypeRule, override_checks, tt_pairs
 
 log = logging.getLogger(__name__)
@@ -247,10 +247,10 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
     if dry_run and child is not None:
         discard_child(child)
         child = None
-    # The child starts now (unless it was started earlier) and loads llama.cpp while this process reads the
-    # imatrix and checks the limits.
+    # The child starts now (unless it was started earlier, or a warm_children block has one ready) and loads
+    # llama.cpp while this process reads the imatrix and checks the limits.
     if not dry_run and child is None:
-        child = start_child()
+        child = take_child()
     try:
         data: ImatrixData | None = None
         imatrix_label: str | None = None

@@ -27,6 +27,7 @@ from medcal_gui.evaluate.evaluate import evaluate, read_text
 from medcal_gui.evaluate.speed import REPS, SpeedResult, measure_speed
 from medcal_gui.quantize.quant_advice import default_ladder_types
 from medcal_gui.quantize.quant_types import get_quant_type
+from medcal_gui.quantize.quantize_process import warm_children
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,7 @@ def rung_file(out_dir: Path, base: Path, qtype: str) -> Path:
     return out_dir / f"{base.stem}-{qtype}.gguf"
 
 
+@warm_children()  # its quantizations find their child started
 def run_ladder(base: Path, heldout: Path, *, imatrix: Path | None = None, calibration: Sequence[Path] = (),
                types: Sequence[str] | None = None, threads: int | None = None,
                constraints: Constraints | None = None, out_dir: Path, n_ctx: int = 512,

@@ -276,3 +276,47 @@ def test_the_input_hash_is_reused_only_for_the_same_file_version(tiny_model: Pat
     data[-1] ^= 0xFF  # same size, different content, newer mtime
     model.write_bytes(bytes(data))
     assert manifest_sha("c.gguf") == hashlib.sha256(bytes(data)).hexdigest() != first
+
+
+def _quantize_children() -> list[int]:
+    """Live quantize children of this process."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != b"Z" and b"quantize_child" in cmd:
+            found.append(int(entry))
+    return found
+
+
+def test_a_batch_finds_its_children_started_and_leaves_none(tiny_model: Path, tmp_path: Path) -> None:
+    """Inside warm_children each quantization takes the child started during the one before (it loaded
+    llama.cpp meanwhile), one spare at most waits, and none is left once the block ends: also when it ends
+    in an error."""
+    from medcal_gui.quantize.quantize_process import warm_children
+
+    assert _quantize_children() == []
+    outs = []
+    with warm_children():
+        for i, t in enumerate(("Q8_0", "Q4_0", "Q8_0")):
+            outs.append(quantize_model(tiny_model, tmp_path / f"w{i}.gguf", t, threads=1))
+            assert len(_quantize_children()) == 1  # the spare, started while this one ran
+    assert [o.output_bytes > 0 for o in outs] == [True] * 3
+    assert (tmp_path / "w0.gguf").read_bytes() == (tmp_path / "w2.gguf").read_bytes()
+    deadline = time.monotonic() + 5
+    while _quantize_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _quantize_children() == []
+    with pytest.raises(InputError), warm_children():
+        quantize_model(tiny_model, tmp_path / "w3.gguf", "Q8_0", threads=1)
+        quantize_model(tiny_model, tmp_path / "missing.gguf", "Q8_0", imatrix=tmp_path / "no.imatrix")
+    deadline = time.monotonic() + 5
+    while _quantize_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _quantize_children() == []
+    # outside a block nothing is kept ready
+    quantize_model(tiny_model, tmp_path / "w4.gguf", "Q8_0", threads=1)
+    assert _quantize_children() == []

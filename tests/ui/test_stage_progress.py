@@ -14,7 +14,11 @@ def test_the_eta_counts_down_then_says_finishing(qtbot) -> None:  # type: ignore
     st.set_progress(Progress("imatrix", 3, 4, unit="chunks", eta_s=3.0))
     assert st.bar.value() == 750 and st.detail.text() == "3/4 chunks · ETA 0:03"
     assert st._tick.isActive()
-    qtbot.waitUntil(lambda: st.detail.text() == "3/4 chunks · finishing…", timeout=6000)  # real seconds pass
+    st._reported_at -= 1.0  # a second later (the clock moved on, no new report): the tick counts down
+    st._tick.timeout.emit()
+    assert st.detail.text() == "3/4 chunks · ETA 0:02"
+    st._reported_at -= 1.5  # under a second left: the timer's own next tick says so
+    qtbot.waitUntil(lambda: st.detail.text() == "3/4 chunks · finishing…", timeout=3000)
     st.finish("4 chunks")
     assert not st._tick.isActive() and st.detail.text() == "4 chunks"
 

@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Signal
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.ui.jobs.gc_policy import GuiThreadCollector
 
-JOBS = 40  # ~10 s on an idle 2-core machine
+JOBS = 40  # about 1 s on an idle 2-core machine
 
 
 class _Node(QObject):

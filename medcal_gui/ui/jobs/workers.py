@@ -32,7 +32,7 @@ LOG = logging.getLogger(__name__)
 
 JobFn = Callable[..., Any]  # fn(progress=ProgressCallback, cancel=CancelToken) -> result
 MIN_INTERVAL_S = 0.05  # at most ~20 progress reports a second
-PUMP_MS = 15  # how often the GUI thread collects what the workers reported
+PUMP_MS = 5  # how often the GUI thread collects what the workers reported
 
 
 def _owner(cb: Callable[..., Any]) -> QObject | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QLineEdit, QPushButton, QWidget
 
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.jobs import CancelToken, ProgressCallback
@@ -18,6 +18,7 @@ from medcal_gui.ui.jobs.job_controls import JobControls
 from medcal_gui.ui.widgets.stage_progress import StageProgress
 from medcal_gui.workflows.ladder import LadderResult, parse_size
 from medcal_gui.workflows.ladder_report import size_text
+from medcal_gui.workflows.recipe.candidates import check_candidate_types, default_candidate_types
 from medcal_gui.workflows.recipe.recipe import RecipeResult, run_recipe
 
 _BPW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:bpw|bits?(?: per weight)?)\s*$", re.IGNORECASE)
@@ -49,6 +50,13 @@ class RecipeControls(JobControls):
             self.target.addItem(f"{r.type}'s size: {size_text(r.bytes)} ({r.bpw:.2f} bpw)", r.bytes)
         # Q4_K_M's size by default: the size most people ship at
         self.target.setCurrentIndex(max(0, self.target.findText("Q4_K_M's", Qt.MatchFlag.MatchStartsWith)))
+        defaults = ", ".join(default_candidate_types())
+        self.types = QLineEdit(bench.settings.get_str("recipe/types") or defaults)
+        self.types.setObjectName("recipe_types")
+        self.types.setPlaceholderText(defaults)
+        self.types.setToolTip("The tensor types the recipe chooses from (medcal recipe --types): each one is "
+                              "tried on every tensor and measured, so fewer types build sooner. F16 is the "
+                              f"base itself. Empty: {defaults}.")
         self.button = QPushButton("Build recipe")
         self.button.setObjectName("recipe_button")
         self.button.setToolTip("Choose one type per tensor to come as close to the base as this size allows "
@@ -64,8 +72,10 @@ class RecipeControls(JobControls):
         grid.addWidget(QLabel("Per-tensor recipe at"), 0, 0)
         grid.addWidget(self.target, 0, 1)
         grid.addWidget(self.button, 0, 2)
-        grid.addWidget(self.progress, 1, 0, 1, 3)
-        grid.addWidget(self.status, 2, 0, 1, 3)
+        grid.addWidget(QLabel("from the types"), 1, 0)
+        grid.addWidget(self.types, 1, 1, 1, 2)
+        grid.addWidget(self.progress, 2, 0, 1, 3)
+        grid.addWidget(self.status, 3, 0, 1, 3)
         grid.setColumnStretch(1, 1)
         self.result: RecipeResult | None = None
         bench.jobs.progress.connect(self._progress)
@@ -82,13 +92,15 @@ class RecipeControls(JobControls):
             raise InputError("This ladder has no importance matrix on record; run the ladder again.")
         base = Path(lad.base["file"])
         target = self.target_kwargs()
+        types = check_candidate_types(re.split(r"[\s,]+", self.types.text())
+                                      if self.types.text().strip() else default_candidate_types())
         tag = (f"{target['target_bytes'] / 1e6:.1f}MB" if "target_bytes" in target
                else f"{target['target_bpw']:g}bpw")
         folder = Path(lad.outputs["json"]).parent if lad.outputs.get("json") else lad.heldout.parent
         # the ladder's rungs serve as the stock files near the recipe's size (same base, imatrix and text)
         return {"base": base, "imatrix": Path(lad.imatrix["path"]), "heldout": lad.heldout,
                 "out": folder / f"{base.stem}-recipe-{tag}.gguf", "n_ctx": lad.n_ctx, "threads": lad.threads,
-                "ladder": folder, **target}
+                "ladder": folder, "types": types, **target}
 
     def start(self) -> bool:
         try:
@@ -96,6 +108,7 @@ class RecipeControls(JobControls):
         except InputError as exc:
             self.bench.show_error(exc)
             return False
+        self.bench.settings.set("recipe/types", ", ".join(kw["types"]))
 
         def job(progress: ProgressCallback, cancel: CancelToken) -> RecipeResult:
             return run_recipe(progress=progress, cancel=cancel, **kw)

@@ -27,6 +27,7 @@ from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import ensure_dir, refuse_input_overwrite, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from medcal_gui.evaluate.eval_cache import text_sha256
+from medcal_gui.quantize.quantize_process import warm_children
 from medcal_gui.workflows.recipe.allocate import BudgetTooSmall, Option, allocate
 from medcal_gui.workflows.recipe.candidates import (
     FLOAT,
@@ -156,6 +157,7 @@ def size_text(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n < 1e9 else f"{n / 1e9:.3f} GB"
 
 
+@warm_children()  # its quantizations find their child started
 def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None = None,
                target_bpw: float | None = None, heldout: Path | None = None, types: Sequence[str] | None = None,
                threads: int | None = None, n_ctx: int = 512, probe_chunks: int | None = None,

@@ -1,4 +1,5 @@
-"""`medcal gui --screenshot DIR` in a fresh process (the bindings' reference counts: tests/ui/test_bindings.py)."""
+"""`medcal gui --screenshot DIR` (the `gui` command) in a fresh process: one PNG per pane at 1280x720 (the
+bindings' reference counts: tests/ui/test_bindings.py)."""
 
 from __future__ import annotations
 
