@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", "--runs", type=int, default=10)
     ap.add_argument("--python", default=sys.executable, help="interpreter to run pytest with")
-    ap.add_argument("--timeout", type=int, default=900, help="seconds per run")
+    ap.add_argument("--timeout", type=int, default=900,
+                    help="seconds per run; a run past it counts as a hang (the stop check allows 35)")
     ap.add_argument("--logs", type=Path, default=None,
                     help="folder for the full output of every run that crashed or failed (default: none kept)")
     ap.add_argument("pytest_args", nargs="*", default=["tests/ui"])
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     torch = "yes" if torch_seen == {True} else "no" if torch_seen == {False} else "mixed" if torch_seen else "?"
     mean = sum(times) / len(times) if times else 0.0
     print(f"crashes {crashes}/{args.runs}; runs with failing tests {failures}; PySide6 {version.split()[0]}; "
-          f"torch imported: {torch}; mean run {mean:.0f} s")
+          f"torch imported: {torch}; mean run {mean:.0f} s, longest {max(times, default=0.0):.0f} s")
     return 1 if crashes else 0
 
 

@@ -40,6 +40,7 @@ from medcal_gui.ui.panes.verify_pane import VerifyPane
 from medcal_gui.ui.settings import Settings
 from medcal_gui.ui.widgets.log_dock import LogDock
 from medcal_gui.ui.widgets.page import Page
+from medcal_gui.ui.widgets.screen_fit import fitted_size
 from medcal_gui.ui.workbench import Workbench
 
 LOG = logging.getLogger("medcal_gui.ui")
@@ -48,14 +49,12 @@ DONE_ROLE = Qt.ItemDataRole.UserRole + 1
 HINT_KEY = "ui/first_run_hint_done"
 # The smallest window: fits a 1280x720 screen with its panel and title bar (checked by the layout test).
 MIN_SIZE = (1024, 640)
-TITLE_BAR = 40  # what a window manager's frame adds above the window, at most
 
 
 def default_size(available: QSize) -> tuple[int, int]:
     """The first window: 1280x800, or the screen's free area less a title bar when that is smaller (a
     1280x720 laptop), never below the minimum size."""
-    return (max(MIN_SIZE[0], min(1280, available.width())),
-            max(MIN_SIZE[1], min(800, available.height() - TITLE_BAR)))
+    return fitted_size(available, (1280, 800), MIN_SIZE)
 
 
 def menu_label(index: int, title: str) -> str:

@@ -13,6 +13,7 @@ from medcal_gui.dataset.reading.loader import LoadOptions
 from medcal_gui.quantize.quant_advice import default_ladder_types
 from medcal_gui.ui.panes.narratives_pane import load_inputs
 from medcal_gui.ui.panes.quantize_pane import QuantizePane
+from medcal_gui.ui.widgets.screen_fit import TITLE_BAR
 from medcal_gui.ui.workbench import Workbench
 from medcal_gui.workflows.recipe.candidates import default_candidate_types
 
@@ -80,6 +81,8 @@ def test_compare_selected_types_runs_the_ladder_shows_it_and_a_recipe_joins_it(q
     assert len(bars) == 3 and all(b.fraction == 1.0 for b in bars[1:])  # every rung reached its end
     view = ctl.view
     assert view is not None and view.table.rowCount() == 2
+    free = view.screen().availableGeometry().height() - TITLE_BAR  # the Close button stays on the screen
+    assert view.height() == max(min(760, free), view.minimumSizeHint().height())
     assert view.table.item(0, 0).text() == "Q8_0" and "Recommendation" in view.recommendation.text()
     headers = [view.table.horizontalHeaderItem(c).text() for c in range(view.table.columnCount())]
     acc = headers.index("Accuracy")

@@ -169,6 +169,18 @@ def test_first_window_fits_the_screen_it_opens_on() -> None:
     assert main_window.default_size(QSize(800, 600)) == main_window.MIN_SIZE
 
 
+def test_the_ladder_window_fits_a_small_screen() -> None:
+    """The ladder's result window asks for 1100x760: on a 1280x720 laptop it gets 680 high, so its Close
+    button and the recipe's status stay on the screen (they were cut off)."""
+    from PySide6.QtCore import QSize
+
+    from medcal_gui.ui.widgets.screen_fit import fitted_size
+
+    assert fitted_size(QSize(1280, 720), (1100, 760)) == (1100, 680)
+    assert fitted_size(QSize(1920, 1080), (1100, 760)) == (1100, 760)
+    assert fitted_size(QSize(1280, 720), (1100, 760), minimum=(0, 700)) == (1100, 700)  # never below its minimum
+
+
 def test_guide_pictures_fit_the_guide_window(qtbot) -> None:  # type: ignore[no-untyped-def]
     from PySide6.QtGui import QTextImageFormat
 

@@ -31,6 +31,7 @@ from medcal_gui.dataset.holdout import heldout_text
 from medcal_gui.quantize.quant_advice import kld_guidance
 from medcal_gui.ui.jobs.job_controls import JobControls
 from medcal_gui.ui.views.recipe_controls import RecipeControls
+from medcal_gui.ui.widgets.screen_fit import fit_to_screen
 from medcal_gui.ui.widgets.stage_progress import StageProgress
 from medcal_gui.workflows.ladder import SHARED, Constraints, LadderResult, parse_size, run_ladder
 from medcal_gui.workflows.ladder_report import chart_svg, size_text
@@ -128,7 +129,7 @@ class LadderView(QDialog):
         close = QPushButton("Close")
         close.clicked.connect(self.accept)
         lay.addWidget(close)
-        self.resize(1100, 760)
+        fit_to_screen(self, (1100, 760))  # the Close button stays on a 1280x720 screen
 
     def add_recipe(self, rec: Any) -> None:
         """A finished recipe (RecipeResult): a row in the table, a point in the chart."""
