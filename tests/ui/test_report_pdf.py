@@ -17,6 +17,7 @@ from medcal_gui.cli.main import main as cli_main
 from medcal_gui.evaluate.eval_plot import plot_eval
 from medcal_gui.evaluate.evaluate import evaluate
 from medcal_gui.quantize.quantize import quantize_model
+from medcal_gui.quantize.quantize_process import warm_children
 from medcal_gui.ui.views.report_pdf import render_page
 from medcal_gui.workflows.handover.publish_facts import gather_facts
 from medcal_gui.workflows.handover.report_doc import build_report
@@ -28,8 +29,9 @@ def inputs(tiny_model: Path, sample_file: Path, tmp_path_factory: pytest.TempPat
     imatrix = d / "tiny.imatrix.gguf"
     compute_imatrix(tiny_model, [sample_file], n_ctx=128, n_chunks=4, out=imatrix)
     q8, q4 = d / "tiny-q8_0.gguf", d / "tiny-q4_0.gguf"
-    quantize_model(tiny_model, q8, "Q8_0", imatrix=imatrix)
-    quantize_model(tiny_model, q4, "Q4_0", imatrix=imatrix)
+    with warm_children():  # the second finds its child started
+        quantize_model(tiny_model, q8, "Q8_0", imatrix=imatrix)
+        quantize_model(tiny_model, q4, "Q4_0", imatrix=imatrix)
     res = evaluate(tiny_model, [q8, q4], sample_file, n_ctx=128, n_chunks=4, use_cache=False)
     ev = d / "eval.json"
     ev.write_text(json.dumps(res.to_json()), encoding="utf-8")
