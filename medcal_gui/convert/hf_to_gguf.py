@@ -25,7 +25,7 @@ from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType
 from medcal_gui.convert.config import Gemma3Spec, UnsupportedModelError, add_general_metadata, read_spec
 from medcal_gui.convert.input_hash import InputHasher
 from medcal_gui.convert.safetensors_io import INDEX_NAME, SafetensorsCheckpoint
-from medcal_gui.convert.tensors import TensorPlan, plan_language_model, write_gguf
+from medcal_gui.convert.tensors import TensorPlan, in_file_order, plan_language_model, write_gguf
 from medcal_gui.convert.vocab import SPECIAL_TYPES, Vocab, load_vocab, tokenizer_files
 from medcal_gui.core.errors import InputError, OutputError
 from medcal_gui.core.fsutil import atomic_path, check_free_space, ensure_dir, refuse_input_overwrite, write_text_atomic
@@ -184,7 +184,7 @@ def convert_hf(hf_dir: Path | str, out: Path | str, outtype: str = "f16", mmproj
             hasher = InputHasher(inputs, hf_dir, cancel)
             stack.callback(hasher.stop)
         vocab = load_vocab(hf_dir, int(spec.text["vocab_size"]))
-        plans = plan_language_model(spec, ckpt, len(vocab), qtype)
+        plans = in_file_order(plan_language_model(spec, ckpt, len(vocab), qtype), ckpt)
         mm_plans: list[TensorPlan] = []
         mm_writer: GGUFWriter | None = None
         if mm_path is not None:
@@ -194,6 +194,7 @@ def convert_hf(hf_dir: Path | str, out: Path | str, outtype: str = "f16", mmproj
             from medcal_gui.convert.mmproj import plan_mmproj
 
             mm_writer, mm_plans = plan_mmproj(spec, ckpt, ftype)
+            mm_plans = in_file_order(mm_plans, ckpt)
         warnings = list(spec.warnings) + list(vocab.warnings)
 
         outputs = [out] + ([mm_path] if mm_path else [])

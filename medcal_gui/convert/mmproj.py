@@ -99,7 +99,6 @@ def plan_mmproj(spec: Gemma3Spec, ckpt: SafetensorsCheckpoint, ftype: LlamaFileT
             p.name == "v.patch_embd.weight" for p in plans):
         raise ShardError(f"The weights in {ckpt.hf_dir} lack the vision tower or its projector: the download is "
                          "incomplete.")
-    plans.sort(key=lambda p: (not p.name.startswith("v.patch"), p.name))
 
     pre = _preprocessor(spec.hf_dir)
     w = GGUFWriter(None, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.MMPROJ])

@@ -15,20 +15,17 @@ tensor a slice of rows at a time, hashing the file as it goes.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import queue
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter
 from gguf import quants as gguf_quants
 
 from medcal_gui.convert.config import Gemma3Spec, UnsupportedModelError
+from medcal_gui.convert.output_stream import HashingWriter
 from medcal_gui.convert.safetensors_io import (
     SafetensorsCheckpoint,
     ShardError,
@@ -39,7 +36,6 @@ from medcal_gui.convert.safetensors_io import (
     row_slices,
     widen,
 )
-from medcal_gui.core.fsutil import start_writeback
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter
 from medcal_gui.llama.row_convert import bf16_to_f16, f32_to_f16
 
@@ -180,6 +176,16 @@ def plan_language_model(spec: Gemma3Spec, ckpt: SafetensorsCheckpoint, n_vocab: 
     return plans
 
 
+def in_file_order(plans: list[TensorPlan], ckpt: SafetensorsCheckpoint) -> list[TensorPlan]:
+    """The plans in the order their bytes lie in the shards (shard by shard, front to back), so that a
+    conversion reads each shard from the disk as one sequential stream, as a plain copy does. Read blk by blk,
+    the tensors of a download lie scattered (`layers.1` is followed by `layers.10` in the file), and the disk
+    read a few tensors and then jumped. For a download whose tensors share one dtype this is also the order
+    llama.cpp's converter writes them in (shard by shard, names sorted: safetensors stores them sorted)."""
+    shard_no = {s: i for i, s in enumerate(ckpt.shards)}
+    return sorted(plans, key=lambda p: (shard_no[p.entry.shard], p.entry.start))
+
+
 def _chunk_values(p: TensorPlan, r0: int, r1: int) -> np.ndarray:
     raw = read_raw(p.entry, r0, r1)
     if p.add_one and p.entry.dtype == "F16":
@@ -227,7 +233,7 @@ def write_gguf(path: Path, writer: GGUFWriter, plans: list[TensorPlan], *, stage
     meter = RateMeter()
     with open(path, "r+b") as fh:
         head = fh.read()
-        sink = _HashingWriter(fh, head)
+        sink = HashingWriter(fh, head)
         try:
             for i, p in enumerate(plans):
                 cancel.check()
@@ -258,69 +264,3 @@ def write_gguf(path: Path, writer: GGUFWriter, plans: list[TensorPlan], *, stage
         fh.flush()
     progress(Progress(stage, len(plans), len(plans), unit="tensors", message="done"))
     return digest
-
-
-class _HashingWriter:
-    """Writes slices on one thread and hashes them on another while the caller reads and converts the next
-    one (all three let go of the GIL: file writes, sha256, the casts), holding at most QUEUED slices in
-    memory. Writing and hashing each take about as long as reading and converting (4B, 2 cores: 5 s of
-    writes, 8 s of sha256, 5 s of reads and casts); one thread doing both was the conversion's bottleneck."""
-
-    QUEUED = 2
-    WRITEBACK = 64 * 1024 * 1024  # bytes written between two requests to the kernel to start writing them out
-
-    def __init__(self, fh: BinaryIO, head: bytes) -> None:
-        self._hash = hashlib.sha256(head)
-        self.pos = len(head)
-        self._error: BaseException | None = None
-        self._queues: list[queue.Queue[bytes | memoryview | None]] = []
-        self._threads: list[threading.Thread] = []
-        self._fh = fh
-        self._flushed = self._written = len(head)
-        for name, work in (("writer", self._write), ("hasher", self._hash.update)):
-            q: queue.Queue[bytes | memoryview | None] = queue.Queue(self.QUEUED)
-            t = threading.Thread(target=self._run, args=(q, work), name=f"medcal-convert-{name}", daemon=True)
-            self._queues.append(q)
-            self._threads.append(t)
-            t.start()
-
-    def _run(self, q: queue.Queue[bytes | memoryview | None], work: Callable[[bytes | memoryview], object]) -> None:
-        while (data := q.get()) is not None:
-            if self._error is None:
-                try:
-                    work(data)
-                except BaseException as exc:  # handed to the caller at its next put or at finish
-                    self._error = exc
-
-    def _write(self, data: bytes | memoryview) -> None:
-        self._fh.write(data)
-        self._written += len(data)
-        if self._written - self._flushed >= self.WRITEBACK:
-            self._fh.flush()
-            start_writeback(self._fh.fileno(), self._flushed, self._written - self._flushed)
-            self._flushed = self._written
-
-    def put(self, data: bytes | memoryview) -> int:
-        if self._error is not None:
-            raise self._error
-        for q in self._queues:
-            q.put(data)
-        self.pos += len(data)
-        return len(data)
-
-    def pad(self, align: int) -> None:
-        if self.pos % align:
-            self.put(bytes(align - self.pos % align))
-
-    def finish(self) -> str:
-        """Wait for every slice to be written; the sha256 of the whole file."""
-        self.stop()
-        if self._error is not None:
-            raise self._error
-        return self._hash.hexdigest()
-
-    def stop(self) -> None:
-        for q, t in zip(self._queues, self._threads, strict=True):
-            if t.is_alive():
-                q.put(None)
-                t.join()

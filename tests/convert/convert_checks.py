@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,13 @@ def _copy(src: Path, dst: Path) -> Path:
 
     shutil.copytree(src, dst)
     return dst
+
+
+def gguf_contents(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, tuple[int, ...], str]]]:
+    """A GGUF's metadata values, and its tensors by name (type, shape, sha256 of the data): what a file holds,
+    whatever the order of its tensors."""
+    r = gguf.GGUFReader(str(path))
+    kv = {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
+    ts = {t.name: (int(t.tensor_type), tuple(int(x) for x in t.shape),
+                   hashlib.sha256(np.ascontiguousarray(t.data).tobytes()).hexdigest()) for t in r.tensors}
+    return kv, ts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import struct
@@ -14,12 +15,12 @@ import gguf
 import hf_fixture as hf
 import numpy as np
 import pytest
-from convert_checks import PROMPT, TOKEN_TEXTS, _copy, _field, _leftovers, _llama, _llama_logits  # noqa: F401
+from convert_checks import PROMPT, TOKEN_TEXTS, _copy, _field, _leftovers, _llama, _llama_logits, gguf_contents  # noqa: F401
 
-from medcal_gui.convert.config import NotAModelError, UnsupportedModelError
+from medcal_gui.convert.config import NotAModelError, UnsupportedModelError, read_spec
 from medcal_gui.convert.hf_to_gguf import convert_hf, is_hf_model_dir
 from medcal_gui.convert.safetensors_io import SafetensorsCheckpoint, ShardError, widen
-from medcal_gui.convert.tensors import TensorPlan, write_gguf
+from medcal_gui.convert.tensors import TensorPlan, plan_language_model, write_gguf
 from medcal_gui.convert.vocab import CONTROL, TokenizerError, parse_sentencepiece
 from medcal_gui.core.errors import Cancelled, MedcalError
 from medcal_gui.core.jobs import CancelToken, Progress
@@ -155,7 +156,16 @@ def test_sharded_and_bf16_checkpoints(sp_model: bytes, hf_root: Path, causal_dir
     assert (sharded / "model.safetensors.index.json").is_file()
     a = convert_hf(causal_dir, hf_root / "out" / "layout-a.gguf", outtype="f32", hash_inputs=False)
     b = convert_hf(sharded, hf_root / "out" / "layout-b.gguf", outtype="f32", hash_inputs=False)
-    assert a.sha256 == b.sha256
+    assert gguf_contents(a.out) == gguf_contents(b.out)  # the same values and tensors
+    # ... listed in the order their bytes lie in the shards: each shard is read front to back, once
+    st_b = SafetensorsCheckpoint(sharded)
+    assert len(st_b.shards) > 2
+    plans = {p.name: p for p in plan_language_model(read_spec(sharded), st_b, len(gguf_contents(b.out)[0][
+        "tokenizer.ggml.tokens"]), gguf.GGMLQuantizationType.F32)}
+    names = [t.name for t in gguf.GGUFReader(str(b.out)).tensors]
+    where = [(st_b.shards.index(plans[n].entry.shard), plans[n].entry.start) for n in names]
+    assert sorted(plans) == sorted(names) and where == sorted(where)
+    assert names != list(plans)  # not blk by blk, as planned
 
     bf = hf.make_causal(hf_root / "bf16" / "tiny-gemma3", sp_model, dtype="bfloat16")
     st = SafetensorsCheckpoint(bf)
@@ -241,10 +251,10 @@ def test_streaming_keeps_memory_to_a_slice(tmp_path: Path, monkeypatch: pytest.M
     # A whole-tensor conversion needs raw + float32 + output: 48 MB here. Streaming holds a slice being read
     # and converted (raw, float32, output: 2.5 slices of float32) and the writer's queue and the slice it
     # writes: under (QUEUED + 3) slices of 4 MB, whatever the tensor's size.
-    from medcal_gui.convert.tensors import _HashingWriter
+    from medcal_gui.convert.output_stream import HashingWriter
 
     slice_f32 = (1 << 20) * 4
-    assert peak < (_HashingWriter.QUEUED + 3) * slice_f32 < rows * cols * 4
+    assert peak < (HashingWriter.QUEUED + 3) * slice_f32 < rows * cols * 4
     r = gguf.GGUFReader(str(tmp_path / "out.gguf"))
     assert r.tensors[0].data.shape == (rows, cols)
 
@@ -443,21 +453,34 @@ def test_tokenizer_json_drives_special_ids_and_add_bos(causal_dir: Path, tmp_pat
     assert v.chat_template == hf.GEMMA_TEMPLATE
 
 
-def test_a_write_error_on_the_writer_thread_reaches_the_converter(tmp_path: Path) -> None:
-    """The slices are written (and hashed) on threads: a write's failure (here a file open for reading only) is
-    raised in the converter, not lost, and both threads end."""
-    import io
+@pytest.mark.parametrize("direct", [True, False], ids=["past-the-page-cache", "through-the-page-cache"])
+def test_a_write_error_on_the_writer_thread_reaches_the_converter(tmp_path: Path, direct: bool) -> None:
+    """The slices are written (and hashed) on threads: a write's failure (here the file-size limit, EFBIG, as a
+    full disk fails) is raised in the converter, not lost, and both threads end."""
+    import resource
 
-    from medcal_gui.convert.tensors import _HashingWriter
+    from medcal_gui.convert.output_stream import HashingWriter
 
-    target = tmp_path / "ro.bin"
+    target = tmp_path / "big.bin"
     target.write_bytes(b"head")
-    with open(target, "rb") as fh:
-        sink = _HashingWriter(fh, b"head")  # type: ignore[arg-type]
-        with pytest.raises(io.UnsupportedOperation):
-            for _ in range(10):
-                sink.put(b"x" * 4096)
-            sink.finish()
-        sink.stop()
+    limit = 1 << 20
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    with open(target, "r+b") as fh:
+        fh.seek(4)
+        sink = HashingWriter(fh, b"head", direct=direct)
+        if direct and not sink.direct:
+            sink.stop()
+            pytest.skip(f"the file system of {tmp_path} refuses O_DIRECT")
+        assert sink.direct is direct
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))  # Python ignores SIGXFSZ: writes fail, EFBIG
+        try:
+            with pytest.raises(OSError) as info:
+                for _ in range(40):
+                    sink.put(b"x" * limit)
+                sink.finish()
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            sink.stop()
+        assert info.value.errno == errno.EFBIG
         assert not any(t.name.startswith("medcal-convert-") and t.is_alive() for t in threading.enumerate())
-    assert target.read_bytes() == b"head"
+    assert target.stat().st_size < 2 * limit  # of the 40 MB put

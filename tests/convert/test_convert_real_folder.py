@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import gguf
 import hf_fixture as hf
-import numpy as np
 import pytest
-from convert_checks import PROMPT, TOKEN_TEXTS, _copy, _field, _leftovers, _llama, _llama_logits  # noqa: F401
+from convert_checks import PROMPT, TOKEN_TEXTS, _copy, _field, _leftovers, _llama, _llama_logits, gguf_contents  # noqa: F401
 
 from medcal_gui.convert.hf_to_gguf import convert_hf
 from medcal_gui.convert.vocab import CONTROL
@@ -27,21 +25,15 @@ needs_ref = pytest.mark.skipif(MISSING is not None or CONVERTER is None,
                                reason=f"llama.cpp's converter unavailable: {MISSING or 'sdist not unpacked'}")
 
 
-def _dump(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, tuple[int, ...], str]]]:
-    r = gguf.GGUFReader(str(path))
-    kv = {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
-    ts = {t.name: (int(t.tensor_type), tuple(int(x) for x in t.shape),
-                   hashlib.sha256(np.ascontiguousarray(t.data).tobytes()).hexdigest()) for t in r.tensors}
-    return kv, ts
-
-
 def _assert_same(ours: Path, ref: Path, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
-    kv_a, ts_a = _dump(ours)
-    kv_b, ts_b = _dump(ref)
+    kv_a, ts_a = gguf_contents(ours)
+    kv_b, ts_b = gguf_contents(ref)
     keys = (set(kv_a) | set(kv_b)) - set(ignore)
     diff = {k: (kv_a.get(k, "<missing>"), kv_b.get(k, "<missing>")) for k in sorted(keys) if kv_a.get(k) != kv_b.get(k)}
     assert diff == {}, f"metadata differs from llama.cpp's: {str(diff)[:2000]}"
     assert ts_a == ts_b
+    # in the same order: shard by shard, front to back (how medcal reads them, and how llama.cpp lists them)
+    assert [t.name for t in gguf.GGUFReader(str(ours)).tensors] == [t.name for t in gguf.GGUFReader(str(ref)).tensors]
     return kv_a
 
 
@@ -121,8 +113,8 @@ def test_tokenizer_json_only_folder(real_dir: Path, real_ref: tuple[Path, Path],
     d = _copy(real_dir, tmp_path / "jsononly")
     (d / "tokenizer.model").unlink()
     res = convert_hf(d, tmp_path / "j.gguf", outtype="f32", hash_inputs=False)
-    kv, _ = _dump(res.out)
-    ref, _ = _dump(real_ref[0])
+    kv, _ = gguf_contents(res.out)
+    ref, _ = gguf_contents(real_ref[0])
     for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id",
                 "tokenizer.ggml.eos_token_id", "tokenizer.ggml.model", "tokenizer.chat_template"):
         assert kv[key] == ref[key], key
