@@ -9,33 +9,16 @@ progress: the thread counts the bytes it has hashed, and the caller shows that c
 from __future__ import annotations
 
 import hashlib
-import mmap
-import os
-import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from medcal_gui.core.errors import InputError
+from medcal_gui.core.fsutil import file_windows
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter
 
 MiB = 1024 * 1024
-WINDOW = 8 * MiB  # mapped, hashed and unmapped at a time: memory stays at one window
 STAGE = "hash input"
-
-
-def _chunks(fh: BinaryIO) -> Iterator[bytes | mmap.mmap]:
-    """A file's bytes a window at a time: a regular file mapped, so it is hashed where the page cache holds it
-    (read() copied every byte out first: 8.6 GB at 4B, a fifth of the conversion's CPU), anything else read."""
-    st = os.fstat(fh.fileno())
-    if not stat.S_ISREG(st.st_mode):
-        while chunk := fh.read(WINDOW):
-            yield chunk
-        return
-    for pos in range(0, st.st_size, WINDOW):
-        with mmap.mmap(fh.fileno(), min(WINDOW, st.st_size - pos), access=mmap.ACCESS_READ, offset=pos) as mm:
-            yield mm
 
 
 class InputHasher:
@@ -60,7 +43,7 @@ class InputHasher:
             for f in self.files:
                 h = hashlib.sha256()
                 with open(f, "rb") as fh:
-                    for chunk in _chunks(fh):
+                    for chunk in file_windows(fh):
                         if self._stop.is_set() or self._cancel.cancelled:
                             return
                         h.update(chunk)

@@ -11,14 +11,15 @@ import ctypes
 import errno
 import functools
 import hashlib
+import mmap
 import os
 import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from medcal_gui.core.errors import OutputError
 
@@ -236,11 +237,33 @@ def write_text_atomic(target: Path, text: str) -> None:
         fh.write(text)
 
 
-def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
+HASH_WINDOW = 8 * 1024 * 1024
+
+
+def file_windows(fh: BinaryIO, window: int = HASH_WINDOW) -> Iterator[bytes | mmap.mmap]:
+    """A file's bytes a window at a time, each to be used before the next is asked for. A regular file is mapped,
+    so a hash reads it where the page cache holds it: read() copied every byte out first, which cost as much CPU
+    as the sha256 itself on the 2-core machine (a 253 MB quant: 0.18 s). Anything else (a pipe) is read."""
+    st = os.fstat(fh.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        while chunk := fh.read(window):
+            yield chunk
+        return
+    for pos in range(0, st.st_size, window):
+        with mmap.mmap(fh.fileno(), min(window, st.st_size - pos), access=mmap.ACCESS_READ, offset=pos) as mm:
+            yield mm
+
+
+def sha256_file(path: Path, on_window: Callable[[int], object] | None = None) -> str:
+    """The file's sha256; `on_window(bytes hashed so far)` after each window (a cancel check, progress)."""
     h = hashlib.sha256()
+    done = 0
     with open(path, "rb") as fh:
-        while chunk := fh.read(bufsize):
-            h.update(chunk)
+        for w in file_windows(fh):
+            h.update(w)
+            done += len(w)
+            if on_window is not None:
+                on_window(done)
     return h.hexdigest()
 
 

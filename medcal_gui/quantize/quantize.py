@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import logging
 import subprocess
@@ -35,6 +34,7 @@ from medcal_gui.core.fsutil import (
     check_output_path,
     ensure_dir,
     remove_stale_partials,
+    sha256_file,
     write_text_atomic,
 )
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
@@ -93,19 +93,16 @@ def ggml_type_id(name: str) -> int:
 
 
 def _sha256(path: Path, cancel: CancelToken, progress: ProgressCallback, stage: str) -> str:
-    h = hashlib.sha256()
     total = path.stat().st_size
-    done = 0
     meter = RateMeter()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 << 20):
-            cancel.check()
-            h.update(chunk)
-            done += len(chunk)
-            if total > 256 * MiB:
-                progress(Progress(stage, done, total, unit="bytes", rate=meter.rate(done) or 0.0,
-                                  rate_unit="B", eta_s=meter.eta(done, total), message=path.name))
-    return h.hexdigest()
+
+    def on_window(done: int) -> None:
+        cancel.check()
+        if total > 256 * MiB:
+            progress(Progress(stage, done, total, unit="bytes", rate=meter.rate(done) or 0.0,
+                              rate_unit="B", eta_s=meter.eta(done, total), message=path.name))
+
+    return sha256_file(path, on_window)
 
 
 def _kv_value(v: object) -> int | str:
