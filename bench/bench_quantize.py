@@ -5,7 +5,8 @@
 
 An importance matrix is computed first (or given with --imatrix); both tools then quantize the same model
 with the same imatrix and thread count, alternately, `--repeat` times each; the median wall times and their
-ratio are printed. Everything counts: interpreter start-up, imports, the child process, hashing, sidecars.
+ratio are printed. Everything counts: interpreter start-up, imports, the child process, hashing, sidecars
+(medcal's bytecode is compiled first, as an install has it).
 llama-quantize is built from the pinned sdist (see bench/verify_llama_tools.py); without it only medcal's
 times are printed. On a shared machine compare the ratio, not the seconds.
 """
@@ -69,6 +70,11 @@ def main() -> int:
     ap.add_argument("--cold", action="store_true",
                     help="an empty medcal cache for every run (the input is hashed every time)")
     args = ap.parse_args()
+    # An installed medcal has its bytecode compiled (pip does it at install time); a checkout run with
+    # PYTHONDONTWRITEBYTECODE=1 (as this workplace sets it) would compile ~50 modules in every run instead.
+    import compileall
+
+    compileall.compile_dir(str(REPO / "medcal_gui"), quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or write_tiny_gemma3(Path(tmp) / "tiny.gguf")
         imatrix = args.imatrix
