@@ -9,6 +9,7 @@ out). The shape-giving ones are checked against the tensors before anything is w
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,52 @@ def read_json_optional(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         raise ModelError(f"The file {path} cannot be read as JSON ({exc}). Download the model again.") from exc
     return doc if isinstance(doc, dict) else None
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    m = _WS.match(text, pos)
+    return m.end() if m else pos
+
+
+def read_json_keys(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Some top-level values of the JSON object in `path` (those present; none where the file is absent),
+    parsing only the values up to the last of them. tokenizer.json lists `added_tokens` and `post_processor`
+    ahead of the model's vocabulary (33 MB in MedGemma's): parsing the whole file held the GIL for most of a
+    second, a stall of the window while it converted. Anything this walk does not expect is left to the
+    whole-file parse and its errors."""
+    if not path.is_file():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"The file {path} cannot be read as JSON ({exc}). Download the model again.") from exc
+    dec = json.JSONDecoder()
+    found: dict[str, Any] = {}
+    try:
+        pos = _skip_ws(text, 0)
+        if text[pos] != "{":
+            raise ValueError("not an object")
+        pos = _skip_ws(text, pos + 1)
+        while text[pos] != "}" and len(found) < len(keys):
+            name, pos = dec.raw_decode(text, pos)
+            pos = _skip_ws(text, pos)
+            if not isinstance(name, str) or text[pos] != ":":
+                raise ValueError("not a key")
+            value, pos = dec.raw_decode(text, _skip_ws(text, pos + 1))
+            if name in keys and name not in found:
+                found[name] = value
+            pos = _skip_ws(text, pos)
+            if text[pos] == ",":
+                pos = _skip_ws(text, pos + 1)
+            elif text[pos] != "}":
+                raise ValueError("expected , or }")
+        return found
+    except (ValueError, IndexError):
+        doc = read_json_optional(path) or {}
+        return {k: doc[k] for k in keys if k in doc}
 
 
 def _architecture(cfg: dict[str, Any], path: Path) -> str:

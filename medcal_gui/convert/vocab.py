@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medcal_gui.convert.config import read_json_optional
+from medcal_gui.convert.config import read_json_keys, read_json_optional
 from medcal_gui.core.errors import ModelError
 from medcal_gui.core.markers import TURN_MARKERS
 
@@ -236,7 +236,7 @@ def _token_content(entry: Any) -> str | None:
 
 def _special_tokens(hf_dir: Path, vocab: Vocab) -> None:
     n = len(vocab.tokens)
-    tj = read_json_optional(hf_dir / "tokenizer.json")
+    tj = read_json_keys(hf_dir / "tokenizer.json", ("added_tokens", "post_processor"))
     tconf = read_json_optional(hf_dir / "tokenizer_config.json") or {}
     stmap = read_json_optional(hf_dir / "special_tokens_map.json") or {}
     index: dict[str, int] = {}
@@ -247,7 +247,7 @@ def _special_tokens(hf_dir: Path, vocab: Vocab) -> None:
         if isinstance(tid, int) and not isinstance(tid, bool) and 0 <= tid < n and typ not in vocab.special_ids:
             vocab.special_ids[typ] = tid
 
-    added = (tj or {}).get("added_tokens") or []
+    added: list[Any] = tj["added_tokens"] if isinstance(tj.get("added_tokens"), list) else []
     for typ in SPECIAL_TYPES:
         content = _token_content(tconf.get(f"{typ}_token"))
         if content is None:
@@ -266,7 +266,7 @@ def _special_tokens(hf_dir: Path, vocab: Vocab) -> None:
             tid = cfg["text_config"].get(f"{typ}_token_id")
         put(typ, tid)
 
-    post = (tj or {}).get("post_processor") or {}
+    post = tj.get("post_processor") or {}
     for proc in post.get("processors", [post]) if isinstance(post, dict) else []:
         if not isinstance(proc, dict) or proc.get("type") != "TemplateProcessing":
             continue

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 from medcal_gui import __version__
 from medcal_gui.ui.error_dialog import install_excepthooks
 from medcal_gui.ui.jobs.gc_policy import GuiThreadCollector
+from medcal_gui.ui.jobs.gil_policy import GilPolicy
 from medcal_gui.ui.settings import APP, ORG
 
 LOG = logging.getLogger("medcal_gui.ui")
@@ -36,6 +37,7 @@ def run_gui(model: Path | None = None, screenshot: Path | None = None, verbose: 
     app = create_app()
     restore = install_excepthooks()
     collector = GuiThreadCollector(app).install()  # Qt objects are never collected on a worker thread
+    gil = GilPolicy().install()  # a worker in pure Python hands the GUI thread the GIL within 1 ms
     try:
         logging.getLogger("medcal_gui").setLevel(logging.DEBUG if verbose else logging.INFO)
         win = MainWindow(model=model)
@@ -50,5 +52,6 @@ def run_gui(model: Path | None = None, screenshot: Path | None = None, verbose: 
         win.show()
         return int(app.exec())
     finally:
+        gil.uninstall()
         collector.uninstall()
         restore()

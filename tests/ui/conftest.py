@@ -21,6 +21,7 @@ from PySide6.QtCore import QSettings  # noqa: E402
 
 from medcal_gui.ui import error_dialog  # noqa: E402
 from medcal_gui.ui.jobs.gc_policy import GuiThreadCollector  # noqa: E402
+from medcal_gui.ui.jobs.gil_policy import GilPolicy  # noqa: E402
 from medcal_gui.ui.settings import Settings  # noqa: E402
 from medcal_gui.ui.workbench import Workbench  # noqa: E402
 
@@ -68,9 +69,12 @@ def real_show_error():  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def gui_gc(qapp) -> Iterator[GuiThreadCollector]:  # type: ignore[no-untyped-def]
-    """The app's policy: garbage is collected on the GUI thread only, from a timer."""
+    """The app's policies: garbage is collected on the GUI thread only, from a timer; a busy worker hands the GUI
+    thread the GIL within 1 ms."""
     collector = GuiThreadCollector(qapp).install()
+    gil = GilPolicy().install()  # and the GIL's switch interval, as the app sets it
     yield collector
+    gil.uninstall()
     collector.uninstall()  # the test's garbage, collected here on the GUI thread
     gc.freeze()  # what survives it lives on (pytest's reports, logs): the next test's collection skips it
     collector.deleteLater()
