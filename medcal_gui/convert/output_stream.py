@@ -53,7 +53,20 @@ class DirectFile:
             fd = os.open(fh.name, os.O_WRONLY | flag)
         except OSError:  # EINVAL: this file system does not do direct I/O
             return None
-        return cls(fh, fd, head)
+        out = cls(fh, fd, head)
+        if not out._probe():
+            out.release()
+            return None
+        return out
+
+    def _probe(self) -> bool:
+        """Write the first block (the head's last bytes, zeros after them) past the page cache: some file
+        systems take the O_DIRECT open and refuse the writes (alignment rules of their own). The zeros are
+        written over, and `close()` cuts the file to its length in any case."""
+        try:
+            return os.pwrite(self._fd, self._view[:BLOCK], self._base) == BLOCK
+        except OSError:
+            return False
 
     def write(self, data: Chunk) -> None:
         src = memoryview(data).cast("B")
@@ -77,12 +90,14 @@ class DirectFile:
     def close(self) -> None:
         """Write what is left: the whole blocks directly, the last partial one through `fh`."""
         try:
+            end = self._base + self._fill
             whole = self._fill - self._fill % BLOCK
             if whole:
                 self._put(whole)
             if self._fill:
                 os.pwrite(self._fh.fileno(), self._view[:self._fill], self._base)
-                self._fh.seek(self._base + self._fill)
+            os.ftruncate(self._fh.fileno(), end)  # a small file: the probe's zeros may lie past its end
+            self._fh.seek(end)
         finally:
             self.release()
 

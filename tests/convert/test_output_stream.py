@@ -64,3 +64,57 @@ def test_stop_without_finish_leaves_no_descriptor_open(tmp_path: Path) -> None:
         sink.put(b"x" * (BLOCK * 3 + 1))
         sink.stop()
     assert set(os.listdir("/proc/self/fd")) <= before
+
+
+def test_a_file_system_that_refuses_direct_writes_gets_buffered_ones(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some file systems accept the O_DIRECT open and refuse the writes (EINVAL): the first block is tried at
+    once, and on a refusal everything goes through the page cache. (No such file system here: the refusal is
+    injected into the direct descriptor's writes only.)"""
+    import errno
+    import os
+
+    real_open, real_pwrite = os.open, os.pwrite
+    direct_fds: set[int] = set()
+
+    def fake_open(path: str, flags: int, *args: int) -> int:
+        fd = real_open(path, flags, *args)
+        if flags & getattr(os, "O_DIRECT", 0):
+            direct_fds.add(fd)
+        return fd
+
+    def fake_pwrite(fd: int, data: bytes, offset: int) -> int:
+        if fd in direct_fds:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    monkeypatch.setattr(os, "pwrite", fake_pwrite)
+    head = b"h" * 5003
+    target = tmp_path / "out.gguf"
+    target.write_bytes(head)
+    with open(target, "r+b") as fh:
+        fh.seek(0, 2)
+        sink = HashingWriter(fh, head)
+        if not direct_fds:
+            sink.stop()
+            pytest.skip(f"the file system of {tmp_path} refuses the O_DIRECT open itself")
+        assert not sink.direct
+        sink.put(b"x" * (3 * BLOCK + 5))
+        digest = sink.finish()
+        sink.stop()
+    assert target.read_bytes() == head + b"x" * (3 * BLOCK + 5)
+    assert digest == hashlib.sha256(head + b"x" * (3 * BLOCK + 5)).hexdigest()
+
+
+def test_a_small_file_is_cut_to_its_length(tmp_path: Path) -> None:
+    """The first block is written whole (zeros after the head): a file shorter than that ends where it should."""
+    target = tmp_path / "small.gguf"
+    target.write_bytes(b"head")
+    with open(target, "r+b") as fh:
+        fh.seek(0, 2)
+        sink = HashingWriter(fh, b"head")
+        sink.put(b"tail")
+        sink.finish()
+        sink.stop()
+    assert target.read_bytes() == b"headtail"
