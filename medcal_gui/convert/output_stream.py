@@ -11,14 +11,17 @@ with the kernel asked to start writing them out every 64 MB.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import mmap
 import os
 import queue
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import BinaryIO
 
+from medcal_gui.core.errors import OutputError
 from medcal_gui.core.fsutil import start_writeback
 
 BLOCK = 4096  # O_DIRECT offsets, lengths and buffer addresses: multiples of the device's block (4096 is safe)
@@ -108,6 +111,19 @@ class DirectFile:
         self._buf.close()
 
 
+def write_error(path: Path, exc: OSError) -> OutputError:
+    """What a failed write of the conversion's output (`path`: its partial file) says to the user."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        why = "the disk (or this user's quota, or the file-size limit) is full"
+        fix = "Free some space, or write the GGUF to another disk, and convert again."
+    else:
+        why = exc.strerror or str(exc)
+        fix = "Check the disk and the folder, and convert again."
+    err = OutputError(f"Writing the converted model in {path.parent} failed: {why}. Nothing was kept. {fix}")
+    err.__cause__ = exc
+    return err
+
+
 class HashingWriter:
     """Writes slices on one thread and hashes them on another while the caller reads and converts the next
     one (all three let go of the GIL: file writes, sha256, the casts), holding at most QUEUED slices in
@@ -145,6 +161,8 @@ class HashingWriter:
             if self._error is None:
                 try:
                     work(data)
+                except OSError as exc:  # a full disk, a lost drive: said in words, at the caller's next put
+                    self._error = write_error(Path(self._fh.name), exc)
                 except BaseException as exc:  # handed to the caller at its next put or at finish
                     self._error = exc
 
@@ -178,7 +196,10 @@ class HashingWriter:
             raise self._error
         if self._direct is not None:
             direct, self._direct = self._direct, None
-            direct.close()
+            try:
+                direct.close()
+            except OSError as exc:
+                raise write_error(Path(self._fh.name), exc) from exc
         return self._hash.hexdigest()
 
     def _join(self) -> None:

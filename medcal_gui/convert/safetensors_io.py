@@ -208,7 +208,8 @@ def read_raw(entry: TensorEntry, row_start: int = 0, row_end: int | None = None)
     The words are a read-only view of the shard mapped into memory (the mapping lasts as long as the array):
     the page cache's own pages, not a copy of them. read() copied every byte out of the page cache, which was a
     quarter of a 4B conversion's CPU time on 2 cores. The shard's size was checked against its header when it
-    was opened (`SafetensorsCheckpoint`)."""
+    was opened (`SafetensorsCheckpoint`); a shard cut short by another program *while* it is converted ends the
+    process (SIGBUS), as it does llama.cpp and safetensors, which map their files the same way."""
     check_dtype(entry)
     width, np_dtype = _DTYPES[entry.dtype]
     rows = entry.shape[0] if entry.shape else 1

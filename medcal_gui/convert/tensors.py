@@ -25,7 +25,7 @@ from gguf import GGMLQuantizationType, GGUFWriter
 from gguf import quants as gguf_quants
 
 from medcal_gui.convert.config import Gemma3Spec, UnsupportedModelError
-from medcal_gui.convert.output_stream import HashingWriter
+from medcal_gui.convert.output_stream import HashingWriter, write_error
 from medcal_gui.convert.safetensors_io import (
     SafetensorsCheckpoint,
     ShardError,
@@ -225,10 +225,13 @@ def write_gguf(path: Path, writer: GGUFWriter, plans: list[TensorPlan], *, stage
     """
     for p in plans:
         writer.add_tensor_info(p.name, p.shape, np.dtype(np.float32), p.nbytes, raw_dtype=p.out_type)
-    writer.write_header_to_file(path=Path(path))
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    writer.close()
+    try:
+        writer.write_header_to_file(path=Path(path))
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        writer.close()
+    except OSError as exc:
+        raise write_error(Path(path), exc) from exc
     align = writer.data_alignment
     meter = RateMeter()
     with open(path, "r+b") as fh:
@@ -261,6 +264,9 @@ def write_gguf(path: Path, writer: GGUFWriter, plans: list[TensorPlan], *, stage
             digest = sink.finish()
         finally:
             sink.stop()
-        fh.flush()
+        try:
+            fh.flush()
+        except OSError as exc:
+            raise write_error(Path(path), exc) from exc
     progress(Progress(stage, len(plans), len(plans), unit="tensors", message="done"))
     return digest
