@@ -17,7 +17,6 @@ from medcal_gui.core.errors import InputError
 from medcal_gui.core.fsutil import file_windows
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter
 
-MiB = 1024 * 1024
 STAGE = "hash input"
 
 

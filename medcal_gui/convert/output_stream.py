@@ -18,11 +18,13 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from medcal_gui.core.errors import OutputError
 from medcal_gui.core.fsutil import start_writeback
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 BLOCK = 4096  # O_DIRECT offsets, lengths and buffer addresses: multiples of the device's block (4096 is safe)
 MiB = 1024 * 1024
@@ -112,7 +114,8 @@ class DirectFile:
 
 
 def write_error(path: Path, exc: OSError) -> OutputError:
-    """What a failed write of the conversion's output (`path`: its partial file) says to the user."""
+    """What a failed write of the conversion's output (`path`: its partial file) says to the user: a full disk,
+    a lost drive, in words (`write_gguf` turns every OSError of its writes into this, the writer thread's too)."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         why = "the disk (or this user's quota, or the file-size limit) is full"
         fix = "Free some space, or write the GGUF to another disk, and convert again."
@@ -161,8 +164,6 @@ class HashingWriter:
             if self._error is None:
                 try:
                     work(data)
-                except OSError as exc:  # a full disk, a lost drive: said in words, at the caller's next put
-                    self._error = write_error(Path(self._fh.name), exc)
                 except BaseException as exc:  # handed to the caller at its next put or at finish
                     self._error = exc
 
@@ -196,10 +197,7 @@ class HashingWriter:
             raise self._error
         if self._direct is not None:
             direct, self._direct = self._direct, None
-            try:
-                direct.close()
-            except OSError as exc:
-                raise write_error(Path(self._fh.name), exc) from exc
+            direct.close()
         return self._hash.hexdigest()
 
     def _join(self) -> None:

@@ -225,13 +225,21 @@ def write_gguf(path: Path, writer: GGUFWriter, plans: list[TensorPlan], *, stage
     """
     for p in plans:
         writer.add_tensor_info(p.name, p.shape, np.dtype(np.float32), p.nbytes, raw_dtype=p.out_type)
-    try:
-        writer.write_header_to_file(path=Path(path))
-        writer.write_kv_data_to_file()
-        writer.write_ti_data_to_file()
-        writer.close()
+    try:  # a full disk or a lost drive, in the header, on the writer thread or at the end: said in words
+        digest = _write_data(Path(path), writer, plans, stage=stage, progress=progress, cancel=cancel)
     except OSError as exc:
         raise write_error(Path(path), exc) from exc
+    progress(Progress(stage, len(plans), len(plans), unit="tensors", message="done"))
+    return digest
+
+
+def _write_data(path: Path, writer: GGUFWriter, plans: list[TensorPlan], *, stage: str,
+                progress: ProgressCallback, cancel: CancelToken) -> str:
+    """The header, then each planned tensor a slice of rows at a time; the file's sha256."""
+    writer.write_header_to_file(path=path)
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    writer.close()
     align = writer.data_alignment
     meter = RateMeter()
     with open(path, "r+b") as fh:
@@ -264,9 +272,5 @@ def write_gguf(path: Path, writer: GGUFWriter, plans: list[TensorPlan], *, stage
             digest = sink.finish()
         finally:
             sink.stop()
-        try:
-            fh.flush()
-        except OSError as exc:
-            raise write_error(Path(path), exc) from exc
-    progress(Progress(stage, len(plans), len(plans), unit="tensors", message="done"))
+        fh.flush()
     return digest

@@ -37,7 +37,7 @@ def run_gui(model: Path | None = None, screenshot: Path | None = None, verbose: 
     app = create_app()
     restore = install_excepthooks()
     collector = GuiThreadCollector(app).install()  # Qt objects are never collected on a worker thread
-    gil = GilPolicy().install()  # a worker in pure Python hands the GUI thread the GIL within 1 ms
+    gil = GilPolicy().install()  # a worker in pure Python hands the GUI thread the GIL within 0.1 ms
     try:
         logging.getLogger("medcal_gui").setLevel(logging.DEBUG if verbose else logging.INFO)
         win = MainWindow(model=model)

@@ -22,7 +22,7 @@ from medcal_gui.convert.hf_to_gguf import convert_hf, is_hf_model_dir
 from medcal_gui.convert.safetensors_io import SafetensorsCheckpoint, ShardError, widen
 from medcal_gui.convert.tensors import TensorPlan, plan_language_model, write_gguf
 from medcal_gui.convert.vocab import CONTROL, TokenizerError, parse_sentencepiece
-from medcal_gui.core.errors import Cancelled, MedcalError, OutputError
+from medcal_gui.core.errors import Cancelled, MedcalError
 from medcal_gui.core.jobs import CancelToken, Progress
 
 MISSING = hf.missing_reason()
@@ -456,7 +456,7 @@ def test_tokenizer_json_drives_special_ids_and_add_bos(causal_dir: Path, tmp_pat
 @pytest.mark.parametrize("direct", [True, False], ids=["past-the-page-cache", "through-the-page-cache"])
 def test_a_write_error_on_the_writer_thread_reaches_the_converter(tmp_path: Path, direct: bool) -> None:
     """The slices are written (and hashed) on threads: a write's failure (here the file-size limit, EFBIG, as a
-    full disk fails) is raised in the converter in plain words, not lost, and both threads end."""
+    full disk fails) is raised in the converter, not lost, and both threads end."""
     import resource
 
     from medcal_gui.convert.output_stream import HashingWriter
@@ -474,16 +474,15 @@ def test_a_write_error_on_the_writer_thread_reaches_the_converter(tmp_path: Path
         assert sink.direct is direct
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))  # Python ignores SIGXFSZ: writes fail, EFBIG
         try:
-            with pytest.raises(OutputError) as info:
+            with pytest.raises(OSError) as info:
                 for _ in range(40):
                     sink.put(b"x" * limit)
                 sink.finish()
         finally:
             resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
             sink.stop()
-        # in words, naming the file; the system's own error behind it
-        assert str(tmp_path) in info.value.message and "full" in info.value.message
-        assert isinstance(info.value.__cause__, OSError) and info.value.__cause__.errno == errno.EFBIG
+        # the system's own error (write_gguf says it in words: the CLI test below)
+        assert info.value.errno == errno.EFBIG
         assert not any(t.name.startswith("medcal-convert-") and t.is_alive() for t in threading.enumerate())
     assert target.stat().st_size < 2 * limit  # of the 40 MB put
 
@@ -510,5 +509,6 @@ def test_a_disk_that_fills_up_mid_conversion_gives_a_plain_error_and_leaves_noth
                        timeout=300)
     assert r.returncode == 2, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
-    assert "medcal convert: error: Writing the converted model in" in r.stderr and "is full" in r.stderr
+    assert f"medcal convert: error: Writing the converted model in {out_dir} failed" in r.stderr
+    assert "is full" in r.stderr and "Nothing was kept" in r.stderr
     assert sorted(p.name for p in out_dir.iterdir()) == []
