@@ -16,10 +16,12 @@ SAMPLES = REPO / "resources" / "samples"
 
 def _user_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """User variants and settings go to a temp folder; the model cache stays shared across runs, and the
-    evaluation cache is fresh for each test session (never base passes written by older code)."""
+    evaluation cache is fresh for each test session (never base passes written by older code). Qt keeps the
+    window's settings under XDG_CONFIG_HOME: a `medcal gui` the tests start (the bundle's commands) wrote its
+    last model, a test-cache path, into the user's own ~/.config/medcal/medcal.ini."""
     base = tmp_path_factory.getbasetemp()
     return {"MEDCAL_HOME": str(base / "medcal-home"), "MEDCAL_CACHE": str(cache_root()),
-            "MEDCAL_EVAL_CACHE": str(base / "eval-cache")}
+            "MEDCAL_EVAL_CACHE": str(base / "eval-cache"), "XDG_CONFIG_HOME": str(base / "xdg-config")}
 
 
 @pytest.fixture(scope="session", autouse=True)
