@@ -49,6 +49,16 @@ def _timed(cmd: list[str], cpu: list[float], cache: Path | None = None) -> float
     return dt
 
 
+def _settle(outputs: list[Path]) -> None:
+    """Every run starts alike: its own earlier output gone, and nothing any run wrote still waiting to be
+    written to disk. Without this, the run that followed another paid for the 253 MB the other had just
+    written (the same quantization in-process took 1.10x llama-quantize's time when it ran second, 0.91x when
+    it ran first; with this, 1.005x)."""
+    for p in outputs:
+        p.unlink(missing_ok=True)
+    os.sync()
+
+
 def _same_tensors(a: Path, b: Path) -> str:
     import gguf
 
@@ -103,14 +113,14 @@ def main() -> int:
             ref_t: list[float] = []
             med_cpu: list[float] = []
             ref_cpu: list[float] = []
+            med_outputs = [med_out, med_out.with_name(med_out.name + ".sha256"),
+                           med_out.with_name(med_out.name + ".manifest.json")]
             for i in range(args.repeat):
                 if ref_cmd:
-                    ref_out.unlink(missing_ok=True)
+                    _settle([ref_out])
                     ref_t.append(_timed(ref_cmd, ref_cpu))
-                for p in (med_out, med_out.with_name(med_out.name + ".sha256"),
-                          med_out.with_name(med_out.name + ".manifest.json")):
-                    p.unlink(missing_ok=True)
                 cache = Path(tempfile.mkdtemp(dir=tmp, prefix=f"cache{i}-")) if args.cold else None
+                _settle(med_outputs)
                 med_t.append(_timed(med_cmd, med_cpu, cache))
             med, mc = statistics.median(med_t), statistics.median(med_cpu)
             line = (f"{qt:8s} medcal quantize {med:6.2f} s wall ({' '.join(f'{t:.2f}' for t in med_t)}), "

@@ -1,5 +1,7 @@
-"""The one place medcal touches ctypes: ggml structures and functions llama-cpp-python does not bind, and
-the small C-facing helpers (callbacks, batch views, quantize parameter arrays) the engine needs.
+"""medcal's ctypes edge: ggml structures and functions llama-cpp-python does not bind, and the small C-facing
+helpers (callbacks, batch views) the engine needs. The quantize binding and the log callback live in
+quantize_ctypes (the quantize child loads them without llama-cpp-python's Python package); they are
+re-exported here.
 
 Each binding is preceded by the C declaration it mirrors (llama.cpp as vendored in llama-cpp-python 0.3.36,
 `ggml/include/ggml.h`, `ggml/include/ggml-backend.h`, `include/llama.h`). Every callback or array handed
@@ -10,16 +12,29 @@ for as long as C may call or read it.
 from __future__ import annotations
 
 import ctypes
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import llama_cpp
 import numpy as np
 
 from medcal_gui.core.errors import SetupError
+from medcal_gui.llama.quantize_ctypes import (  # noqa: F401 - the quantize binding and the log's ABI facts
+    GGML_LOG_LEVEL_CONT,
+    GGML_LOG_LEVEL_DEBUG,
+    GGML_LOG_LEVEL_ERROR,
+    GGML_LOG_LEVEL_INFO,
+    GGML_LOG_LEVEL_NONE,
+    GGML_LOG_LEVEL_WARN,
+    GGML_TYPE_COUNT,
+    QuantizeArrays,
+    lib_file,
+    make_log_callback,
+    model_quantize,
+    quantize_params,
+    set_log_callback,
+)
 
 # #define GGML_MAX_DIMS           4
 # #define GGML_MAX_SRC            10
@@ -30,20 +45,10 @@ GGML_MAX_SRC = 10
 GGML_MAX_OP_PARAMS = 64
 GGML_MAX_NAME = 64
 
-# enum ggml_type { GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1, ... GGML_TYPE_I32 = 26, ... GGML_TYPE_Q2_0 = 42,
-#                  GGML_TYPE_COUNT = 43 };
+# enum ggml_type { GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1, ... GGML_TYPE_I32 = 26, ... };
 GGML_TYPE_F32 = 0
 GGML_TYPE_F16 = 1
 GGML_TYPE_I32 = 26
-GGML_TYPE_COUNT = 43
-
-# enum ggml_log_level { NONE = 0, DEBUG = 1, INFO = 2, WARN = 3, ERROR = 4, CONT = 5 };
-GGML_LOG_LEVEL_NONE = 0
-GGML_LOG_LEVEL_DEBUG = 1
-GGML_LOG_LEVEL_INFO = 2
-GGML_LOG_LEVEL_WARN = 3
-GGML_LOG_LEVEL_ERROR = 4
-GGML_LOG_LEVEL_CONT = 5
 
 
 class GgmlTensor(ctypes.Structure):
@@ -90,19 +95,9 @@ GgmlTensor._fields_ = [
 GGML_OBJECT_SIZE = 32
 
 
-def _lib_dir() -> Path:
-    return Path(llama_cpp.__file__).resolve().parent / "lib"
-
-
 def load_ggml(stem: str) -> ctypes.CDLL:
     """One of the ggml libraries that llama-cpp-python ships next to libllama ("ggml-base", "ggml-cpu")."""
-    by_platform = {"win32": [f"{stem}.dll"], "darwin": [f"lib{stem}.dylib"]}
-    names = by_platform.get(sys.platform, [f"lib{stem}.so"])
-    for name in names:
-        p = _lib_dir() / name
-        if p.exists():
-            return ctypes.CDLL(str(p))
-    raise OSError(f"lib{stem} was not found in {_lib_dir()}")
+    return ctypes.CDLL(str(lib_file(stem)))
 
 
 _ggml = load_ggml("ggml-base")
@@ -275,19 +270,6 @@ def tensor_i32_copy(addr: int, t: GgmlTensor) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- callbacks
 
 
-# typedef void (*ggml_log_callback)(enum ggml_log_level level, const char * text, void * user_data);
-def make_log_callback(fn: Callable[[int, bytes], None]) -> Any:
-    def _cb(level: int, text: bytes | None, _user_data: Any) -> None:
-        fn(int(level), text or b"")
-
-    return llama_cpp.llama_log_callback(_cb)
-
-
-# LLAMA_API void llama_log_set(ggml_log_callback log_callback, void * user_data);
-def set_llama_log_callback(cb: Any) -> None:
-    llama_cpp.llama_log_set(cb, ctypes.c_void_p(0))
-
-
 # typedef bool (*ggml_backend_sched_eval_callback)(struct ggml_tensor * t, bool ask, void * user_data);
 def make_eval_callback(fn: Callable[[int, bool], bool]) -> Any:
     check_abi()  # the callback reads tensors through GgmlTensor
@@ -355,89 +337,3 @@ def tokenize(vocab: Any, text: bytes, add_special: bool, parse_special: bool) ->
         if n >= 0:
             return np.ctypeslib.as_array(arr)[:n].astype(np.int32, copy=True)
         n_max = -n
-
-
-# ---------------------------------------------------------------------------------------------- quantize
-
-
-@dataclass
-class QuantizeArrays:
-    """Keeps alive every buffer `llama_model_quantize_params` points at."""
-
-    params: Any
-    keep: list[Any]
-
-
-# struct llama_model_imatrix_data { const char * name; const float * data; size_t size; };
-# struct llama_model_kv_override { enum llama_model_kv_override_type tag; char key[128];
-#                                  union { int64_t val_i64; double val_f64; bool val_bool;
-#                                          char val_str[128]; }; };
-# struct llama_model_tensor_override { const char * pattern; enum ggml_type type; };
-# typedef struct llama_model_quantize_params { ... const struct llama_model_imatrix_data * imatrix;
-#          const struct llama_model_kv_override * kv_overrides;
-#          const struct llama_model_tensor_override * tt_overrides;    // pointer to tensor overrides
-#          const int32_t * prune_layers;                               // pointer to layer indices to prune
-#          size_t max_buf_size; } llama_model_quantize_params;
-def quantize_params(*, ftype: int, nthread: int, allow_requantize: bool, pure: bool, dry_run: bool,
-                    output_tensor_type: int | None, token_embedding_type: int | None,
-                    imatrix: Mapping[str, np.ndarray] | None,
-                    kv_overrides: Sequence[tuple[str, int | str]],
-                    tt_overrides: Sequence[tuple[str, int]] = (),
-                    prune_layers: Sequence[int] = ()) -> QuantizeArrays:
-    """`tt_overrides`: (regex, ggml type id) pairs, first match wins (llama-quantize --tensor-type);
-    `prune_layers`: layer numbers to drop (--prune-layers)."""
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.nthread = nthread
-    params.allow_requantize = allow_requantize
-    params.pure = pure
-    params.dry_run = dry_run
-    if output_tensor_type is not None:
-        params.output_tensor_type = output_tensor_type
-    if token_embedding_type is not None:
-        params.token_embedding_type = token_embedding_type
-    keep: list[Any] = []
-    if imatrix:
-        entries = (llama_cpp.llama_model_imatrix_data * (len(imatrix) + 1))()
-        for i, (name, values) in enumerate(imatrix.items()):
-            arr = np.ascontiguousarray(values, dtype=np.float32)
-            keep.append(arr)
-            entries[i].name = name.encode("utf-8")
-            entries[i].data = arr.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-            entries[i].size = arr.size
-        # the terminating entry has name NULL (zero-initialised by ctypes)
-        keep.append(entries)
-        params.imatrix = ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
-    if kv_overrides:
-        kvs = (llama_cpp.llama_model_kv_override * (len(kv_overrides) + 1))()
-        for i, (key, value) in enumerate(kv_overrides):
-            kvs[i].key = key.encode("utf-8")[:127]
-            if isinstance(value, int):
-                kvs[i].tag = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_INT
-                kvs[i].value.val_i64 = value  # type: ignore[union-attr]
-            else:
-                kvs[i].tag = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_STR
-                kvs[i].value.val_str = value.encode("utf-8")[:127]  # type: ignore[union-attr]
-        keep.append(kvs)  # the last entry's key[0] == 0 ends the list
-        params.kv_overrides = ctypes.cast(kvs, ctypes.POINTER(llama_cpp.llama_model_kv_override))
-    if tt_overrides:
-        tts = (llama_cpp.llama_model_tensor_override * (len(tt_overrides) + 1))()
-        for i, (pattern, type_id) in enumerate(tt_overrides):
-            raw = ctypes.create_string_buffer(pattern.encode("utf-8"))  # c_char_p fields keep no reference
-            keep.append(raw)
-            tts[i].pattern = ctypes.cast(raw, ctypes.c_char_p)  # type: ignore[assignment]
-            tts[i].type = int(type_id)
-        tts[len(tt_overrides)].type = GGML_TYPE_COUNT  # the terminator: pattern NULL, as llama-quantize ends it
-        keep.append(tts)
-        params.tt_overrides = ctypes.cast(tts, ctypes.POINTER(llama_cpp.llama_model_tensor_override))
-    if prune_layers:
-        layers = (ctypes.c_int32 * (len(prune_layers) + 1))(*[int(x) for x in prune_layers], -1)
-        keep.append(layers)
-        params.prune_layers = ctypes.cast(layers, ctypes.POINTER(ctypes.c_int32))
-    return QuantizeArrays(params, keep)
-
-
-# LLAMA_API uint32_t llama_model_quantize(const char * fname_inp, const char * fname_out,
-#                                         const llama_model_quantize_params * params);
-def model_quantize(inp: Path, out: Path, qa: QuantizeArrays) -> int:
-    return int(llama_cpp.llama_model_quantize(str(inp).encode(), str(out).encode(), ctypes.byref(qa.params)))

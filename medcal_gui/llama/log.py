@@ -1,11 +1,10 @@
 """Route llama.cpp's own log into Python logging (`medcal_gui.llama`), one record per line, per thread.
 
-llama.cpp calls the log callback on the thread that called into it, and writes a line in pieces (the
-quantizer prints a tensor's name, then "converting to ..", then the size), so pieces are joined until a
-newline in a buffer of the calling thread: two jobs running llama.cpp at once (a token count and a dry-run
-quantize) never mix their lines. A line listener (`add_line_listener`, `capture_lines`) hears the lines of
-the thread that added it only, unless it asks for every thread; the quantize child uses one to send its
-per-tensor lines to the parent.
+llama.cpp calls the log callback on the thread that called into it, and writes a line in pieces, so pieces
+are joined until a newline in a buffer of the calling thread (log_lines.LineJoiner): two jobs running
+llama.cpp at once (a token count and a dry-run quantize) never mix their lines. A line listener
+(`add_line_listener`, `capture_lines`) hears the lines of the thread that added it only, unless it asks for
+every thread.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from medcal_gui.llama import ggml_ctypes as gc
+from medcal_gui.llama.log_lines import LineJoiner
 
 LOG = logging.getLogger("medcal_gui.llama")
 
@@ -39,17 +39,9 @@ _DEMOTE = ("not divisible by", "was not control-type", "using full-size SWA cach
 _ABORTED = ("failed with error 1", "compute status: 1", "failed to decode, ret = 2",
             "removing memory module entries")
 
-class _Pending(threading.local):
-    """The calling thread's unfinished line."""
-
-    def __init__(self) -> None:
-        self.pieces: list[str] = []
-        self.level = gc.GGML_LOG_LEVEL_INFO
-
-
 _lock = threading.Lock()  # guards the listener list and the callback
 _listeners: list[tuple[int | None, LineListener]] = []  # (thread ident, or None for every thread; fn)
-_pending = _Pending()
+_pending = LineJoiner()
 # The C side keeps a raw pointer to this callback for the rest of the process: never drop it.
 _callback: Any = None
 
@@ -70,21 +62,8 @@ def _emit(level: int, line: str) -> None:
 
 
 def _on_log(level: int, raw: bytes) -> None:
-    text = raw.decode("utf-8", "replace")
-    mine = _pending  # this thread's buffer: no lock needed
-    if level != gc.GGML_LOG_LEVEL_CONT:
-        # a warning or error finishing an info line raises the whole line's level
-        mine.level = level if not mine.pieces else max(level, mine.level)
-    mine.pieces.append(text)
-    if "\n" not in text:
-        return
-    *complete, rest = "".join(mine.pieces).split("\n")
-    mine.pieces.clear()
-    if rest:
-        mine.pieces.append(rest)
-    for ln in complete:
-        if ln.strip():
-            _emit(mine.level, ln.rstrip())
+    for lv, line in _pending.feed(level, raw):  # this thread's buffer: no lock needed
+        _emit(lv, line)
 
 
 def route_llama_logs() -> None:
@@ -94,7 +73,7 @@ def route_llama_logs() -> None:
         if _callback is not None:
             return
         _callback = gc.make_log_callback(_on_log)
-    gc.set_llama_log_callback(_callback)
+    gc.set_log_callback(_callback)
 
 
 def add_line_listener(fn: LineListener, *, all_threads: bool = False) -> Callable[[], None]:
@@ -134,8 +113,5 @@ def capture_lines(fn: LineListener | None = None) -> Iterator[list[tuple[int, st
 
 def flush_pending() -> None:
     """Emit this thread's trailing line that never got its newline (progress dots, a crash message)."""
-    mine = _pending
-    text = "".join(mine.pieces)
-    mine.pieces.clear()
-    if text.strip():
-        _emit(mine.level, text.rstrip())
+    for lv, line in _pending.flush():
+        _emit(lv, line)

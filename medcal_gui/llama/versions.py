@@ -54,14 +54,28 @@ def compiled_cpu_features() -> list[str]:
     return re.findall(r"(\w+) = 1", info)
 
 
+def llama_cpp_python_version() -> str:
+    """llama-cpp-python's version, without importing the package where it is not loaded yet (the quantize
+    child binds libllama on its own): from the installed package's metadata, else from the package."""
+    mod = sys.modules.get("llama_cpp")
+    if mod is None:
+        try:
+            from importlib.metadata import version
+
+            return version("llama_cpp_python")
+        except Exception:  # noqa: BLE001 - no metadata (a frozen bundle): ask the package itself
+            import llama_cpp as mod
+    return str(getattr(mod, "__version__", "unknown"))
+
+
 def manifest_versions() -> dict[str, str]:
     """The short form a manifest records: enough to rebuild the file with the same tools."""
     out = {"medcal": __version__}
     try:
-        import llama_cpp
+        from medcal_gui.llama.quantize_ctypes import libllama_version
 
-        out["llama_cpp_python"] = str(getattr(llama_cpp, "__version__", "unknown"))
-        out["libllama"] = llama_cpp.llama_cpp.llama_version().decode("utf-8", "replace")
+        out["llama_cpp_python"] = llama_cpp_python_version()
+        out["libllama"] = libllama_version()
     except Exception:  # noqa: BLE001 - a manifest is written even when the version cannot be read
         out.setdefault("llama_cpp_python", "unknown")
     return out

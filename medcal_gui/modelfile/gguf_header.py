@@ -13,12 +13,14 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-from gguf.constants import GGUF_MAGIC
 
+if TYPE_CHECKING:
+    from gguf import GGMLQuantizationType
+
+GGUF_MAGIC = b"GGUF"  # a GGUF file's first bytes
 DEFAULT_ALIGNMENT = 32
 FIRST_READ = 16 << 20  # bytes: Gemma 3's header (a 262k-token vocabulary) is about 6 MB
 # value types (gguf.GGUFValueType): the fixed-size ones as struct codes and numpy dtypes
@@ -36,9 +38,8 @@ class HeaderError(ValueError):
 class TensorInfo:
     name: str
     shape: tuple[int, ...]  # GGUF order: the fastest-varying dimension first
-    tensor_type: GGMLQuantizationType
+    type_id: int  # ggml type
     data_offset: int  # from the start of the file
-    n_bytes: int
 
     @property
     def n_elements(self) -> int:
@@ -46,6 +47,19 @@ class TensorInfo:
         for d in self.shape:
             n *= d
         return n
+
+    @property
+    def tensor_type(self) -> GGMLQuantizationType:
+        from gguf import GGMLQuantizationType
+
+        return GGMLQuantizationType(self.type_id)
+
+    @property
+    def n_bytes(self) -> int:
+        from gguf import GGML_QUANT_SIZES
+
+        block, type_size = GGML_QUANT_SIZES[self.tensor_type]
+        return self.n_elements // block * type_size
 
 
 @dataclass
@@ -139,10 +153,12 @@ class _Cursor:
 _U64 = struct.Struct("<Q")
 
 
-def read_header(path: Path | str, *, decode_strings: bool = True) -> GGUFHeader:
+def read_header(path: Path | str, *, decode_strings: bool = True, check_types: bool = True) -> GGUFHeader:
     """The header of the GGUF file `path`; HeaderError when it is not a little-endian GGUF v2/v3 this reader
     can follow to the end of its tensor table (OSError when the file cannot be read). Without
-    `decode_strings`, string arrays (the vocabulary) are skipped: a SkippedStrings with their count."""
+    `decode_strings`, string arrays (the vocabulary) are skipped: a SkippedStrings with their count. Without
+    `check_types`, the tensors' types are not checked against ggml's (nor gguf-py imported, 30 ms: a caller
+    that needs only shapes, such as the quantize command on its way to llama.cpp)."""
     path = Path(path)
     size = path.stat().st_size
     if size < 24:
@@ -153,7 +169,7 @@ def read_header(path: Path | str, *, decode_strings: bool = True) -> GGUFHeader:
             fh.seek(0)
             buf = fh.read(want)
             try:
-                return _parse(buf, size, decode_strings)
+                return _parse(buf, size, decode_strings, check_types)
             except _NeedMore:
                 want = min(size, 4 * want)
             except (UnicodeDecodeError, OverflowError, struct.error, ValueError, KeyError) as exc:
@@ -166,9 +182,15 @@ class _NeedMore(Exception):
     """The header goes on past the bytes read so far (but not past the file)."""
 
 
-def _parse(buf: bytes, size: int, decode_strings: bool) -> GGUFHeader:
+def _block_size(type_id: int) -> int:
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    return GGML_QUANT_SIZES[GGMLQuantizationType(type_id)][0]
+
+
+def _parse(buf: bytes, size: int, decode_strings: bool, check_types: bool) -> GGUFHeader:
     cur = _Cursor(buf, size, decode_strings)
-    if cur.take("<I") != GGUF_MAGIC:
+    if cur.take("<4s") != GGUF_MAGIC:
         raise HeaderError("not a GGUF file")
     version = cur.take("<I")
     if version not in (2, 3):
@@ -190,14 +212,10 @@ def _parse(buf: bytes, size: int, decode_strings: bool) -> GGUFHeader:
     if not isinstance(align, int) or align <= 0:
         raise HeaderError(f"alignment {align!r}")
     data_start = -(-cur.pos // align) * align
-    infos = []
-    for name, shape, ttype, offset in tensors:
-        qtype = GGMLQuantizationType(ttype)
-        block, type_size = GGML_QUANT_SIZES[qtype]
-        n = 1
-        for d in shape:
-            n *= d
-        if n % block:
-            raise HeaderError(f"tensor {name!r}: {n} values are not whole blocks of {block}")
-        infos.append(TensorInfo(name, shape, qtype, data_start + offset, n // block * type_size))
+    infos = [TensorInfo(name, shape, ttype, data_start + offset) for name, shape, ttype, offset in tensors]
+    if check_types:
+        for t in infos:
+            block = _block_size(t.type_id)  # an unknown type raises ValueError: a HeaderError below
+            if t.n_elements % block:
+                raise HeaderError(f"tensor {t.name!r}: {t.n_elements} values are not whole blocks of {block}")
     return GGUFHeader(version, fields, infos, data_start, size)

@@ -16,16 +16,18 @@ file, eval 9.9 GB, quantize Q4_K_M 4.6 GB (its largest tensor, token_embd, is 67
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medcal_gui.core.errors import MedcalError, ModelError
+from medcal_gui.core.version_memo import VersionMemo
 
 GB = 1e9
 MiB = 1024 * 1024
@@ -159,12 +161,30 @@ def free_disk(folder: Path) -> int:
 
 # ---------------------------------------------------------------- model shapes
 
+# Read once per file version: walking past a 262k-token vocabulary to the tensor table took 45 ms of every
+# `medcal quantize` before the quantization could start.
+_SHAPES = VersionMemo("model-shapes.json")
+
+
 @functools.lru_cache(maxsize=16)
 def _shape_cached(path: str, size: int, mtime: int) -> ModelShape:
+    known = _SHAPES.get(Path(path))
+    if isinstance(known, dict):
+        with contextlib.suppress(TypeError, ValueError):
+            shape = ModelShape(path=Path(path), **{k: int(v) for k, v in known.items()})
+            if shape.file_bytes == size:
+                return shape
+    shape = _shape_read(path, size)
+    if shape.n_tensors:  # read by the quick reader: every figure is known
+        _SHAPES.put(Path(path), {k: v for k, v in asdict(shape).items() if k != "path"})
+    return shape
+
+
+def _shape_read(path: str, size: int) -> ModelShape:
     from medcal_gui.modelfile.gguf_header import HeaderError, SkippedStrings, read_header
 
     try:  # the quick reader, the vocabulary counted, not decoded
-        header = read_header(path, decode_strings=False)
+        header = read_header(path, decode_strings=False, check_types=False)
     except (HeaderError, OSError):
         return _shape_by_llama(path, size)  # llama.cpp reads it or says it cannot
     fields = header.fields

@@ -111,8 +111,8 @@ def _from_reader(reader: GGUFReader, path: Path) -> GGUFHeader:
         except (ValueError, IndexError, UnicodeDecodeError):
             continue
     version = reader.fields["GGUF.version"].contents() if "GGUF.version" in reader.fields else 0
-    tensors = [TensorInfo(t.name, tuple(int(x) for x in t.shape), t.tensor_type, int(t.data_offset),
-                          int(t.n_bytes)) for t in reader.tensors]
+    tensors = [TensorInfo(t.name, tuple(int(x) for x in t.shape), int(t.tensor_type), int(t.data_offset))
+               for t in reader.tensors]
     return GGUFHeader(int(version or 0), fields, tensors, int(reader.data_offset), path.stat().st_size)
 
 

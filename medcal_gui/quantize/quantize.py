@@ -27,7 +27,7 @@ from typing import Any
 from medcal_gui import __version__
 from medcal_gui.calibrate.imatrix_io import ImatrixData
 from medcal_gui.core.errors import InputError, MedcalError, ModelError
-from medcal_gui.core.file_hashes import file_sha256
+from medcal_gui.core.file_hashes import file_sha256, known_sha256
 from medcal_gui.core.fsutil import (
     atomic_path,
     check_free_space,
@@ -120,14 +120,16 @@ def _clip(s: str) -> str:
 
 
 class _BackgroundHash:
-    """sha256 of a file, computed on a thread; `result()` waits for it, `stop()` abandons it."""
+    """sha256 of a file, computed on a thread unless an earlier run remembered it; `result()` waits for it,
+    `stop()` abandons it."""
 
     def __init__(self, path: Path, cancel: CancelToken) -> None:
         self._stop = CancelToken()
-        self._value: str | None = None
+        self._value: str | None = known_sha256(path)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(path,), name="medcal-hash", daemon=True)
-        self._thread.start()
+        if self._value is None:  # a thread that only looked the digest up held the GIL while the job was sent
+            self._thread.start()
         self._cancel = cancel
 
     def _run(self, path: Path) -> None:
@@ -147,7 +149,8 @@ class _BackgroundHash:
 
     def stop(self) -> None:
         self._stop.cancel()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
 
 
 def _coverage_warnings(model: Path, matrices: list[str], data: ImatrixData, label: str) -> list[str]:
@@ -278,7 +281,8 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
             ensure_dir(out.parent)
 
         kv: list[tuple[str, int | str]] = []
-        importance = data.importance() if data is not None else None
+        importance = None if data is None else {  # as bytes: the child has no numpy to unpickle arrays with
+            name: values.astype("<f4", copy=False).tobytes() for name, values in data.importance().items()}
         if data is not None:
             kv.append(("quantize.imatrix.file", _clip(imatrix_label or "")))
             if data.datasets:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -83,3 +85,27 @@ def test_the_model_shape_from_the_header_is_llamas(tiny_model: Path, demo_model:
         assert shape.data_start == min(int(t.data_offset) for t in reader.tensors)
     skipped = read_header(demo_model, decode_strings=False).fields["tokenizer.ggml.tokens"]
     assert len(skipped) == 262_144
+
+
+def test_shapes_alone_need_no_gguf_py(tiny_model: Path, tmp_path: Path) -> None:
+    """check_types=False (the quantize command's model shape and imatrix) reads shapes without importing
+    gguf-py (30 ms); with it, an unknown tensor type is a HeaderError."""
+    code = ("import sys\nfrom medcal_gui.modelfile.gguf_header import read_header\n"
+            f"h = read_header({str(tiny_model)!r}, decode_strings=False, check_types=False)\n"
+            "print('gguf' in sys.modules, len(h.tensors), sum(t.n_elements for t in h.tensors))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    header = read_header(tiny_model)
+    assert out == ["False", str(len(header.tensors)), str(sum(t.n_elements for t in header.tensors))]
+    # the last tensor's type id: 4 bytes before its offset, the table's last field
+    data = bytearray(tiny_model.read_bytes())
+    name = header.tensors[-1].name.encode()
+    at = data.rindex(name, 0, header.data_start) + len(name)
+    n_dims = int.from_bytes(data[at:at + 4], "little")
+    type_at = at + 4 + 8 * n_dims
+    assert int.from_bytes(data[type_at:type_at + 4], "little") == header.tensors[-1].type_id
+    data[type_at:type_at + 4] = (250).to_bytes(4, "little")
+    bad = tmp_path / "bad-type.gguf"
+    bad.write_bytes(bytes(data))
+    assert read_header(bad, check_types=False).tensors[-1].type_id == 250
+    with pytest.raises(HeaderError):
+        read_header(bad)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -67,6 +71,39 @@ def test_model_shape_reads_the_gguf(tiny_model: Path, demo_model: Path) -> None:
         assert s.file_bytes == path.stat().st_size
     assert model_shape(demo_model).n_vocab == 262_144
     assert model_shape(demo_model).kv_bytes(512) == 2 * 18 * 512 * 1 * 256 * 2
+
+
+def test_a_models_shape_is_read_once_per_file_version(tiny_model: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shape is remembered per file version in the user's cache (walking a 262k-token vocabulary took
+    45 ms of every quantize): a later process reads the memo, a changed file is read again, a broken memo
+    only means reading again."""
+    from medcal_gui.modelfile import limits
+
+    monkeypatch.setenv("MEDCAL_CACHE", str(tmp_path / "cache"))
+    m = tmp_path / "m.gguf"
+    shutil.copy(tiny_model, m)
+    reads: list[str] = []
+    real = limits._shape_read
+
+    def counted(path: str, size: int) -> limits.ModelShape:
+        reads.append(path)
+        return real(path, size)
+
+    monkeypatch.setattr(limits, "_shape_read", counted)
+    limits._shape_cached.cache_clear()
+    first = model_shape(m)
+    memo = json.loads((tmp_path / "cache" / "model-shapes.json").read_text())
+    assert list(memo.values()) == [{k: v for k, v in asdict(first).items() if k != "path"}]
+    limits._shape_cached.cache_clear()  # as a new process starts
+    assert model_shape(m) == first and reads == [str(m)]
+    st = m.stat()
+    os.utime(m, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file changed
+    limits._shape_cached.cache_clear()
+    assert model_shape(m) == first and reads == [str(m)] * 2
+    (tmp_path / "cache" / "model-shapes.json").write_text("{not json")
+    limits._shape_cached.cache_clear()
+    assert model_shape(m) == first and reads == [str(m)] * 3
 
 
 def test_missing_model_is_a_model_error(tmp_path: Path) -> None:
