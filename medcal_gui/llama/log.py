@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from medcal_gui.llama import ggml_ctypes as gc
+from medcal_gui.llama import quantize_ctypes as qc
 from medcal_gui.llama.log_lines import LineJoiner
 
 LOG = logging.getLogger("medcal_gui.llama")
@@ -23,11 +23,11 @@ LOG = logging.getLogger("medcal_gui.llama")
 LineListener = Callable[[int, str], None]
 
 _LEVELS = {
-    gc.GGML_LOG_LEVEL_NONE: logging.INFO,
-    gc.GGML_LOG_LEVEL_DEBUG: logging.DEBUG,
-    gc.GGML_LOG_LEVEL_INFO: logging.INFO,
-    gc.GGML_LOG_LEVEL_WARN: logging.WARNING,
-    gc.GGML_LOG_LEVEL_ERROR: logging.ERROR,
+    qc.GGML_LOG_LEVEL_NONE: logging.INFO,
+    qc.GGML_LOG_LEVEL_DEBUG: logging.DEBUG,
+    qc.GGML_LOG_LEVEL_INFO: logging.INFO,
+    qc.GGML_LOG_LEVEL_WARN: logging.WARNING,
+    qc.GGML_LOG_LEVEL_ERROR: logging.ERROR,
 }
 
 # Routine notices llama.cpp logs as warnings; logged at INFO so a terminal is not flooded (the quantizer
@@ -42,6 +42,13 @@ _ABORTED = ("failed with error 1", "compute status: 1", "failed to decode, ret =
 _lock = threading.Lock()  # guards the listener list and the callback
 _listeners: list[tuple[int | None, LineListener]] = []  # (thread ident, or None for every thread; fn)
 _pending = LineJoiner()
+
+
+class _Muted(threading.local):
+    on = False
+
+
+_muted = _Muted()
 # The C side keeps a raw pointer to this callback for the rest of the process: never drop it.
 _callback: Any = None
 
@@ -50,7 +57,8 @@ def _emit(level: int, line: str) -> None:
     py_level = _LEVELS.get(level, logging.INFO)
     if py_level == logging.WARNING and any(d in line for d in _DEMOTE) or any(a in line for a in _ABORTED):
         py_level = logging.INFO
-    LOG.log(py_level, "%s", line)
+    if not _muted.on:
+        LOG.log(py_level, "%s", line)
     me = threading.get_ident()
     with _lock:
         listeners = [fn for ident, fn in _listeners if ident is None or ident == me]
@@ -72,8 +80,8 @@ def route_llama_logs() -> None:
     with _lock:
         if _callback is not None:
             return
-        _callback = gc.make_log_callback(_on_log)
-    gc.set_log_callback(_callback)
+        _callback = qc.make_log_callback(_on_log)
+    qc.set_log_callback(_callback)
 
 
 def add_line_listener(fn: LineListener, *, all_threads: bool = False) -> Callable[[], None]:
@@ -109,6 +117,17 @@ def capture_lines(fn: LineListener | None = None) -> Iterator[list[tuple[int, st
     finally:
         flush_pending()
         remove()
+
+
+@contextlib.contextmanager
+def muted() -> Iterator[None]:
+    """Inside the block, this thread's llama.cpp lines reach its listeners but not the log (a dry run done
+    beside the real one, whose lines the log already shows)."""
+    before, _muted.on = _muted.on, True
+    try:
+        yield
+    finally:
+        _muted.on = before
 
 
 def flush_pending() -> None:

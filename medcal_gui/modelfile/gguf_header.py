@@ -11,7 +11,7 @@ say what is wrong with a damaged file.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,7 @@ class GGUFHeader:
     tensors: list[TensorInfo]
     data_start: int
     file_size: int
+    kv_spans: dict[str, tuple[int, int]] = field(default_factory=dict)  # each key's bytes (key to value's end)
 
 
 @dataclass(frozen=True)
@@ -197,9 +198,12 @@ def _parse(buf: bytes, size: int, decode_strings: bool, check_types: bool) -> GG
         raise HeaderError(f"GGUF version {version}")
     n_tensors, n_kv = cur.take("<Q"), cur.take("<Q")
     fields: dict[str, Any] = {}
+    spans: dict[str, tuple[int, int]] = {}
     for _ in range(n_kv):
+        start = cur.pos
         key = cur.string()
         fields[key] = cur.value(cur.take("<I"))
+        spans[key] = (start, cur.pos)
     tensors: list[tuple[str, tuple[int, ...], int, int]] = []
     for _ in range(n_tensors):
         name = cur.string()
@@ -218,4 +222,4 @@ def _parse(buf: bytes, size: int, decode_strings: bool, check_types: bool) -> GG
             block = _block_size(t.type_id)  # an unknown type raises ValueError: a HeaderError below
             if t.n_elements % block:
                 raise HeaderError(f"tensor {t.name!r}: {t.n_elements} values are not whole blocks of {block}")
-    return GGUFHeader(version, fields, infos, data_start, size)
+    return GGUFHeader(version, fields, infos, data_start, size, spans)

@@ -40,6 +40,7 @@ from medcal_gui.core.fsutil import (
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.llama.versions import manifest_versions
 from medcal_gui.modelfile.limits import DISK_MARGIN, check, free_disk, model_shape, quantize_needs
+from medcal_gui.quantize.output_hash import OutputHash
 from medcal_gui.quantize.quant_types import QuantType, get_quant_type, imatrix_advice, quant_rules
 from medcal_gui.quantize.quantize_child import QuantizeJob, run_quantize
 from medcal_gui.quantize.quantize_process import LogWatch, discard_child, run_child, take_child
@@ -304,6 +305,7 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
 
         estimate = None if dry_run else _room_without_dry_run(model, out, tensor_types, out_type, emb_type)
         dry_ran = estimate is None
+        dry_lines: list[str] | None = None  # the dry run's tensor lines, when one ran
         if estimate is None:
             # llama.cpp's own size estimate: a dry run reads only metadata (quick enough to run here). A real
             # run skips it where the disk has room even for every tensor as F32.
@@ -311,6 +313,7 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
             rc = run_quantize(job, dry)
             if rc != 0:
                 raise ModelError(dry.explain(f"Cannot quantize {model}"))
+            dry_lines = dry.tensor_lines
             warnings += _log_verdict(dry, model, qt, data, imatrix_label, advice, tensor_types)
             est = int(dry.sizes.get("quant", 0.0) * MiB)
             overhead = max(0, input_bytes - int(dry.sizes.get("model", 0.0) * MiB))
@@ -333,13 +336,16 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
 
     watch = LogWatch(progress, "quantize", has_imatrix=data is not None)
     t_q = time.monotonic()
-    # The input is hashed while the child quantizes (hashlib releases the GIL): it costs no wall time.
+    # The input is hashed while the child quantizes (hashlib releases the GIL): it costs no wall time. So is the
+    # output, as llama.cpp writes it (output_hash), once the child has its job.
     input_hash = _BackgroundHash(model, cancel)
+    output_hash: list[OutputHash] = []
     try:
         with atomic_path(out) as tmp:
             job.out = str(tmp)
             job.dry_run = False
-            rc = run_child(job, watch, cancel, child)
+            rc = run_child(job, watch, cancel, child,
+                           on_sent=lambda: output_hash.append(OutputHash(job, tmp, cancel, dry_lines)))
             if rc != 0:
                 if watch.needs_imatrix and data is None:
                     _log_verdict(watch, model, qt, data, imatrix_label, advice, tensor_types)  # raises
@@ -348,11 +354,14 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                 warnings += _log_verdict(watch, model, qt, data, imatrix_label, advice, tensor_types)
             quantize_s = time.monotonic() - t_q
             cancel.check()
-            out_sha = _sha256(tmp, cancel, progress, "hash output")
+            out_sha = (output_hash[0].finish() if output_hash else None) or _sha256(tmp, cancel, progress,
+                                                                                   "hash output")
             out_bytes = tmp.stat().st_size
             model_sha = input_hash.result()
     finally:
         input_hash.stop()
+        for h in output_hash:
+            h.stop()
         if child is not None:
             discard_child(child)  # gone already unless something failed before it got its job
     # Sidecars are written after the model is in place: a cancel before this point leaves nothing.

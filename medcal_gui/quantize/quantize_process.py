@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -60,6 +60,7 @@ class LogWatch:
         self.fallback: tuple[int, int] | None = None
         self.needs_imatrix = False  # llama.cpp will refuse (a dry run) or refused (a real run) without one
         self.matrices: list[str] = []  # names of the 2-D (or more) tensors, in the file's order
+        self.tensor_lines: list[str] = []  # llama.cpp's line for each tensor (a dry run's: its output type)
         self.versions: dict[str, str] = {}  # the child's library versions (manifest_versions), when it ran
 
     def __call__(self, level: int, line: str) -> None:
@@ -69,6 +70,7 @@ class LogWatch:
         m = TENSOR_LINE.match(line)
         if m:
             self.done, self.total = int(m.group(1)), int(m.group(2))
+            self.tensor_lines.append(line)
             if m.group(5) is not None and int(m.group(5)) > 1:
                 self.matrices.append(m.group(3))
             self.progress(Progress(self.stage, self.done, self.total, unit="tensors",
@@ -181,10 +183,10 @@ def discard_child(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_child(job: QuantizeJob, watch: LogWatch, cancel: CancelToken,
-              proc: subprocess.Popen[bytes] | None = None) -> int:
+              proc: subprocess.Popen[bytes] | None = None, on_sent: Callable[[], object] | None = None) -> int:
     """Run `job` in a child process (see quantize_child; `proc` from `start_child`, else a new one), turning
-    its lines into `watch` calls; a cancel terminates it. The child is always gone when this returns or
-    raises."""
+    its lines into `watch` calls; a cancel terminates it. `on_sent()` once the child has its job. The child
+    is always gone when this returns or raises."""
     payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
     if proc is None:
         proc = start_child()
@@ -202,6 +204,8 @@ def run_child(job: QuantizeJob, watch: LogWatch, cancel: CancelToken,
             proc.stdin.close()
         except BrokenPipeError:
             pass  # the child died at once; its stderr says why
+        if on_sent is not None:
+            on_sent()
         while True:
             if cancel.cancelled:
                 raise Cancelled()
