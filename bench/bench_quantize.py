@@ -6,7 +6,8 @@
 An importance matrix is computed first (or given with --imatrix); both tools then quantize the same model
 with the same imatrix and thread count, alternately, `--repeat` times each; the median wall times and their
 ratio are printed. Everything counts: interpreter start-up, imports, the child process, hashing, sidecars
-(medcal's bytecode is compiled first, as an install has it).
+(medcal's bytecode is compiled first, as an install has it). Before each run, that tool's earlier output is
+removed and everything written so far is flushed to disk, so that no run pays for another's writes.
 llama-quantize is built from the pinned sdist (see bench/verify_llama_tools.py); without it only medcal's
 times are printed. On a shared machine compare the ratio, not the seconds.
 """
