@@ -5,7 +5,8 @@ abort hook there, so cancel means terminating the child, and the child dies with
 path is checked first, partial files an interrupted run left behind are removed, the output is written
 through a temporary file beside it, and afterwards come `OUT.sha256` (sha256sum format) and
 `OUT.manifest.json` (inputs, imatrix, type, sizes, timings, versions). The input is hashed on a thread while
-the child quantizes. Free disk is checked before the child writes: against an upper bound (every tensor as
+the child quantizes (unless an earlier run remembered its digest), and so is the output, as llama.cpp writes
+it (output_hash). Free disk is checked before the child writes: against an upper bound (every tensor as
 F32, the largest type llama.cpp's own choices give) where the folder has room for it, else against the size
 a dry run of llama.cpp reports; the warnings come from llama.cpp's log of whichever run read the tensors.
 """
