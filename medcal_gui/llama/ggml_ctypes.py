@@ -29,6 +29,10 @@ from medcal_gui.llama.quantize_ctypes import (  # noqa: F401 - the quantize bind
     GGML_LOG_LEVEL_WARN,
     GGML_TYPE_COUNT,
     QuantizeArrays,
+    ggml_blck_size,
+    ggml_is_quantized,
+    ggml_row_size,
+    ggml_type_name,
     lib_file,
     make_log_callback,
     model_quantize,
@@ -127,44 +131,8 @@ _ggml.ggml_backend_tensor_get.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctyp
 _ggml.ggml_backend_tensor_get.restype = None
 
 
-# GGML_API const char * ggml_type_name(enum ggml_type type);
-_ggml.ggml_type_name.argtypes = [ctypes.c_int]
-_ggml.ggml_type_name.restype = ctypes.c_char_p
-
-# GGML_API int64_t ggml_blck_size(enum ggml_type type);
-_ggml.ggml_blck_size.argtypes = [ctypes.c_int]
-_ggml.ggml_blck_size.restype = ctypes.c_int64
-
-# GGML_API size_t  ggml_row_size (enum ggml_type type, int64_t ne); // size in bytes for all elements in a row
-_ggml.ggml_row_size.argtypes = [ctypes.c_int, ctypes.c_int64]
-_ggml.ggml_row_size.restype = ctypes.c_size_t
-
-# GGML_API bool    ggml_is_quantized(enum ggml_type type);
-_ggml.ggml_is_quantized.argtypes = [ctypes.c_int]
-_ggml.ggml_is_quantized.restype = ctypes.c_bool
 
 
-def ggml_type_name(type_id: int) -> str:
-    """ggml's own name for a type ("q4_K", "q8_0", "f16"); ids from 0 to GGML_TYPE_COUNT - 1 only."""
-    if not 0 <= type_id < GGML_TYPE_COUNT:
-        raise ValueError(f"ggml type {type_id} is out of range")
-    return (_ggml.ggml_type_name(type_id) or b"").decode("ascii", "replace")
-
-
-def ggml_blck_size(type_id: int) -> int:
-    """Values per block (0 for the ids whose support was removed)."""
-    if not 0 <= type_id < GGML_TYPE_COUNT:
-        raise ValueError(f"ggml type {type_id} is out of range")
-    return int(_ggml.ggml_blck_size(type_id))
-
-
-def ggml_row_size(type_id: int, ne: int) -> int:
-    """Bytes of a row of `ne` values (`ne` a multiple of the type's block size)."""
-    return int(_ggml.ggml_row_size(type_id, ne))
-
-
-def ggml_is_quantized(type_id: int) -> bool:
-    return bool(_ggml.ggml_is_quantized(type_id))
 
 
 def ggml_op_name(op: int) -> str:

@@ -72,8 +72,9 @@ def predict_meta(model: Path, plan: Sequence[tuple[str, list[int], str]], ftype:
                  kv_overrides: Sequence[tuple[str, int | str]], prune_layers: Sequence[int]) -> tuple[bytes, int]:
     """The header llama.cpp will write for this quantization, and the whole file's size. ValueError where the
     input is one the prediction does not cover."""
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+    from medcal_gui.llama import quantize_ctypes as qc
 
+    type_ids = {qc.ggml_type_name(i).lower(): i for i in range(qc.GGML_TYPE_COUNT) if qc.ggml_blck_size(i) > 0}
     try:
         header = read_header(model, decode_strings=False, check_types=False)
     except (HeaderError, OSError) as exc:
@@ -105,16 +106,18 @@ def predict_meta(model: Path, plan: Sequence[tuple[str, list[int], str]], ftype:
         meta += encoded
     offset = 0
     for name, shape, type_name in plan:
-        qtype = GGMLQuantizationType[type_name.upper()]
-        block, type_size = GGML_QUANT_SIZES[qtype]
-        n_dims = max([i + 1 for i, d in enumerate(shape) if d != 1] or [1])  # ggml_n_dims
-        meta += _str(name) + struct.pack(f"<I{n_dims}qiQ", n_dims, *shape[:n_dims], int(qtype), offset)
+        type_id = type_ids.get(type_name.lower())
+        if type_id is None:
+            raise ValueError(f"{name}: unknown type {type_name}")
+        block = qc.ggml_blck_size(type_id)
         if shape[0] % block:
             raise ValueError(f"{name}: rows of {shape[0]} values in blocks of {block}")
-        n = 1
-        for d in shape:
-            n *= d
-        offset += -(-(n // block * type_size) // DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT
+        n_dims = max([i + 1 for i, d in enumerate(shape) if d != 1] or [1])  # ggml_n_dims
+        meta += _str(name) + struct.pack(f"<I{n_dims}qiQ", n_dims, *shape[:n_dims], type_id, offset)
+        n_bytes = qc.ggml_row_size(type_id, shape[0])
+        for d in shape[1:]:
+            n_bytes *= d
+        offset += -(-n_bytes // DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT
     meta += bytes(-len(meta) % DEFAULT_ALIGNMENT)
     return bytes(meta), len(meta) + offset
 
