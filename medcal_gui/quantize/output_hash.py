@@ -22,7 +22,6 @@ import dataclasses
 import hashlib
 import logging
 import os
-import re
 import struct
 import sys
 import threading
@@ -32,6 +31,7 @@ from pathlib import Path
 from medcal_gui.core.jobs import CancelToken
 from medcal_gui.modelfile.gguf_header import DEFAULT_ALIGNMENT, HeaderError, read_header
 from medcal_gui.quantize.quantize_child import QuantizeJob
+from medcal_gui.quantize.quantize_process import TENSOR_LINE
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +41,19 @@ GGUF_TYPE_UINT32, GGUF_TYPE_STRING = 4, 8  # gguf.h
 SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")
 CHUNK = 4 << 20
 POLL_S = 0.02
-# llama-quant.cpp's per-tensor line in a dry run: "[  12/ 236] blk.0.attn_k.weight - [   640,    256,      1,
-# 1], type =    f16, size =     0.31 MiB ->     0.09 MiB (q4_K)"; a tensor kept as it is has no "(type)".
-DRY_LINE = re.compile(r"^\[\s*\d+/\s*\d+\]\s+(\S+)\s+-\s+\[([\d,\s]+)\],\s+type =\s+(\w+),"
-                      r"\s+size =[^(]*(?:\((\w+)\))?\s*$")
 
 
 def tensor_plan(lines: Sequence[str]) -> list[tuple[str, list[int], str]]:
-    """(name, ggml shape, type name the output gets) per tensor, in the order llama.cpp writes them."""
+    """(name, ggml shape, type name the output gets) per tensor, in the order llama.cpp writes them, from a dry
+    run's tensor lines. ValueError for a line without its type."""
     plan = []
     for line in lines:
-        m = DRY_LINE.match(line)
-        if m:
-            plan.append((m.group(1), [int(x) for x in m.group(2).split(",")], m.group(4) or m.group(3)))
+        m = TENSOR_LINE.match(line)
+        if not m:
+            continue
+        if not m["shape"] or not m["type"]:
+            raise ValueError(f"not a dry run's tensor line: {line!r}")
+        plan.append((m["name"], [int(x) for x in m["shape"].split(",")], m["new_type"] or m["type"]))
     return plan
 
 

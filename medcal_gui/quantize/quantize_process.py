@@ -27,7 +27,12 @@ from medcal_gui.quantize.quantize_child import QuantizeJob, child_command
 log = logging.getLogger("medcal_gui.quantize.quantize")
 llama_log = logging.getLogger("medcal_gui.llama.quantize")
 
-TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)(?:\s+-\s+\[\s*(\d+),\s*(\d+))?")
+# llama-quant.cpp's line per tensor: "[  12/ 236] blk.0.attn_k.weight - [   640,    256,      1,      1], type =
+#    f16, " then, in a real run, "converting to q4_K .. size = ..." or, in a dry run, "size =     0.31 MiB ->
+#    0.09 MiB (q4_K)"; a tensor kept as it is ends "size = 0.002 MiB" (no new type).
+TENSOR_LINE = re.compile(r"^\[\s*(?P<done>\d+)/\s*(?P<total>\d+)\]\s+(?P<name>\S+)"
+                         r"(?:\s+-\s+\[(?P<shape>[\d,\s]+)\](?:,\s+type =\s+(?P<type>\w+),"
+                         r"\s+size =[^(]*(?:\((?P<new_type>\w+)\))?\s*$)?)?")
 SIZE_LINE = re.compile(r"(model|quant) size\s*=\s*([0-9.]+) MiB")
 FALLBACK_LINE = re.compile(r"(\d+) of (\d+) tensor\(s\) required fallback quantization")
 MISSING_LINE = re.compile(r"Missing importance matrix for tensor (\S+)")
@@ -69,13 +74,14 @@ class LogWatch:
             self.errors.append(line.strip())
         m = TENSOR_LINE.match(line)
         if m:
-            self.done, self.total = int(m.group(1)), int(m.group(2))
+            self.done, self.total = int(m["done"]), int(m["total"])
             self.tensor_lines.append(line)
-            if m.group(5) is not None and int(m.group(5)) > 1:
-                self.matrices.append(m.group(3))
+            dims = [int(x) for x in m["shape"].split(",")] if m["shape"] else []
+            if len(dims) > 1 and dims[1] > 1:
+                self.matrices.append(m["name"])
             self.progress(Progress(self.stage, self.done, self.total, unit="tensors",
                                    rate=self.meter.rate(self.done), rate_unit="tensors",
-                                   eta_s=self.meter.eta(self.done, self.total), message=m.group(3)))
+                                   eta_s=self.meter.eta(self.done, self.total), message=m["name"]))
             return
         s = SIZE_LINE.search(line)
         if s:
