@@ -19,14 +19,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medcal_gui.core.errors import MedcalError, ModelError
+from medcal_gui.core.errors import InputError, MedcalError, ModelError
+from medcal_gui.core.units import parse_size
 from medcal_gui.core.version_memo import VersionMemo
 
 GB = 1e9
@@ -108,25 +108,13 @@ class Needs:
 
 # ---------------------------------------------------------------- free memory and disk
 
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """'2G' -> 2e9, '512M' -> 512e6, '123' -> 123 (decimal units, as the messages print them)."""
-    m = _SIZE.match(text)
-    if not m:
-        raise ValueError(f"not a size: {text!r}")
-    mult = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[m.group(2).lower()]
-    return int(float(m.group(1)) * mult)
-
-
 def _fake(name: str) -> int | None:
     raw = os.environ.get(name)
     if not raw:
         return None
     try:
-        return parse_size(raw)
-    except ValueError:
+        return parse_size(raw, allow_zero=True)
+    except InputError:
         raise LimitError(f"The environment variable {name}={raw!r} is not a size; give bytes or a number "
                          "with K, M, G or T (e.g. 2G), or unset it.") from None
 

@@ -5,6 +5,11 @@ Outputs in OUTDIR: `<base>-<TYPE>.gguf` (+ `.sha256`, `.manifest.json`) per rung
 from calibration text, `rungs/<TYPE>.json` (a finished rung with the hashes of its inputs, so a re-run reuses
 it), `ladder.json`, `ladder.md` and `ladder.svg` (size against mean KLD). Reporting, Pareto front and the
 recommendation live in `ladder_report`.
+
+Every setting and every output path is checked before anything is created: no output may be one of the inputs
+(model, held-out text, imatrix, calibration texts, questions), and a refused run leaves OUTDIR as it was. The
+`rungs/` folder a run creates carries medcal's ownership marker; a run that fails before it finished anything
+removes the folders it created (only those, and only when they hold nothing else).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +26,9 @@ from typing import Any
 
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.file_hashes import file_sha256
-from medcal_gui.core.fsutil import ensure_dir, refuse_input_overwrite, write_text_atomic
+from medcal_gui.core.fsutil import check_output_path, ensure_dir, write_text_atomic
+from medcal_gui.core.ownership import MARKER, is_marked, mark_folder, remove_marked
+from medcal_gui.core.units import finite_float
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from medcal_gui.evaluate.eval_cache import text_sha256
 from medcal_gui.evaluate.evaluate import evaluate, read_text
@@ -32,6 +40,9 @@ from medcal_gui.quantize.quantize_process import warm_children
 log = logging.getLogger(__name__)
 
 SHARED = 0  # progress row of the shared stages (imatrix, base pass, base speed); rungs are 1..n
+RUNGS_KIND = "ladder rungs"  # the ownership marker of OUTDIR/rungs
+MAX_REPS = 1000  # speed repetitions: more is hours of timing, not a better figure
+QUANT_SIDECARS = (".sha256", ".manifest.json")  # what quantize_model writes beside each quant
 
 
 @dataclass
@@ -102,22 +113,6 @@ class LadderResult:
                 "recommendation": self.recommendation, "threads": self.threads, "reps": self.reps,
                 "n_ctx": self.n_ctx, "chunks": self.chunks, "tokens_scored": self.tokens_scored,
                 "seconds": self.seconds, "outputs": self.outputs, "warnings": self.warnings}
-
-
-def parse_size(text: str) -> int:
-    """'2.5GB', '300 MB', '300M', '1.2GiB', '500000000' -> bytes (decimal units; GiB/MiB binary)."""
-    s = text.strip().upper().replace(" ", "")
-    units = {"GIB": 1 << 30, "MIB": 1 << 20, "KIB": 1 << 10, "GB": 10**9, "MB": 10**6, "KB": 10**3,
-             "G": 10**9, "M": 10**6, "K": 10**3, "B": 1}
-    unit = next((u for u in units if s.endswith(u)), "")
-    num, mult = (s[: -len(unit)], units[unit]) if unit else (s, 1)
-    try:
-        value = float(num)
-    except ValueError:
-        raise InputError(f"Cannot read the size {text!r}: write it like 2.5GB, 300MB or 1.2GiB.") from None
-    if value <= 0:
-        raise InputError(f"The size {text!r} must be above zero.")
-    return int(value * mult)
 
 
 def _tag(progress: ProgressCallback, row: int, label: str) -> ProgressCallback:

@@ -21,7 +21,6 @@ from medcal_gui.modelfile.limits import (
     free_memory,
     imatrix_needs,
     model_shape,
-    parse_size,
     quantize_needs,
 )
 
@@ -33,18 +32,17 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def test_parse_size_and_env_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert parse_size("2G") == 2_000_000_000
-    assert parse_size("512M") == 512_000_000
-    assert parse_size("1.5gb") == 1_500_000_000
-    assert parse_size("123") == 123
+def test_env_overrides_of_free_memory_and_disk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "3G")
     monkeypatch.setenv("MEDCAL_FAKE_FREE_DISK", "40M")
     assert free_memory() == 3_000_000_000
     assert free_disk(tmp_path / "not" / "yet") == 40_000_000
-    monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "lots")
-    with pytest.raises(LimitError, match="MEDCAL_FAKE_FREE_MEM"):
-        free_memory()
+    monkeypatch.setenv("MEDCAL_FAKE_FREE_DISK", "2GiB")  # binary, as everywhere else (it was read as 2e9 here)
+    assert free_disk(tmp_path) == 2 << 30
+    for bad in ("lots", "inf", "nan", "1e400"):
+        monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", bad)
+        with pytest.raises(LimitError, match="MEDCAL_FAKE_FREE_MEM"):
+            free_memory()
 
 
 def test_real_free_memory_is_meminfo(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ from medcal_gui.core.errors import Cancelled, InputError
 from medcal_gui.core.jobs import CancelToken, Progress
 from medcal_gui.evaluate.evaluate import evaluate
 from medcal_gui.evaluate.speed import mean_sd, measure_speed
-from medcal_gui.workflows.ladder import Constraints, Rung, parse_size, run_ladder
+from medcal_gui.workflows.ladder import Constraints, Rung, run_ladder
 from medcal_gui.workflows.ladder_report import mark_pareto, recommend
 
 TYPES = ["Q8_0", "Q4_K_M", "IQ3_XXS"]
@@ -118,13 +118,6 @@ def test_bad_inputs_are_one_line_errors(tiny_model: Path, texts: tuple[Path, Pat
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == ["medcal ladder: error: Cannot read the size 'lots': write it like "
                                              "2.5GB, 300MB or 1.2GiB."]
-
-
-def test_parse_size() -> None:
-    assert parse_size("2.5GB") == 2_500_000_000
-    assert parse_size("300 MB") == 300_000_000
-    assert parse_size("1GiB") == 1 << 30
-    assert parse_size("1234") == 1234
 
 
 def _rung(t: str, size: int, kld: float, tg: float = 100.0) -> Rung:

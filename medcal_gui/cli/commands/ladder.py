@@ -52,7 +52,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medcal_gui.workflows.ladder import Constraints, parse_size, run_ladder
+    from medcal_gui.core.units import parse_size
+    from medcal_gui.workflows.ladder import Constraints, run_ladder
     from medcal_gui.workflows.ladder_report import markdown
 
     c = Constraints(max_kld=args.max_kld, max_size=parse_size(args.max_size) if args.max_size else None,

@@ -46,7 +46,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medcal_gui.workflows.ladder import parse_size
+    from medcal_gui.core.units import parse_size
     from medcal_gui.workflows.recipe.recipe import run_recipe
     from medcal_gui.workflows.recipe.recipe_report import markdown
 

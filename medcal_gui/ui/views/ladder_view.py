@@ -33,7 +33,8 @@ from medcal_gui.ui.jobs.job_controls import JobControls
 from medcal_gui.ui.views.recipe_controls import RecipeControls
 from medcal_gui.ui.widgets.screen_fit import fit_to_screen
 from medcal_gui.ui.widgets.stage_progress import StageProgress
-from medcal_gui.workflows.ladder import SHARED, Constraints, LadderResult, parse_size, run_ladder
+from medcal_gui.core.units import parse_size
+from medcal_gui.workflows.ladder import SHARED, Constraints, LadderResult, run_ladder
 from medcal_gui.workflows.ladder_report import chart_svg, size_text
 
 COLUMNS = ("Type", "Size", "Bits/wt", "Mean KLD", "KLD 99%", "Same top", "PPL ratio", "pp512 t/s",
