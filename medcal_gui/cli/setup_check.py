@@ -61,7 +61,8 @@ def check(files: Sequence[Path] | None = None) -> tuple[int, str]:
     """(exit code, message): 0 when the plugin's libraries are all there (or nothing can be checked)."""
     if shutil.which("ldd") is None or not sys.platform.startswith("linux"):
         return 0, ""
-    if os.environ.get("QT_QPA_PLATFORM", "xcb").split(":")[0] not in ("", "xcb"):
+    platform = os.environ.get("QT_QPA_PLATFORM", "xcb").split(":")[0]
+    if platform not in ("", "xcb"):
         return 0, ""  # another platform (offscreen, wayland) was asked for: the xcb plugin is not used
     if files is None:
         qt = qt_dir()
@@ -70,6 +71,11 @@ def check(files: Sequence[Path] | None = None) -> tuple[int, str]:
         files = xcb_libraries(qt)
     missing = missing_libraries(files)
     if not missing:
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            # Qt would print "could not connect to display" and abort the process (SIGABRT, a core dump)
+            return 1, ("The window cannot open: there is no display (DISPLAY is not set). Run it from a desktop "
+                       "session, or set QT_QPA_PLATFORM=offscreen for screenshots; every other command works "
+                       "without a display.")
         return 0, ""
     return 1, ("The window cannot open: Qt's X11 plugin needs system libraries that are not installed ("
                + ", ".join(missing) + "). Install them with:\n    " + apt_line(missing)

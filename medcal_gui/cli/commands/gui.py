@@ -18,6 +18,16 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from medcal_gui.cli import setup_check
+
+    # The same check as `make run`'s, before Qt loads: without it a missing system library (or no display)
+    # aborts the process in Qt's plugin loader (SIGABRT) with a message that can name the wrong library.
+    code, message = setup_check.check()
+    if code:
+        print(f"medcal gui: error: {message}", file=sys.stderr)
+        return 2
     # Qt is imported only here, so the other commands run without it.
     from medcal_gui.ui.app import run_gui
 
