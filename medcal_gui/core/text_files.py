@@ -51,7 +51,11 @@ def read_bytes_bounded(path: Path, what: str, limit: int = MAX_TEXT_BYTES) -> by
                          f"{limit / 1e6:.0f} MB of it. Is it the right file?")
     try:
         with open(path, "rb") as fh:
-            data = fh.read(limit + 1)
+            # read(n) allocates n bytes up front: ask for the file's size (and one byte more, to see growth),
+            # not for the limit, or every small file costs a 256 MB allocation
+            data = fh.read(min(limit, st.st_size) + 1)
+            if len(data) > st.st_size:
+                data += fh.read(limit + 1 - len(data))
     except OSError as exc:
         raise InputError(f"Cannot read the {what} {path}: {exc.strerror or exc}.") from None
     if len(data) > limit:  # it grew while being read

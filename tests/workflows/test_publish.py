@@ -170,7 +170,7 @@ def test_cli_publish_with_figures_and_clean_error(work: dict[str, Path], tmp_pat
     bad.write_text("{not json")
     rc = cli_main(["publish", str(work["Q4_0"]), "-d", str(dest), "--ladder", str(bad)])
     err = capsys.readouterr().err
-    assert rc != 0 and "not readable JSON" in err and "Traceback" not in err
+    assert rc != 0 and "not valid JSON" in err and "Traceback" not in err
 
 
 def test_mmproj_goes_with_every_modelfile_and_later_publishes_add_up(work: dict[str, Path],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from medcal_gui.cli.output import print_json, print_warnings
@@ -17,7 +18,9 @@ DESCRIPTION = (
     "their manifests, README.md (a model card with YAML front matter: base, licence, files and figures, how "
     "the imatrix was made, commands to rebuild), an Ollama Modelfile per GGUF and SHA256SUMS. The "
     "calibration text is described by its counts and hash; --include-calibration copies it, and refuses text "
-    "the PHI scan flags unless you confirm with --yes-publish-flagged FILENAME."
+    "the PHI scan flags unless you confirm with --yes-publish-flagged FILENAME. Only files you name, or the "
+    "importance matrix whose sha256 the quants' manifests record (and which still matches it), are copied; "
+    "what will be copied from where is printed before anything is written (--dry-run: only that)."
 )
 
 
@@ -27,18 +30,34 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include-calibration", action="store_true", help="copy the calibration text and its log")
     p.add_argument("--yes-publish-flagged", action="append", default=[], metavar="FILENAME",
                    help="publish this calibration file although the PHI scan flagged it")
+    p.add_argument("--dry-run", action="store_true", help="print what would be copied and written; write nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    from medcal_gui.workflows.handover.publish import publish_folder
+    from medcal_gui.workflows.handover.publish import plan_publish, write_publish
     from medcal_gui.workflows.handover.publish_facts import gather_facts
 
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(CancelToken()) as token:
         facts = gather_facts(list(args.quants), cancel=token, **fact_kwargs(args))
-        res = publish_folder(facts, Path(args.dest), include_calibration=args.include_calibration,
-                             confirm_flagged=list(args.yes_publish_flagged), progress=bar, cancel=token)
+        plan = plan_publish(facts, Path(args.dest), include_calibration=args.include_calibration,
+                            confirm_flagged=list(args.yes_publish_flagged))
+        # what is copied from where, before a byte is written (stderr under --json: stdout is the document)
+        out = sys.stderr if args.json else sys.stdout
+        print(f"{'would publish' if args.dry_run else 'publishing'} into {plan.folder}:", file=out)
+        for line in plan.describe():
+            print(f"  {line}", file=out)
+        out.flush()
+        if args.dry_run:
+            bar.close()
+            if args.json:
+                print_json({"folder": str(plan.folder), "dry_run": True, "plan": plan.describe(),
+                            "warnings": plan.warnings})
+            else:
+                print_warnings(plan.warnings)
+            return 0
+        res = write_publish(plan, progress=bar, cancel=token)
     bar.close()
     if args.json:
         print_json(res.to_json())

@@ -17,15 +17,24 @@ from medcal_gui.workflows.handover.report_doc import ReportDoc
 
 DPI = 300
 MARGIN_MM = 15.0
+MAX_ASPECT = 8.0  # as report_doc.check_svg: a figure taller than this many widths would not fit on pages
+MAX_PAGES = 200  # the report is a page or two; more means a figure or a table ran away
 
 
-def svg_image(svg: str, width_px: int) -> QImage:
+def svg_image(svg: str, width_px: int, name: str = "figure") -> QImage:
     r = QSvgRenderer(QByteArray(svg.encode("utf-8")))
     if not r.isValid():
-        raise OutputError("A figure of the report is not valid SVG.")
+        raise OutputError(f"A figure of the report ({name}) is not valid SVG.")
     size = r.defaultSize()
-    h = max(1, round(width_px * size.height() / max(1, size.width())))
+    # the last guard for what report_doc.check_svg could not size: Qt's own reading of the figure
+    if size.width() <= 0 or size.height() <= 0 or not (
+            1 / MAX_ASPECT <= size.height() / size.width() <= MAX_ASPECT):
+        raise OutputError(f"A figure of the report ({name}) is {size.width()} × {size.height()} px; it must be "
+                          f"at most {MAX_ASPECT:g} times taller than wide or wider than tall. Nothing was written.")
+    h = max(1, round(width_px * size.height() / size.width()))
     img = QImage(width_px, h, QImage.Format.Format_ARGB32)
+    if img.isNull():
+        raise OutputError(f"A figure of the report ({name}) could not be drawn ({width_px} × {h} px).")
     img.fill(QColor("white"))
     p = QPainter(img)
     r.render(p)
@@ -36,7 +45,7 @@ def svg_image(svg: str, width_px: int) -> QImage:
 def _document(doc: ReportDoc, page: QSizeF) -> QTextDocument:
     td = QTextDocument()
     for name, svg in doc.images.items():
-        td.addResource(QTextDocument.ResourceType.ImageResource, QUrl(name), svg_image(svg, 1800))
+        td.addResource(QTextDocument.ResourceType.ImageResource, QUrl(name), svg_image(svg, 1800, name))
     td.setHtml(doc.html)
     td.setPageSize(page)
     return td
@@ -60,8 +69,11 @@ def write_pdf(doc: ReportDoc, out: Path, *, title: str = "medcal quantization re
         # print_ paginates in the writer's own device pixels, at this resolution
         td.documentLayout().setPaintDevice(w)
         td.setPageSize(QSizeF(rect.width(), rect.height()))
-        td.print_(w)
         pages = td.pageCount()
+        if not 1 <= pages <= MAX_PAGES:  # a layout Qt could not paginate: never a PDF of "-10638 page(s)"
+            raise OutputError(f"The report laid out as {pages} page(s), which is not a report medcal writes; "
+                              f"nothing was written to {out}.")
+        td.print_(w)
         del w  # QPdfWriter finishes the file when it is destroyed
     return pages
 

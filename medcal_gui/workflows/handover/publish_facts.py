@@ -2,13 +2,19 @@
 metadata (name, licence, description), the imatrix, the calibration set's log and the optional eval /
 ladder / behaviour-check JSON files. Shared by `medcal publish` (the folder and its model card) and
 `medcal report` (the printable governance report). Refuses quants of different bases.
+
+Which files may be published: those the user named (the quants, --base, --imatrix, --mmproj, --calibration,
+--dataset-log, and a projector found beside the --base the user named), and a file a manifest names only when
+the manifest records its sha256, the file still matches it and it is the right kind of file (an importance
+matrix a GGUF or .dat imatrix). A manifest that came with a downloaded quant could name ~/.ssh/id_rsa.
+Every JSON file is checked against the shape medcal writes it in (`shapes.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import re
+import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +24,12 @@ from medcal_gui import __version__
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.fsutil import sha256_file
 from medcal_gui.core.jobs import CancelToken
+from medcal_gui.workflows.handover.escaping import one_line, shell_word, slug
+from medcal_gui.workflows.handover.shapes import read_json
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+__all__ = ["PublishFacts", "QuantFile", "gather_facts", "gguf_metadata", "quant_file", "read_json", "slug"]
+IMATRIX_LIMIT = 1 << 30  # bytes: a 27B model's importance matrix is tens of MB
+
 
 @dataclass
 class QuantFile:
@@ -32,17 +42,20 @@ class QuantFile:
     figures: dict[str, Any] = field(default_factory=dict)  # bpw, kld_mean, same_top_pct, ppl_ratio, ...
 
     def rebuild_commands(self, base_name: str, imatrix_name: str | None) -> list[str]:
+        """Shell commands that rebuild this file; every word quoted for the shell (a base file name is the
+        user's and may hold anything)."""
         opts = (self.manifest or {}).get("options") or {}
         extra = ""
         if opts.get("output_tensor_type"):
-            extra += f" --output-tensor-type {opts['output_tensor_type']}"
+            extra += f" --output-tensor-type {shell_word(opts['output_tensor_type'])}"
         if opts.get("token_embedding_type"):
-            extra += f" --token-embedding-type {opts['token_embedding_type']}"
+            extra += f" --token-embedding-type {shell_word(opts['token_embedding_type'])}"
         if opts.get("pure"):
             extra += " --pure"
-        im = f" --imatrix {imatrix_name}" if imatrix_name and (self.manifest or {}).get("imatrix") else ""
-        return [f"medcal quantize --model {base_name}{im} --type {self.qtype}{extra} -o {self.name}",
-                f"llama-quantize{im}{extra} {base_name} {self.name} {self.qtype}"]
+        base, name, qtype = shell_word(base_name), shell_word(self.name), shell_word(self.qtype)
+        im = f" --imatrix {shell_word(imatrix_name)}" if imatrix_name and (self.manifest or {}).get("imatrix") else ""
+        return [f"medcal quantize --model {base}{im} --type {qtype}{extra} -o {name}",
+                f"llama-quantize{im}{extra} {base} {name} {qtype}"]
 
 
 @dataclass
@@ -50,7 +63,7 @@ class PublishFacts:
     model_name: str
     base: dict[str, Any]  # path, name, sha256, license, description, architecture, parameters, bytes
     quants: list[QuantFile]
-    imatrix: dict[str, Any] | None
+    imatrix: dict[str, Any] | None  # "path" only when the file may be published (see the module's docstring)
     calibration: dict[str, Any] | None  # the dataset log's summary and the text's hash (never the text)
     mmproj: Path | None
     eval: dict[str, Any] | None
@@ -59,6 +72,7 @@ class PublishFacts:
     mcq: dict[str, Any] | None
     versions: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # str(path) -> why it may be published
 
     def to_json(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "base": self.base,
@@ -69,20 +83,18 @@ class PublishFacts:
                 "warnings": self.warnings}
 
 
-def read_json(path: Path | None, what: str) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    path = Path(path)
+def regular_file(path: Path, what: str) -> Path:
+    """`path` when it is a regular file (links followed); a FIFO, device or folder would hang or mislead the
+    hashing and copying below."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        st = os.stat(path)
     except FileNotFoundError:
-        raise InputError(f"The {what} file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"The {what} file {path} is not readable JSON ({exc}). Pass the file medcal wrote "
-                         "with --json.") from None
-    if not isinstance(doc, dict):
-        raise InputError(f"The {what} file {path} does not hold a JSON object.")
-    return doc
+        raise InputError(f"The {what} {path} does not exist.") from None
+    except OSError as exc:
+        raise InputError(f"Cannot read the {what} {path}: {exc.strerror or exc}.") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"The {what} {path} is not a regular file (a folder, pipe or device): give the file.")
+    return Path(path)
 
 
 def gguf_metadata(path: Path) -> dict[str, Any]:
@@ -92,7 +104,7 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
     try:
         reader = GGUFReader(str(path))
     except Exception as exc:
-        raise InputError(f"{path} is not a readable GGUF file ({exc}).") from None
+        raise InputError(f"{path} is not a readable GGUF file ({one_line(exc)}).") from None
     out: dict[str, Any] = {}
     for key, f in reader.fields.items():
         if not (key.startswith("general.") or key.startswith("clip.") or key == "tokenizer.chat_template"):
@@ -106,22 +118,17 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
     return out
 
 
-def slug(name: str) -> str:
-    s = _UNSAFE.sub("-", name.strip()).strip("-.")
-    return s or "model"
-
-
 def _type_of(path: Path, manifest: dict[str, Any] | None) -> str:
     if manifest and isinstance(manifest.get("type"), dict) and manifest["type"].get("name"):
-        return str(manifest["type"]["name"])
+        return str(manifest["type"]["name"])  # a type of the table: shapes.MANIFEST checked it
     from medcal_gui.modelfile.model_info import inspect_model
 
-    return inspect_model(path).file_type
+    return slug(inspect_model(path).file_type, "unknown")
 
 
 def _manifest_of(q: Path) -> dict[str, Any] | None:
     m = q.with_name(q.name + ".manifest.json")
-    return read_json(m, "quantize manifest") if m.is_file() else None
+    return read_json(m, "quantize manifest") if os.path.lexists(m) else None
 
 
 def _by_file(items: Iterable[dict[str, Any]], key: str, q: QuantFile) -> dict[str, Any] | None:
@@ -174,13 +181,97 @@ def _calibration(calibration: Path | None, dataset_log: Path | None,
                     "layout": meta.get("layout"), "token_estimate": meta.get("token_estimate_total"),
                     "created": meta.get("created"), "log_sha256": sha256_file(Path(str(dataset_log)))})
     if calibration is not None:
-        if not calibration.is_file():
-            raise InputError(f"The calibration text {calibration} does not exist.")
+        regular_file(calibration, "calibration text")
         out.update({"file": calibration.name, "path": str(calibration), "sha256": sha256_file(calibration),
                     "bytes": calibration.stat().st_size})
     if "sha256" not in out and written.get("medcal.calibration.sha256"):
         out["sha256"] = written["medcal.calibration.sha256"]
     return out or None
+
+
+def not_an_imatrix(path: Path) -> str | None:
+    """Why `path` is not an importance matrix (GGUF with `*.in_sum2` tensors, or llama.cpp's legacy .dat), or
+    None when it is one. A well-known file whose sha256 anyone can compute (/etc/passwd) fails here."""
+    from medcal_gui.calibrate.imatrix_io import ImatrixData
+
+    try:
+        size = os.stat(path).st_size
+        with open(path, "rb") as fh:
+            gguf = fh.read(4) == b"GGUF"
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    if not gguf and size > IMATRIX_LIMIT:
+        return f"{size / 1e9:.1f} GB and not a GGUF file"
+    try:
+        ImatrixData.load(path)
+    except (InputError, ValueError) as exc:
+        return one_line(exc, 200)
+    return None
+
+
+def _imatrix_info(imatrix: Path | None, manifests: Sequence[dict[str, Any] | None], sources: dict[str, str],
+                  warnings: list[str]) -> dict[str, Any] | None:
+    rec: dict[str, Any] = next((m["imatrix"] for m in manifests if m and m.get("imatrix")), {})
+    path: Path | None = None
+    if imatrix is not None:  # named by the user: it must be an imatrix, and the quants' one where recorded
+        path = regular_file(Path(imatrix), "importance matrix")
+        why = not_an_imatrix(path)
+        if why:
+            raise InputError(f"The importance matrix {path} (--imatrix) is not one ({why}). Give the "
+                             ".imatrix.gguf (or .dat) that `medcal imatrix` wrote.")
+        sha = sha256_file(path)
+        if rec.get("sha256") and rec["sha256"] != sha:
+            raise InputError(f"The importance matrix {imatrix} is not the one the quants were made with "
+                             f"(sha256 {sha[:12]}…, manifest says {rec['sha256'][:12]}…).")
+        sources[str(path)] = "the importance matrix you named (--imatrix)"
+    elif rec:
+        sha = rec.get("sha256") or ""
+        path = _recorded_imatrix(rec, warnings)
+        if path is not None:
+            sources[str(path)] = "the importance matrix the manifests name; its sha256 matches theirs"
+    else:
+        return None
+    info: dict[str, Any] = {
+        "file": path.name if path else Path(str(rec.get("path") or "imatrix")).name,
+        "path": str(path) if path else None, "sha256": sha,
+        **{k: rec.get(k) for k in ("entries", "chunk_count", "chunk_size")},
+        # file names only: a folder path can name a person or a ward
+        "datasets": [Path(str(x)).name for x in rec.get("datasets") or []]}
+    if info.get("chunk_count") and info.get("chunk_size"):
+        info["tokens"] = int(info["chunk_count"]) * int(info["chunk_size"])
+    return info
+
+
+def _recorded_imatrix(rec: dict[str, Any], warnings: list[str]) -> Path | None:
+    """The importance matrix a manifest names, when it may be published: the manifest records its sha256, the
+    file still matches it, and it is an importance matrix. Otherwise None, with a warning saying why."""
+    if not rec.get("path"):
+        return None
+    path = Path(str(rec["path"]))
+    shown = one_line(path, 200)
+    hint = " Give it with --imatrix FILE to publish it."
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # not on this machine (a downloaded quant): the card gives its hash
+    if not stat.S_ISREG(st.st_mode):
+        warnings.append(f"The manifests name {shown} as the importance matrix; it is not a regular file, so it "
+                        "was not published." + hint)
+        return None
+    if not rec.get("sha256"):
+        warnings.append(f"The manifests name {shown} as the importance matrix but record no sha256 for it, so it "
+                        "was not published." + hint)
+        return None
+    if sha256_file(path) != rec["sha256"]:
+        warnings.append(f"The manifests name {shown} as the importance matrix, but it no longer matches the "
+                        "sha256 they record, so it was not published." + hint)
+        return None
+    why = not_an_imatrix(path)
+    if why:
+        warnings.append(f"The manifests name {shown} as the importance matrix, but it is not one ({why}), so it "
+                        "was not published.")
+        return None
+    return path
 
 
 def quant_file(p: Path, m: dict[str, Any] | None, model: str, params: int, ev: dict[str, Any] | None = None,
@@ -198,6 +289,46 @@ def quant_file(p: Path, m: dict[str, Any] | None, model: str, params: int, ev: d
     return qf
 
 
+def _base_path(base: Path | None, manifests: Sequence[dict[str, Any] | None], warnings: list[str]) -> Path | None:
+    """The base: the one named, else the one the manifests record when it is there with the recorded size
+    (its metadata names the files and fills the card)."""
+    if base is not None:
+        return Path(base)
+    rec = next((m["input"] for m in manifests if m and m.get("input") and m["input"].get("path")), None)
+    if rec is None:
+        return None
+    p = Path(str(rec["path"]))
+    try:
+        st = os.stat(p)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or (rec.get("bytes") and st.st_size != rec["bytes"]):
+        warnings.append(f"The manifests name {one_line(p, 200)} as the base, but it is not the file they record "
+                        "(size), so its metadata was not used. Give the base with --base.")
+        return None
+    return p
+
+
+def _mmproj(mmproj: Path | None, base: Path | None, sources: dict[str, str], warnings: list[str]) -> Path | None:
+    """The vision projector: the one named, else the one mmproj*.gguf beside the base the user named."""
+    if mmproj is not None:
+        p = regular_file(Path(mmproj), "vision projector")
+        sources[str(p)] = "the vision projector you named (--mmproj)"
+    elif base is not None:
+        found = [f for f in sorted(Path(base).parent.glob("mmproj*.gguf")) if f.is_file()]
+        if len(found) != 1:
+            return None
+        p = found[0]
+        warnings.append(f"Included the vision projector {one_line(p.name, 120)} found beside the base.")
+        sources[str(p)] = "the vision projector found beside the base you named"
+    else:
+        return None
+    with open(p, "rb") as fh:
+        if fh.read(4) != b"GGUF":
+            raise InputError(f"The vision projector {p} is not a GGUF file. Give the mmproj*.gguf of the base.")
+    return p
+
+
 def gather_facts(quants: Sequence[Path], *, base: Path | None = None, imatrix: Path | None = None,
                  mmproj: Path | None = None, calibration: Path | None = None, dataset_log: Path | None = None,
                  eval_json: Path | None = None, ladder: Path | None = None, agree: Path | None = None,
@@ -207,10 +338,9 @@ def gather_facts(quants: Sequence[Path], *, base: Path | None = None, imatrix: P
     if not quants:
         raise InputError("Name at least one quantized GGUF to publish.")
     warnings: list[str] = []
-    paths = [Path(q) for q in quants]
-    for p in paths + [x for x in (base, imatrix, mmproj) if x is not None]:
-        if not Path(p).is_file():
-            raise InputError(f"The file {p} does not exist.")
+    paths = [regular_file(Path(q), "quantized model") for q in quants]
+    if base is not None:
+        regular_file(Path(base), "base model")
     manifests = [_manifest_of(p) for p in paths]
     base_shas = {m["input"]["sha256"]: p for p, m in zip(paths, manifests, strict=True)
                  if m and (m.get("input") or {}).get("sha256")}
@@ -231,11 +361,7 @@ def gather_facts(quants: Sequence[Path], *, base: Path | None = None, imatrix: P
         if m is None:
             warnings.append(f"{p.name} has no manifest ({p.name}.manifest.json): its base and settings are "
                             "not on record.")
-    base_path = Path(base) if base else None
-    if base_path is None:
-        recorded = next((m["input"].get("path") for m in manifests if m and m.get("input")), None)
-        if recorded and Path(recorded).is_file():
-            base_path = Path(recorded)
+    base_path = _base_path(base, manifests, warnings)
     meta = gguf_metadata(base_path) if base_path else gguf_metadata(paths[0])
     name = meta.get("general.name") or meta.get("general.basename")
     model = slug(str(name)) if name else slug((base_path or paths[0]).stem.rsplit("-", 1)[0])
@@ -247,27 +373,10 @@ def gather_facts(quants: Sequence[Path], *, base: Path | None = None, imatrix: P
                  "base_model": meta.get("general.base_model.0.repo_url") or meta.get("general.base_model.0.name"),
                  "parameters": meta["_params"], "bytes": base_path.stat().st_size if base_path else None,
                  "has_chat_template": "tokenizer.chat_template" in meta}
-    if mmproj is None and base_path is not None:
-        found = sorted(base_path.parent.glob("mmproj*.gguf"))
-        if len(found) == 1:
-            mmproj = found[0]
-            warnings.append(f"Included the vision projector {mmproj.name} found beside the base.")
-    if imatrix is None:
-        rec = next((m["imatrix"].get("path") for m in manifests if m and m.get("imatrix")), None)
-        if rec and Path(rec).is_file():
-            imatrix = Path(rec)
-    im_info: dict[str, Any] | None = None
-    if imatrix is not None:
-        rec_im: dict[str, Any] = next((m["imatrix"] for m in manifests if m and m.get("imatrix")), {})
-        im_info = {"file": Path(imatrix).name, "path": str(imatrix), "sha256": sha256_file(Path(imatrix)),
-                   **{k: rec_im.get(k) for k in ("entries", "chunk_count", "chunk_size")},
-                   # file names only: a folder path can name a person or a ward
-                   "datasets": [Path(str(x)).name for x in rec_im.get("datasets") or []]}
-        if rec_im.get("sha256") and rec_im["sha256"] != im_info["sha256"]:
-            raise InputError(f"The importance matrix {imatrix} is not the one the quants were made with "
-                             f"(sha256 {im_info['sha256'][:12]}…, manifest says {rec_im['sha256'][:12]}…).")
-        if im_info.get("chunk_count") and im_info.get("chunk_size"):
-            im_info["tokens"] = int(im_info["chunk_count"]) * int(im_info["chunk_size"])
+    sources = {str(p): "a quant you named" for p in paths}
+    mmproj = _mmproj(mmproj, base, sources, warnings)
+    cancel.check()
+    im_info = _imatrix_info(imatrix, manifests, sources, warnings)
     ev, lad, agr, mc = (read_json(eval_json, "eval"), read_json(ladder, "ladder"), read_json(agree, "agreement"),
                         read_json(mcq, "multiple-choice"))
     qfiles: list[QuantFile] = []
@@ -285,8 +394,13 @@ def gather_facts(quants: Sequence[Path], *, base: Path | None = None, imatrix: P
         versions["llama_cpp_python"] = str(llama_cpp.__version__)
     rec_v = next((m.get("versions") for m in manifests if m and m.get("versions")), None)
     if rec_v:
-        versions["quantized_with"] = ", ".join(f"{k} {v}" for k, v in rec_v.items())
-    return PublishFacts(model, base_info, qfiles, im_info,
-                        _calibration(Path(calibration) if calibration else None,
-                                     Path(dataset_log) if dataset_log else None, [m for m in manifests if m]),
-                        Path(mmproj) if mmproj else None, ev, lad, agr, mc, versions, warnings)
+        versions["quantized_with"] = one_line(", ".join(f"{k} {v}" for k, v in rec_v.items()), 500)
+    calib = _calibration(Path(calibration) if calibration else None, Path(dataset_log) if dataset_log else None,
+                         [m for m in manifests if m])
+    if calib and calib.get("path"):
+        sources[calib["path"]] = "the calibration text you named (--calibration)"
+    if calib and calib.get("log"):
+        sources[calib["log"]] = ("the dataset log you named (--dataset-log)" if dataset_log else
+                                 "the dataset log beside the calibration text you named")
+    return PublishFacts(model, base_info, qfiles, im_info, calib, mmproj, ev, lad, agr, mc, versions, warnings,
+                        sources)

@@ -4,18 +4,26 @@ Qt-free: `ui/report_pdf.py` lays it out and writes the PDF. What went in (base a
 summary and hash, settings), what came out (each file, its hash), how faithful it is (eval figures, the KLD
 histogram from `medcal eval --plot`, the ladder's chart, behaviour checks with flips and p-values), versions,
 and a line for the reviewer's signature.
+
+Every value is HTML-escaped (Qt's rich text is HTML: a model name `<img src=…>` would be markup), numbers are
+printed only when they are numbers, and a figure given as SVG is refused when it could not lay out on a page
+(a 1 × 100,000 px plot gave a blank PDF of "-10638 page(s)") or when it refers to another file.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
+import re
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from medcal_gui.core.errors import InputError
+from medcal_gui.core.text_files import read_utf8
 from medcal_gui.evaluate.eval_plot import ranking_svg
+from medcal_gui.workflows.handover.escaping import one_line
 from medcal_gui.workflows.handover.model_card import CAUTION, pct_text, speed_text
 from medcal_gui.workflows.handover.publish_facts import PublishFacts
 
@@ -28,6 +36,12 @@ th { background-color: #e8edf3; text-align: left; }
 .hash { font-family: 'DejaVu Sans Mono', monospace; font-size: 7pt; }
 .small { font-size: 8pt; color: #333333; }
 """
+
+
+SVG_LIMIT = 32 * 1024 * 1024  # bytes: `medcal eval --plot` writes tens of kB
+MAX_ASPECT = 8.0  # a figure at most this many times taller than wide (or wider than tall)
+MAX_BARS = 30  # bars in a chart drawn from a JSON file (a ladder has a dozen rungs)
+_UNITS = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0}
 
 
 @dataclass
@@ -62,8 +76,8 @@ def _inputs(facts: PublishFacts) -> list[str]:
              f"parameters, {_e(b.get('architecture'))}; licence {_e(lic)}"],
             ["Base sha256", _hash(b.get("sha256") or "not recorded")]]
     if c.get("records") is not None:
-        pops = ", ".join(f"{n} {_e(k)}" for k, n in sorted((c.get("populations") or {}).items()))
-        rows.append(["Calibration set", f"{c['records']} records ({pops}); variant {_e(c.get('variant'))}, "
+        pops = ", ".join(f"{_e(n)} {_e(k)}" for k, n in sorted((c.get("populations") or {}).items()))
+        rows.append(["Calibration set", f"{_e(c['records'])} records ({pops}); variant {_e(c.get('variant'))}, "
                      f"layout {_e(c.get('layout'))}; about {_e(c.get('token_estimate'))} tokens"])
     if c.get("sha256"):
         rows.append(["Calibration sha256", _hash(c["sha256"]) + (f" ({_e(c.get('file'))})" if c.get("file") else "")])
@@ -107,24 +121,81 @@ def _fidelity(facts: PublishFacts, doc: ReportDoc, hist_svg: str | None) -> list
         doc.images["kld_histogram.png"] = hist_svg
         out.append('<p><img src="kld_histogram.png" width="430"></p>')
     elif ev and ev.get("models"):  # no histogram given: the eval's means and 99th percentiles as bars
-        ms = [m for m in ev["models"] if m.get("kld_mean") is not None]
-        doc.images["kld_ranking.png"] = ranking_svg([str(m.get("name")) for m in ms],
-                                                    [float(m["kld_mean"]) for m in ms],
-                                                    [float(m.get("kld_p99") or m["kld_mean"]) for m in ms],
-                                                    title="KL divergence against the base")
-        out.append('<p><img src="kld_ranking.png" width="430"></p>')
+        ms = _charted(ev["models"])
+        if ms:
+            doc.images["kld_ranking.png"] = ranking_svg([one_line(m.get("name"), 40) for m in ms],
+                                                        [float(m["kld_mean"]) for m in ms], [_p99(m) for m in ms],
+                                                        title="KL divergence against the base")
+            out.append('<p><img src="kld_ranking.png" width="430"></p>')
     lad = facts.ladder
     if lad and lad.get("rungs"):
-        rungs = lad["rungs"]
-        doc.images["ladder.png"] = ranking_svg([f"{r['type']} ({r.get('bpw', 0):.2f} bpw)" for r in rungs],
-                                               [float(r["kld_mean"]) for r in rungs],
-                                               [float(r.get("kld_p99") or r["kld_mean"]) for r in rungs],
-                                               title="Quant ladder: KL divergence per type")
-        out.append('<p><img src="ladder.png" width="430"></p>')
+        rungs = _charted(lad["rungs"])
+        if rungs:
+            doc.images["ladder.png"] = ranking_svg(
+                [f"{one_line(r['type'], 30)} ({_f(r.get('bpw'), '.2f')} bpw)" for r in rungs],
+                [float(r["kld_mean"]) for r in rungs], [_p99(r) for r in rungs],
+                title="Quant ladder: KL divergence per type")
+            out.append('<p><img src="ladder.png" width="430"></p>')
+        if len(rungs) < len(lad["rungs"]):
+            out.append(f'<p class="small">The chart shows {len(rungs)} of the ladder\'s {len(lad["rungs"])} '
+                       "rungs (those with a finite KLD, the closest first).</p>")
         rec = lad.get("recommendation") or {}
         if rec:
             out.append(f"<p>Ladder recommendation: <b>{_e(rec.get('type'))}</b> {_e(rec.get('reason'))}</p>")
     return out
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _charted(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries a bar chart can draw (a finite mean KLD), the closest MAX_BARS of them."""
+    ok = [m for m in items if _finite(m.get("kld_mean"))]
+    return sorted(ok, key=lambda m: float(m["kld_mean"]))[:MAX_BARS]
+
+
+def _p99(m: dict[str, Any]) -> float:
+    return float(m["kld_p99"]) if _finite(m.get("kld_p99")) else float(m["kld_mean"])
+
+
+def _svg_length(v: str | None) -> float | None:
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(px|pt|pc|mm|cm|in)?\s*", v or "")
+    return float(m.group(1)) * _UNITS[m.group(2) or ""] if m else None
+
+
+def svg_size(svg: str) -> tuple[float, float] | None:
+    """(width, height) of an SVG's root element as Qt sizes it: width/height, else the viewBox's."""
+    m = re.search(r"<svg\b[^>]*>", svg[:1 << 16])
+    if not m:
+        return None
+    attrs = dict(re.findall(r"([\w:-]+)\s*=\s*[\"']([^\"']*)[\"']", m.group(0)))
+    w, h = _svg_length(attrs.get("width")), _svg_length(attrs.get("height"))
+    box = [_svg_length(x) for x in re.split(r"[\s,]+", attrs.get("viewBox", "").strip())]
+    if len(box) == 4:
+        w = w if w is not None else box[2]
+        h = h if h is not None else box[3]
+    return (w, h) if w is not None and h is not None else None
+
+
+def check_svg(svg: str, path: Path) -> None:
+    """Refuse a figure the report could not lay out on a page, or one that would pull in another file."""
+    if "<svg" not in svg:
+        raise InputError(f"{path} is not an SVG figure (write one with `medcal eval --plot FILE.svg`).")
+    if re.search(r"<!ENTITY|<!DOCTYPE[^>]*\[", svg):
+        raise InputError(f"{path} declares XML entities, which a figure of `medcal eval --plot` never does: "
+                         "pass the SVG medcal wrote.")
+    ref = re.search(r"""(?:xlink:)?href\s*=\s*["']\s*(?!#|data:)([^"']{0,80})""", svg)
+    if ref:
+        raise InputError(f"{path} refers to another file or address ({one_line(ref.group(1), 80)!r}); the "
+                         "report embeds only self-contained figures. Pass the SVG `medcal eval --plot` wrote.")
+    size = svg_size(svg)
+    if size is not None:
+        w, h = size
+        if not (w > 0 and h > 0) or not (1 / MAX_ASPECT <= h / w <= MAX_ASPECT):
+            raise InputError(f"{path} is {w:g} × {h:g} (width × height); a figure of the report must be wider and "
+                             f"taller than 0 and at most {MAX_ASPECT:g} times taller than wide or wider than tall. "
+                             "Pass the histogram `medcal eval --plot FILE.svg` wrote.")
 
 
 def _behaviour(facts: PublishFacts) -> list[str]:
@@ -152,12 +223,9 @@ def build_report(facts: PublishFacts, *, hist_svg: Path | None = None, reviewer:
     """The report for `facts`; `hist_svg` is the KLD histogram `medcal eval --plot` wrote."""
     svg = None
     if hist_svg is not None:
-        try:
-            svg = Path(hist_svg).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"Cannot read the histogram {hist_svg} ({exc}).") from None
-        if "<svg" not in svg:
-            raise InputError(f"{hist_svg} is not an SVG figure (write one with `medcal eval --plot FILE.svg`).")
+        svg = read_utf8(Path(hist_svg), "histogram", limit=SVG_LIMIT,
+                        not_utf8_hint=" Pass the SVG `medcal eval --plot` wrote.")
+        check_svg(svg, Path(hist_svg))
     doc = ReportDoc("")
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"<html><head><style>{STYLE}</style></head><body>",
