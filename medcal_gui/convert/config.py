@@ -14,6 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medcal_gui.convert.card import ModelCard, read_card
+from medcal_gui.convert.folder import (
+    DOWNLOAD_AGAIN,
+    MAX_JSON_BYTES,
+    MAX_TOKENIZER_BYTES,
+    FolderFileError,
+    decode_utf8,
+    parse_json,
+    present,
+    read_bytes,
+    read_json,
+)
+from medcal_gui.convert.values import check_text_config, check_vision_config, rope_section, show
 from medcal_gui.core.errors import ModelError
 
 SUPPORTED_ARCHITECTURES = ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")
@@ -78,6 +91,7 @@ class Gemma3Spec:
     swa_layers: list[bool]  # True where a layer uses sliding-window attention
     write_sliding_window: bool
     vision: dict[str, Any] | None = None
+    card: ModelCard = field(default_factory=ModelCard)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -94,24 +108,16 @@ class Gemma3Spec:
 
 
 def _load_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise NotAModelError(f"The {what} {path} cannot be read: {exc.strerror or exc}.") from exc
-    except ValueError as exc:
-        raise NotAModelError(f"The {what} {path} is not valid JSON ({exc}). Download the model again.") from exc
+    doc = read_json(path.parent, path, what)
     if not isinstance(doc, dict):
         raise NotAModelError(f"The {what} {path} is not a JSON object. Download the model again.")
     return doc
 
 
-def read_json_optional(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"The file {path} cannot be read as JSON ({exc}). Download the model again.") from exc
+def read_json_optional(path: Path, what: str = "file", limit: int = MAX_JSON_BYTES) -> dict[str, Any] | None:
+    """The JSON object in `path`, a file of the model folder (None where absent or not an object). Bounded,
+    inside the folder, and every failure one line naming the file (convert/folder.py)."""
+    doc = read_json(path.parent, path, what, limit=limit)
     return doc if isinstance(doc, dict) else None
 
 
@@ -129,12 +135,10 @@ def read_json_keys(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
     ahead of the model's vocabulary (33 MB in MedGemma's): `json.loads` of the whole file holds the GIL
     throughout (0.14 s for 6 MB here), a stall of the window while it converts. Anything this walk does not
     expect is left to the whole-file parse and its errors."""
-    if not path.is_file():
+    if not present(path):
         return {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"The file {path} cannot be read as JSON ({exc}). Download the model again.") from exc
+    data = read_bytes(path.parent, path, path.name, MAX_TOKENIZER_BYTES)
+    text = decode_utf8(data, path, path.name, DOWNLOAD_AGAIN)
     dec = json.JSONDecoder()
     found: dict[str, Any] = {}
     try:
@@ -156,9 +160,9 @@ def read_json_keys(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
             elif text[pos] != "}":
                 raise ValueError("expected , or }")
         return found
-    except (ValueError, IndexError):
-        doc = read_json_optional(path) or {}
-        return {k: doc[k] for k in keys if k in doc}
+    except (ValueError, IndexError, RecursionError):
+        doc = parse_json(text, path, path.name)
+        return {k: doc[k] for k in keys if k in doc} if isinstance(doc, dict) else {}
 
 
 def _architecture(cfg: dict[str, Any], path: Path) -> str:
@@ -170,57 +174,65 @@ def _architecture(cfg: dict[str, Any], path: Path) -> str:
             str(cfg.get("model_type")), str(cfg.get("model_type") or "unknown"))
     if arch not in SUPPORTED_ARCHITECTURES:
         raise UnsupportedModelError(
-            f"The model in {path.parent} is a {arch}, which medcal cannot convert. Supported: "
+            f"The model in {path.parent} is a {show(arch)}, which medcal cannot convert. Supported: "
             f"{', '.join(SUPPORTED_ARCHITECTURES)} ({_SUPPORTED_TEXT}). For other models use llama.cpp's "
             "convert_hf_to_gguf.py."
         )
     return arch
 
 
-def _rope(text: dict[str, Any], path: Path) -> RopeSpec:
+def _rope(text: dict[str, Any], path: Path, prefix: str) -> RopeSpec:
     params = text.get("rope_parameters")
     if isinstance(params, dict) and ("full_attention" in params or "sliding_attention" in params):
-        full = dict(params.get("full_attention") or {})
-        local = dict(params.get("sliding_attention") or {})
+        full = rope_section(params.get("full_attention"), path, prefix + "rope_parameters.full_attention")
+        local = rope_section(params.get("sliding_attention"), path, prefix + "rope_parameters.sliding_attention")
     else:  # the older flat form: rope_theta, rope_local_base_freq, rope_scaling (global layers only)
-        full = dict(text.get("rope_scaling") or params or {})
+        full = rope_section(text.get("rope_scaling"), path, prefix + "rope_scaling")
+        if not full:
+            full = rope_section(params, path, prefix + "rope_parameters")
         if "rope_theta" in text:
             full.setdefault("rope_theta", text["rope_theta"])
         local = {"rope_type": "default"}
         if "rope_local_base_freq" in text:
             local["rope_theta"] = text["rope_local_base_freq"]
-    spec = RopeSpec(global_theta=float(full.get("rope_theta", GLOBAL_ROPE_THETA)),
-                    local_theta=float(local.get("rope_theta", LOCAL_ROPE_THETA)))
+    spec = RopeSpec(global_theta=float(full.get("rope_theta") or GLOBAL_ROPE_THETA),
+                    local_theta=float(local.get("rope_theta") or LOCAL_ROPE_THETA))
     rtype = full.get("rope_type", full.get("type", "default")) or "default"
     if rtype == "linear" and full.get("factor") is not None:
         spec.scaling_type, spec.scaling_factor = "linear", float(full["factor"])
     elif rtype != "default":
-        raise UnsupportedModelError(f"{path}: the global layers use RoPE scaling {rtype!r}; medcal converts Gemma 3 "
-                                    "with no or linear RoPE scaling only.")
+        raise UnsupportedModelError(f"{path}: the global layers use RoPE scaling {show(rtype)}; medcal converts "
+                                    "Gemma 3 with no or linear RoPE scaling only.")
     ltype = local.get("rope_type", local.get("type", "default")) or "default"
     if ltype != "default":
-        raise UnsupportedModelError(f"{path}: the sliding-window layers use RoPE scaling {ltype!r}, which llama.cpp's "
-                                    "Gemma 3 does not apply to those layers.")
+        raise UnsupportedModelError(f"{path}: the sliding-window layers use RoPE scaling {show(ltype)}, which "
+                                    "llama.cpp's Gemma 3 does not apply to those layers.")
     return spec
 
 
 def read_spec(hf_dir: Path) -> Gemma3Spec:
-    """Parse and check `config.json`. Raises NotAModelError / UnsupportedModelError in plain words."""
+    """Parse and check `config.json` (every count and shape typed and bounded before anything is built from it)
+    and read the model card. Raises NotAModelError / UnsupportedModelError / FolderFileError in plain words."""
     hf_dir = Path(hf_dir)
     path = hf_dir / "config.json"
     if not hf_dir.is_dir():
         raise NotAModelError(f"{hf_dir} is not a folder. Choose the Hugging Face model folder (the one holding "
                              "config.json and the *.safetensors files).")
-    if not path.is_file():
+    if not present(path):
         raise NotAModelError(f"The folder {hf_dir} is not a Hugging Face model folder: it has no config.json. "
                              "Choose the folder you downloaded the model into (it holds config.json, "
                              "tokenizer.model and *.safetensors).")
     cfg = _load_json(path, "model configuration")
     arch = _architecture(cfg, path)
     sub = cfg.get("text_config") if arch == "Gemma3ForConditionalGeneration" else cfg
-    text = {**TEXT_DEFAULTS, **(sub if isinstance(sub, dict) else {})}
+    prefix = "text_config." if arch == "Gemma3ForConditionalGeneration" else ""
+    if sub is not None and not isinstance(sub, dict):
+        raise FolderFileError(f'{path}: "text_config" is {show(sub)}; write an object with the language model\'s '
+                              'settings, e.g. "text_config": {"hidden_size": 2560}.')
+    text = {**TEXT_DEFAULTS, **(sub or {})}
     if "tie_word_embeddings" in cfg and arch == "Gemma3ForConditionalGeneration":
         text["tie_word_embeddings"] = cfg["tie_word_embeddings"]
+    check_text_config(text, path, prefix)
     if text.get("attn_logit_softcapping"):
         raise UnsupportedModelError(f"{path}: attn_logit_softcapping is set; Gemma 3 in llama.cpp has none.")
     if text.get("use_bidirectional_attention"):
@@ -228,8 +240,9 @@ def read_spec(hf_dir: Path) -> Gemma3Spec:
                                     "language model llama.cpp runs as gemma3.")
     act = str(text.get("hidden_activation") or text.get("hidden_act") or "gelu_pytorch_tanh")
     if act not in ("gelu_pytorch_tanh", "gelu_tanh"):
-        raise UnsupportedModelError(f"{path}: activation {act!r}; llama.cpp's Gemma 3 uses tanh-approximated GELU.")
-    rope = _rope(text, path)
+        raise UnsupportedModelError(f"{path}: activation {show(act)}; llama.cpp's Gemma 3 uses tanh-approximated "
+                                    "GELU.")
+    rope = _rope(text, path, prefix)
 
     n_layer = int(text["num_hidden_layers"])
     layer_types = text.get("layer_types")
@@ -251,24 +264,12 @@ def read_spec(hf_dir: Path) -> Gemma3Spec:
             f"attention by 1/sqrt({scale_base}) for this size; the converted model would compute differently."
         )
     vision = None
-    if arch == "Gemma3ForConditionalGeneration" and isinstance(cfg.get("vision_config"), dict):
+    if arch == "Gemma3ForConditionalGeneration" and cfg.get("vision_config") is not None:
+        if not isinstance(cfg["vision_config"], dict):
+            raise FolderFileError(f'{path}: "vision_config" is {show(cfg["vision_config"])}; write an object with '
+                                  'the vision tower\'s settings, e.g. "vision_config": {"image_size": 896}.')
         vision = {**VISION_DEFAULTS, **cfg["vision_config"]}
+        check_vision_config(vision, path)
+    card = read_card(hf_dir, cfg)
     return Gemma3Spec(hf_dir=hf_dir, architecture=arch, text=text, raw_config=cfg, rope=rope, swa_layers=swa,
-                      write_sliding_window=write_window, vision=vision)
-
-
-def add_general_metadata(w: Any, hf_dir: Path, n_params: int) -> None:
-    """general.name, basename, size_label, license, tags, ... and general.sampling.* from
-    generation_config.json, written by gguf's own `Metadata` heuristics, as llama.cpp's converter writes
-    them ("tiny-medgemma" becomes "Tiny Medgemma"; the size label counts the tensors written)."""
-    import gguf
-
-    meta = gguf.Metadata.load(None, hf_dir, None, n_params)
-    gen = read_json_optional(hf_dir / "generation_config.json") or {}
-    if meta.sampling_penalty_repeat is None and isinstance(gen.get("repetition_penalty"), (int, float)):
-        meta.sampling_penalty_repeat = gen["repetition_penalty"]  # gguf-py of llama.cpp 0.3.36 reads it too
-    if meta.name is None:
-        meta.name = hf_dir.name
-    if meta.size_label is None and n_params > 0:
-        meta.size_label = gguf.size_label(n_params, 0, 0, 0)
-    meta.set_gguf_meta_model(w)
+                      write_sliding_window=write_window, vision=vision, card=card, warnings=list(card.warnings))

@@ -22,13 +22,15 @@ from typing import Any
 import gguf
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType
 
-from medcal_gui.convert.config import Gemma3Spec, UnsupportedModelError, add_general_metadata, read_spec
+from medcal_gui.convert.card import README, add_general_metadata
+from medcal_gui.convert.config import Gemma3Spec, UnsupportedModelError, read_spec
+from medcal_gui.convert.folder import check_inside
 from medcal_gui.convert.input_hash import InputHasher
 from medcal_gui.convert.safetensors_io import INDEX_NAME, SafetensorsCheckpoint
 from medcal_gui.convert.tensors import TensorPlan, in_file_order, plan_language_model, write_gguf
 from medcal_gui.convert.vocab import SPECIAL_TYPES, Vocab, load_vocab, tokenizer_files
 from medcal_gui.core.errors import InputError, OutputError
-from medcal_gui.core.fsutil import atomic_path, check_free_space, ensure_dir, refuse_input_overwrite, write_text_atomic
+from medcal_gui.core.fsutil import atomic_path, check_free_space, check_output_path, ensure_dir, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from medcal_gui.llama.versions import manifest_versions
 from medcal_gui.modelfile.limits import check, convert_needs
@@ -97,7 +99,7 @@ def _parse_outtype(outtype: str) -> tuple[GGMLQuantizationType, LlamaFileType]:
 def _add_lm_metadata(w: GGUFWriter, spec: Gemma3Spec, vocab: Vocab, ftype: LlamaFileType, n_params: int) -> None:
     t = spec.text
     w.add_type(gguf.GGUFType.MODEL)
-    add_general_metadata(w, spec.hf_dir, n_params)
+    add_general_metadata(w, spec.card, n_params)
     w.add_block_count(spec.n_layer)
     w.add_context_length(int(t["max_position_embeddings"]))
     w.add_embedding_length(int(t["hidden_size"]))
@@ -143,11 +145,12 @@ def _metadata_bytes(vocab: Vocab) -> int:
 
 
 def _input_files(hf_dir: Path, ckpt: SafetensorsCheckpoint) -> list[Path]:
+    """Every file the conversion reads, each inside the folder (checked before the hashing thread opens one)."""
     files = [hf_dir / "config.json"] + tokenizer_files(hf_dir)
-    for extra in (INDEX_NAME, "preprocessor_config.json", "processor_config.json"):
+    for extra in (INDEX_NAME, "preprocessor_config.json", "processor_config.json", README):
         if (hf_dir / extra).is_file():
             files.append(hf_dir / extra)
-    return sorted(set(files + list(ckpt.shards)))
+    return sorted({check_inside(hf_dir, f, "input file") for f in files} | set(ckpt.shards))
 
 
 def _versions() -> dict[str, str]:
@@ -175,16 +178,27 @@ def convert_hf(hf_dir: Path | str, out: Path | str, outtype: str = "f16", mmproj
     qtype, ftype = _parse_outtype(outtype)
     progress(Progress(STAGE, 0, None, message="reading the model folder"))
 
+    # config.json's counts and shapes are typed and bounded (read_spec), then checked against the shards'
+    # headers (plan_language_model), before anything is built from them: the vocabulary comes after
     spec = read_spec(hf_dir)
     ckpt = SafetensorsCheckpoint(hf_dir)
+    n_vocab = int(spec.text["vocab_size"])
+    plans = in_file_order(plan_language_model(spec, ckpt, n_vocab, qtype), ckpt)
     inputs = _input_files(hf_dir, ckpt)
+    # an output that is a folder, a FIFO, a device or an input is refused before any work, sidecars included
+    check_output_path(out, inputs, sidecars=(".sha256", ".manifest.json"), what="converted model")
+    if mm_path is not None:
+        check_output_path(mm_path, inputs, sidecars=(".sha256",), what="mmproj")
+        if mm_path.resolve() == out.resolve():
+            raise OutputError(f"The model and the mmproj would both be written to {out}: give the mmproj its own name.")
     with contextlib.ExitStack() as stack:
         hasher: InputHasher | None = None
         if hash_inputs:  # from here on, alongside the parsing and the conversion (convert/input_hash.py)
             hasher = InputHasher(inputs, hf_dir, cancel)
             stack.callback(hasher.stop)
-        vocab = load_vocab(hf_dir, int(spec.text["vocab_size"]))
-        plans = in_file_order(plan_language_model(spec, ckpt, len(vocab), qtype), ckpt)
+        vocab = load_vocab(hf_dir, n_vocab)
+        if len(vocab) != n_vocab:  # load_vocab pads or cuts to vocab_size: the plans' row counts hold
+            raise AssertionError(f"vocabulary of {len(vocab)} tokens, planned {n_vocab}")
         mm_plans: list[TensorPlan] = []
         mm_writer: GGUFWriter | None = None
         if mm_path is not None:
@@ -197,13 +211,6 @@ def convert_hf(hf_dir: Path | str, out: Path | str, outtype: str = "f16", mmproj
             mm_plans = in_file_order(mm_plans, ckpt)
         warnings = list(spec.warnings) + list(vocab.warnings)
 
-        outputs = [out] + ([mm_path] if mm_path else [])
-        for o in list(outputs):
-            outputs += [o.with_name(o.name + ".sha256"), o.with_name(o.name + ".manifest.json")]
-        for o in outputs:
-            refuse_input_overwrite(o, inputs)
-        if mm_path is not None and mm_path.resolve() == out.resolve():
-            raise OutputError(f"The model and the mmproj would both be written to {out}: give the mmproj its own name.")
         ensure_dir(out.parent)
         need = sum(p.nbytes for p in plans) + _metadata_bytes(vocab)
         if mm_path is not None:

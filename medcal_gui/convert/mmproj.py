@@ -8,7 +8,6 @@ take the output type.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,12 @@ from typing import Any
 import gguf
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType
 
-from medcal_gui.convert.config import Gemma3Spec, UnsupportedModelError, add_general_metadata
+from medcal_gui.convert.card import add_general_metadata
+from medcal_gui.convert.config import Gemma3Spec, UnsupportedModelError, read_json_optional
+from medcal_gui.convert.folder import FolderFileError
 from medcal_gui.convert.safetensors_io import SafetensorsCheckpoint, ShardError, check_dtype
 from medcal_gui.convert.tensors import TensorPlan
+from medcal_gui.convert.values import count, number, show
 
 VISION_ROOTS = ("vision_tower.vision_model.", "model.vision_tower.vision_model.")
 PROJECTOR_ROOTS = ("multi_modal_projector.", "model.multi_modal_projector.")
@@ -48,19 +50,28 @@ def _gguf_name(rest: str) -> str | None:
     return None
 
 
-def _preprocessor(hf_dir: Path) -> dict[str, Any]:
+def _preprocessor(hf_dir: Path) -> tuple[dict[str, Any], Path]:
+    """The image settings (the later file wins), and the file they came from, for messages."""
     cfg: dict[str, Any] = {}
+    source = hf_dir / "preprocessor_config.json"
     for name in ("preprocessor_config.json", "processor_config.json"):
-        p = hf_dir / name
-        if p.is_file():
-            try:
-                doc = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(doc, dict):
-                cfg.update(doc.get("image_processor", {}) if isinstance(doc.get("image_processor"), dict) else {})
-                cfg.update(doc)
-    return cfg
+        doc = read_json_optional(hf_dir / name, "image processor settings")
+        if doc is not None:
+            cfg.update(doc.get("image_processor", {}) if isinstance(doc.get("image_processor"), dict) else {})
+            cfg.update(doc)
+            source = hf_dir / name
+    return cfg, source
+
+
+def _image_stats(pre: dict[str, Any], path: Path, key: str) -> list[float]:
+    value = pre.get(key)
+    if value is None:  # SigLIP's own
+        return [0.5, 0.5, 0.5]
+    if not isinstance(value, list) or len(value) != 3:
+        raise FolderFileError(f'{path}: "{key}" is {show(value)}; write one number per colour channel, e.g. '
+                              f'"{key}": [0.5, 0.5, 0.5].')
+    return [number(v, path, f"{key}[{i}]", -1e6 if key == "image_mean" else 0.0, 1e6, 0.5)
+            for i, v in enumerate(value)]
 
 
 def plan_mmproj(spec: Gemma3Spec, ckpt: SafetensorsCheckpoint, ftype: LlamaFileType
@@ -100,10 +111,12 @@ def plan_mmproj(spec: Gemma3Spec, ckpt: SafetensorsCheckpoint, ftype: LlamaFileT
         raise ShardError(f"The weights in {ckpt.hf_dir} lack the vision tower or its projector: the download is "
                          "incomplete.")
 
-    pre = _preprocessor(spec.hf_dir)
+    pre, pre_path = _preprocessor(spec.hf_dir)
+    mean, std = _image_stats(pre, pre_path, "image_mean"), _image_stats(pre, pre_path, "image_std")
+    seq = count(pre.get("image_seq_length") or 256, pre_path, "image_seq_length", 1, 1 << 20, 256)
     w = GGUFWriter(None, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.MMPROJ])
     w.add_type(gguf.GGUFType.MMPROJ)
-    add_general_metadata(w, spec.hf_dir, sum(p.n_elements for p in plans))
+    add_general_metadata(w, spec.card, sum(p.n_elements for p in plans))
     w.add_file_type(int(ftype))
     w.add_clip_has_vision_encoder(True)
     w.add_vision_projection_dim(int(spec.text["hidden_size"]))
@@ -113,12 +126,12 @@ def plan_mmproj(spec: Gemma3Spec, ckpt: SafetensorsCheckpoint, ftype: LlamaFileT
     w.add_vision_feed_forward_length(int(v["intermediate_size"]))
     w.add_vision_block_count(int(v["num_hidden_layers"]))
     w.add_vision_head_count(int(v["num_attention_heads"]))
-    w.add_vision_image_mean([float(x) for x in pre.get("image_mean", [0.5, 0.5, 0.5])])
-    w.add_vision_image_std([float(x) for x in pre.get("image_std", [0.5, 0.5, 0.5])])
+    w.add_vision_image_mean(mean)
+    w.add_vision_image_std(std)
     w.add_clip_projector_type(gguf.VisionProjectorType.GEMMA3)
     w.add_vision_attention_layernorm_eps(float(v.get("layer_norm_eps", 1e-6)))
     w.add_vision_use_gelu(True)
-    n_per_side = int(math.sqrt(int(pre.get("image_seq_length", 256))))
+    n_per_side = int(math.sqrt(seq))
     scale = (int(v["image_size"]) // int(v["patch_size"])) // max(1, n_per_side)
     if scale > 0 and scale != 4:
         w.add_vision_projector_scale_factor(scale)

@@ -18,11 +18,13 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
 
+from medcal_gui.convert.folder import FolderFileError, check_inside, outside_reason, read_json
+from medcal_gui.convert.values import show
 from medcal_gui.core.errors import ModelError
 from medcal_gui.llama.row_convert import bf16_to_f32, f16_to_f32
 
@@ -80,7 +82,10 @@ def _read_header(shard: Path, hf_dir: Path) -> tuple[dict[str, Any], int]:
                 raise ShardError(f"The weights file {shard.name} is empty or cut short ({size} bytes). "
                                  + _fix(hf_dir))
             (n,) = struct.unpack("<Q", head)
-            if n > _MAX_HEADER or 8 + n > size:
+            if n > _MAX_HEADER:
+                raise ShardError(f"The weights file {shard.name} is corrupt: its first 8 bytes give a header of {n:,} "
+                                 f"bytes, over safetensors' limit of {_MAX_HEADER:,}. " + _fix(hf_dir))
+            if 8 + n > size:
                 raise ShardError(f"The weights file {shard.name} is corrupt or cut short: its header claims "
                                  f"{n} bytes but the file holds {size}. " + _fix(hf_dir))
             raw = fh.read(n)
@@ -90,11 +95,39 @@ def _read_header(shard: Path, hf_dir: Path) -> tuple[dict[str, Any], int]:
         header = json.loads(raw.decode("utf-8"))
         if not isinstance(header, dict):
             raise ValueError("not an object")
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ShardError(f"The weights file {shard.name} is not a safetensors file (its header cannot be "
                          "read). " + _fix(hf_dir)) from exc
     header.pop("__metadata__", None)
     return header, 8 + n
+
+
+def _entry(name: str, info: Any, shard: Path, data_start: int, size: int, hf_dir: Path) -> TensorEntry:
+    """One tensor of a shard's header, its shape and offsets checked against the file before anything is read
+    or allocated: a header may claim any shape and any offsets."""
+    def bad(why: str) -> ShardError:
+        return ShardError(f"The weights file {shard.name} has a malformed entry for {name!r}: {why}. " + _fix(hf_dir))
+
+    if not isinstance(info, dict):
+        raise bad("not an object")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if not isinstance(dtype, str):
+        raise bad("no dtype")
+    if not isinstance(shape, list) or len(shape) > 8 or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise bad("its shape is not a list of whole numbers")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(
+            isinstance(x, int) and not isinstance(x, bool) for x in offsets) or not 0 <= offsets[0] <= offsets[1]:
+        raise bad("its data_offsets are not two increasing byte offsets")
+    begin, end = offsets
+    if data_start + end > size:
+        raise ShardError(f"The weights file {shard.name} is cut short: tensor {name!r} runs to byte "
+                         f"{data_start + end}, past the end of the file ({size} bytes). " + _fix(hf_dir))
+    e = TensorEntry(name, shard, dtype, tuple(shape), data_start + begin, data_start + end)
+    if dtype in _DTYPES and e.nbytes != e.n_elements * _DTYPES[dtype][0]:
+        raise ShardError(f"The tensor {name!r} in {shard.name} holds {e.nbytes} bytes, not the "
+                         f"{e.n_elements * _DTYPES[dtype][0]} its shape {list(e.shape)} needs. The file is corrupt.")
+    return e
 
 
 def _validate_with_safetensors(shard: Path, hf_dir: Path) -> None:
@@ -110,29 +143,56 @@ def _validate_with_safetensors(shard: Path, hf_dir: Path) -> None:
         raise ShardError(f"The weights file {shard.name} is corrupt or cut short ({exc}). " + _fix(hf_dir)) from exc
 
 
-def shard_files(hf_dir: Path) -> list[Path]:
-    """The shards a checkpoint consists of, per its index when there is one."""
+def _index_entry(index: Path, hf_dir: Path, tensor: Any, name: Any) -> str:
+    """A shard file name of the index, refused unless it names a file inside the model folder: an index that
+    names `../elsewhere/x.safetensors` or `/home/me/x.safetensors` would read weights from anywhere."""
+    where = f'{index}: "weight_map" entry {show(tensor)}'
+    if not isinstance(name, str) or not name:
+        raise FolderFileError(f"{where} is {show(name)}; write the name of a weights file in the model folder, "
+                              'e.g. "model-00001-of-00002.safetensors".')
+    pure = PurePosixPath(name)
+    if "\x00" in name or pure.is_absolute() or PureWindowsPath(name).is_absolute() or ".." in pure.parts:
+        raise FolderFileError(f"{where} names {show(name, 300)}, which is not a file inside the model folder {hf_dir}: "
+                              "medcal reads weights only from inside the folder. Write the file's name alone, e.g. "
+                              f'"{pure.name or "model-00001-of-00002.safetensors"}", and put the file in the folder.')
+    why = outside_reason(hf_dir, hf_dir / name)
+    if why is not None:
+        raise FolderFileError(f"{where} names {show(name, 300)}, which {why}: medcal reads weights only from inside "
+                              "the folder. Put the file itself in the folder (not a link to elsewhere).")
+    return name
+
+
+def _weight_map(hf_dir: Path) -> dict[str, str] | None:
+    """The shard index's tensor -> file map, every file checked (None: the folder has no index)."""
     index = hf_dir / INDEX_NAME
-    if index.is_file():
-        try:
-            doc = json.loads(index.read_text(encoding="utf-8"))
-            weight_map = doc["weight_map"]
-            names = sorted(set(weight_map.values()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ShardError(f"The shard index {index} cannot be read ({exc}). " + _fix(hf_dir)) from exc
+    doc = read_json(hf_dir, index, "shard index")
+    if doc is None:
+        return None
+    weight_map = doc.get("weight_map") if isinstance(doc, dict) else None
+    if not isinstance(weight_map, dict):
+        raise FolderFileError(f'{index}: "weight_map" is {show(weight_map)}; it must map each tensor to its weights '
+                              'file, e.g. {"model.norm.weight": "model-00001-of-00002.safetensors"}. ' + _fix(hf_dir))
+    return {str(t): _index_entry(index, hf_dir, t, n) for t, n in weight_map.items()}
+
+
+def shard_files(hf_dir: Path, weight_map: dict[str, str] | None = None) -> list[Path]:
+    """The shards a checkpoint consists of, per its index when there is one; each inside the folder."""
+    weight_map = _weight_map(hf_dir) if weight_map is None else weight_map
+    if weight_map is not None:
+        names = sorted(set(weight_map.values()))
         missing = [n for n in names if not (hf_dir / n).is_file()]
         if missing:
             raise ShardError(f"The model folder {hf_dir} lacks {len(missing)} of the {len(names)} weight files "
                              f"its index names: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}. "
                              + _fix(hf_dir))
         return [hf_dir / n for n in names]
-    if (hf_dir / SINGLE_NAME).is_file():
-        return [hf_dir / SINGLE_NAME]
+    if (hf_dir / SINGLE_NAME).is_file():  # a regular file: opening a FIFO would wait for a writer
+        return [check_inside(hf_dir, hf_dir / SINGLE_NAME, "weights file")]
     found = sorted(p for p in hf_dir.glob("*.safetensors") if p.is_file())
     if not found:
         raise ShardError(f"The model folder {hf_dir} holds no *.safetensors weights. medcal converts "
                          "safetensors checkpoints (PyTorch .bin files are not supported). " + _fix(hf_dir))
-    return found
+    return [check_inside(hf_dir, p, "weights file") for p in found]
 
 
 class SafetensorsCheckpoint:
@@ -140,31 +200,19 @@ class SafetensorsCheckpoint:
 
     def __init__(self, hf_dir: Path) -> None:
         self.hf_dir = Path(hf_dir)
-        self.shards = shard_files(self.hf_dir)
+        weight_map = _weight_map(self.hf_dir)
+        self.shards = shard_files(self.hf_dir, weight_map)
         self.entries: dict[str, TensorEntry] = {}
         for shard in self.shards:
             header, data_start = _read_header(shard, self.hf_dir)
             size = shard.stat().st_size
             for name, info in header.items():
-                try:
-                    dtype = str(info["dtype"])
-                    shape = tuple(int(d) for d in info["shape"])
-                    begin, end = (int(x) for x in info["data_offsets"])
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise ShardError(f"The weights file {shard.name} has a malformed entry for {name!r}. "
-                                     + _fix(self.hf_dir)) from exc
-                if data_start + end > size:
-                    raise ShardError(f"The weights file {shard.name} is cut short: tensor {name!r} runs to byte "
-                                     f"{data_start + end}, past the end of the file ({size} bytes). "
-                                     + _fix(self.hf_dir))
                 if name in self.entries:
                     raise ShardError(f"The tensor {name!r} appears in two weight files ({self.entries[name].shard.name}"
                                      f" and {shard.name}). " + _fix(self.hf_dir))
-                self.entries[name] = TensorEntry(name, shard, dtype, shape, data_start + begin, data_start + end)
+                self.entries[name] = _entry(name, info, shard, data_start, size, self.hf_dir)
             _validate_with_safetensors(shard, self.hf_dir)
-        index = self.hf_dir / INDEX_NAME
-        if index.is_file():
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        if weight_map is not None:
             absent = [n for n in weight_map if n not in self.entries]
             if absent:
                 raise ShardError(f"{len(absent)} tensors the index names are in none of the weight files "

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from medcal_gui.convert.config import read_json_keys, read_json_optional
+from medcal_gui.convert.folder import MAX_TEXT_BYTES, MAX_TOKENIZER_BYTES, present, read_bytes, read_text
+from medcal_gui.convert.values import MAX_VOCAB, show
 from medcal_gui.core.errors import ModelError
 from medcal_gui.core.markers import TURN_MARKERS
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 SPECIAL_TYPES = ("bos", "eos", "unk", "sep", "pad", "cls", "mask")
 TURN_TOKENS = TURN_MARKERS
+MAX_TEMPLATE_BYTES = MAX_TEXT_BYTES  # Gemma 3's template is 1.5 KB
 
 
 class TokenizerError(ModelError):
@@ -103,6 +106,8 @@ def parse_sentencepiece(data: bytes) -> list[tuple[bytes, float, int]]:
                 else:
                     pos = _skip(data, pos, w)
             pieces.append((piece, score, ptype))
+            if len(pieces) > MAX_VOCAB:  # bounded before a list of that size is built from it
+                raise ValueError(f"more than {MAX_VOCAB:,} pieces")
         else:
             pos = _skip(data, pos, wire)
     if pos != end:
@@ -119,9 +124,10 @@ def looks_special(token: str) -> bool:
 
 
 def _sentencepiece_pieces(path: Path) -> list[tuple[str, float, int]]:
+    data = read_bytes(path.parent, path, "tokenizer", MAX_TOKENIZER_BYTES)
     try:
-        pieces = parse_sentencepiece(path.read_bytes())
-    except (OSError, ValueError, IndexError, struct.error) as exc:
+        pieces = parse_sentencepiece(data)
+    except (ValueError, IndexError, struct.error) as exc:
         raise TokenizerError(f"The tokenizer {path} cannot be read as a SentencePiece model ({exc}). Download it "
                              "again.") from exc
     return [(p.decode("utf-8", errors="replace"), float(sc),
@@ -142,32 +148,43 @@ def _tokenizer_json_pieces(path: Path) -> list[tuple[str, float, int]]:
     Unigram), as the SentencePiece model would list them. A BPE tokenizer.json keeps no scores; llama.cpp's
     SentencePiece tokenizer only compares the scores of merged pieces, and the merges are listed in the order
     SentencePiece ranks them, so a merged piece scores -(its merge's rank): the same merges win."""
-    doc = read_json_optional(path)
+    doc = read_json_optional(path, "tokenizer", MAX_TOKENIZER_BYTES)
     model = (doc or {}).get("model")
     if not isinstance(model, dict):
         raise TokenizerError(f"The tokenizer {path} has no model section. Download it again.")
     unk = model.get("unk_token")
     if model.get("type") == "Unigram" and isinstance(model.get("vocab"), list):
+        if len(model["vocab"]) > MAX_VOCAB:
+            raise TokenizerError(f'{path}: "model.vocab" lists {len(model["vocab"]):,} pieces; medcal reads at most '
+                                 f"{MAX_VOCAB:,}. Use the model's own tokenizer files.")
         out = []
         for i, entry in enumerate(model["vocab"]):
-            piece, score = str(entry[0]), float(entry[1])
+            if (not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[0], str)
+                    or not isinstance(entry[1], (int, float)) or isinstance(entry[1], bool)):
+                raise TokenizerError(f'{path}: "model.vocab" entry {i} is {show(entry)}; each entry is a piece and its '
+                                     'score, e.g. ["\u2581the", -3.2]. Download the tokenizer again.')
+            piece, score = entry[0], float(entry[1])
             out.append((piece, score, UNKNOWN if i == model.get("unk_id") else _piece_type(piece)))
         return out
     vocab = model.get("vocab")
     if model.get("type") != "BPE" or not isinstance(vocab, dict):
-        raise TokenizerError(f"The tokenizer {path} is a {model.get('type')} tokenizer; medcal reads Gemma's "
+        raise TokenizerError(f"The tokenizer {path} is a {show(model.get('type'))} tokenizer; medcal reads Gemma's "
                              "SentencePiece (BPE or Unigram) tokenizers. Use the model's own tokenizer files.")
     merges = model.get("merges") or []
     rank: dict[str, int] = {}
-    for r, m in enumerate(merges):
+    for r, m in enumerate(merges if isinstance(merges, list) else []):
         pair = _merge_pair(m)
         if pair is not None:
             rank.setdefault(pair[0] + pair[1], r)
-    size = max(vocab.values(), default=-1) + 1
+    ids = {piece: tid for piece, tid in vocab.items() if isinstance(tid, int) and not isinstance(tid, bool)
+           and tid >= 0}
+    size = max(ids.values(), default=-1) + 1
+    if size > MAX_VOCAB:  # the list below has one entry per id up to the largest
+        big = max(ids, key=lambda k: ids[k])
+        raise TokenizerError(f'{path}: "model.vocab" gives {big!r} the id {ids[big]:,}; a vocabulary has at most '
+                             f"{MAX_VOCAB:,} tokens. Use the model's own tokenizer files.")
     out = [(f"[PAD{i}]", -10000.0, UNUSED) for i in range(size)]
-    for piece, tid in vocab.items():
-        if not isinstance(tid, int) or tid < 0:
-            continue
+    for piece, tid in ids.items():
         score = -float(rank[piece]) if piece in rank else -float(len(merges) + tid)
         out[tid] = (piece, score, UNKNOWN if piece == unk else _piece_type(piece))
     return out
@@ -179,16 +196,16 @@ def _piece_type(piece: str) -> int:
 
 def _sentencepiece_vocab(hf_dir: Path, vocab_size: int | None) -> tuple[list[str], list[float], list[int]]:
     path = hf_dir / "tokenizer.model"
-    if path.is_file():
+    if present(path):
         pieces = _sentencepiece_pieces(path)
-    elif (hf_dir / "tokenizer.json").is_file():
+    elif present(hf_dir / "tokenizer.json"):
         pieces = _tokenizer_json_pieces(hf_dir / "tokenizer.json")
     else:
         raise TokenizerError(f"The model folder {hf_dir} has no tokenizer (tokenizer.model or tokenizer.json). "
                              "Download the complete model folder, tokenizer files included.")
     if not pieces:
         raise TokenizerError(f"The tokenizer in {hf_dir} holds no tokens. Download it again.")
-    size = int(vocab_size or len(pieces))
+    size = int(vocab_size or len(pieces))  # vocab_size: bounded and checked against the weights already
     tokens = [f"[PAD{i}]" for i in range(size)]
     scores = [-10000.0] * size
     types = [UNUSED] * size
@@ -197,24 +214,27 @@ def _sentencepiece_vocab(hf_dir: Path, vocab_size: int | None) -> tuple[list[str
     for i, (piece, score, ptype) in enumerate(pieces[:size]):
         tokens[i], scores[i], types[i] = piece, score, ptype
 
-    added = read_json_optional(hf_dir / "added_tokens.json") or {}
+    added = read_json_optional(hf_dir / "added_tokens.json", "added tokens") or {}
     for text, tid in added.items():
-        if isinstance(tid, int) and 0 <= tid < size:
+        if isinstance(tid, int) and not isinstance(tid, bool) and 0 <= tid < size:
             tokens[tid], scores[tid], types[tid] = text, -1000.0, USER_DEFINED
 
-    tconf = read_json_optional(hf_dir / "tokenizer_config.json") or {}
+    tconf = read_json_optional(hf_dir / "tokenizer_config.json", "tokenizer settings") or {}
     decoder = tconf.get("added_tokens_decoder") or {}
-    if not decoder and not path.is_file():
+    if not decoder and not present(path):
         # no tokenizer_config.json entries: tokenizer.json's own list of added tokens says the same
-        tj = read_json_optional(hf_dir / "tokenizer.json") or {}
-        decoder = {str(a["id"]): a for a in tj.get("added_tokens") or [] if isinstance(a, dict) and "id" in a}
+        added_list = read_json_keys(hf_dir / "tokenizer.json", ("added_tokens",)).get("added_tokens")
+        decoder = {str(a["id"]): a for a in added_list if isinstance(a, dict) and "id" in a} if isinstance(
+            added_list, list) else {}
     if isinstance(decoder, dict):
         for key, data in decoder.items():
+            if not isinstance(data, dict) or not isinstance(data.get("content"), str):
+                continue
             try:
                 tid = int(key)
-                text = str(data["content"])
-            except (ValueError, KeyError, TypeError):
+            except ValueError:
                 continue
+            text = data["content"]
             if not 0 <= tid < size:
                 continue
             if data.get("special") or looks_special(text):
@@ -237,8 +257,8 @@ def _token_content(entry: Any) -> str | None:
 def _special_tokens(hf_dir: Path, vocab: Vocab) -> None:
     n = len(vocab.tokens)
     tj = read_json_keys(hf_dir / "tokenizer.json", ("added_tokens", "post_processor"))
-    tconf = read_json_optional(hf_dir / "tokenizer_config.json") or {}
-    stmap = read_json_optional(hf_dir / "special_tokens_map.json") or {}
+    tconf = read_json_optional(hf_dir / "tokenizer_config.json", "tokenizer settings") or {}
+    stmap = read_json_optional(hf_dir / "special_tokens_map.json", "special tokens map") or {}
     index: dict[str, int] = {}
     for i, t in enumerate(vocab.tokens):
         index.setdefault(t, i)
@@ -259,7 +279,7 @@ def _special_tokens(hf_dir: Path, vocab: Vocab) -> None:
         tid = next((a.get("id") for a in added if isinstance(a, dict) and a.get("content") == content), None)
         put(typ, tid if tid is not None else index.get(content))
 
-    cfg = read_json_optional(hf_dir / "config.json") or {}
+    cfg = read_json_optional(hf_dir / "config.json", "model configuration") or {}
     for typ in SPECIAL_TYPES:
         tid = cfg.get(f"{typ}_token_id")
         if tid is None and isinstance(cfg.get("text_config"), dict):
@@ -267,29 +287,37 @@ def _special_tokens(hf_dir: Path, vocab: Vocab) -> None:
         put(typ, tid)
 
     post = tj.get("post_processor") or {}
-    for proc in post.get("processors", [post]) if isinstance(post, dict) else []:
+    procs = post.get("processors", [post]) if isinstance(post, dict) else []
+    for proc in procs if isinstance(procs, list) else []:
         if not isinstance(proc, dict) or proc.get("type") != "TemplateProcessing":
             continue
-        single = proc.get("single") or []
+        single: list[Any] = proc["single"] if isinstance(proc.get("single"), list) else []
         bos = _token_content(tconf.get("bos_token"))
         eos = _token_content(tconf.get("eos_token"))
         first = last = None
         if len(single) > 1:
-            first = (single[0].get("SpecialToken") or {}).get("id")
-            last = (single[-1].get("SpecialToken") or {}).get("id")
+            first = _special_id(single[0])
+            last = _special_id(single[-1])
             if first:
                 vocab.add_special["bos"] = first == bos
             if last:
                 vocab.add_special["eos"] = last == eos
-        _pair_template(proc.get("pair") or [], first, last, eos, _token_content(tconf.get("sep_token")), vocab)
+        pair: list[Any] = proc["pair"] if isinstance(proc.get("pair"), list) else []
+        _pair_template(pair, first, last, eos, _token_content(tconf.get("sep_token")), vocab)
     for typ in SPECIAL_TYPES:
         flag = tconf.get(f"add_{typ}_token")
         if isinstance(flag, bool) and typ not in vocab.add_special:
             vocab.add_special[typ] = flag
 
 
+def _part(item: Any, kind: str) -> Any:
+    """The id of a template part {"SpecialToken": {"id": ...}} or {"Sequence": {"id": ...}} (None otherwise)."""
+    inner = item.get(kind) if isinstance(item, dict) else None
+    return inner.get("id") if isinstance(inner, dict) else None
+
+
 def _special_id(item: Any) -> Any:
-    return (item.get("SpecialToken") or {}).get("id") if isinstance(item, dict) else None
+    return _part(item, "SpecialToken")
 
 
 def _pair_template(pair: list[Any], first: Any, last: Any, eos: str | None, sep: str | None, vocab: Vocab) -> None:
@@ -301,7 +329,7 @@ def _pair_template(pair: list[Any], first: Any, last: Any, eos: str | None, sep:
     body = pair[start:stop]
     if not body or not all(isinstance(x, dict) for x in (body[0], body[-1])):
         return
-    a, b = (body[0].get("Sequence") or {}).get("id"), (body[-1].get("Sequence") or {}).get("id")
+    a, b = _part(body[0], "Sequence"), _part(body[-1], "Sequence")
     middle = body[1:-1]
     if a != "A" or b != "B" or not middle:
         return
@@ -314,21 +342,40 @@ def _pair_template(pair: list[Any], first: Any, last: Any, eos: str | None, sep:
     vocab.add_special["sep"] = add_sep
 
 
+def _template_file(hf_dir: Path, path: Path) -> str:
+    return read_text(hf_dir, path, "chat template", limit=MAX_TEMPLATE_BYTES,
+                     fix="Save it as UTF-8 (the template is text the model is prompted with).")
+
+
+def _template_value(value: Any, path: Path, key: str) -> str | list[dict[str, str]] | None:
+    """A chat template as gguf writes it: one string, or a list of {"name", "template"} strings."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(t, dict) and isinstance(t.get("name"), str)
+                                       and isinstance(t.get("template"), str) for t in value):
+        return [{"name": t["name"], "template": t["template"]} for t in value]
+    raise TokenizerError(f'{path}: "{key}" is {show(value)}; write the template as one string, or a list of '
+                         '{"name": ..., "template": ...} objects.')
+
+
 def _chat_template(hf_dir: Path) -> str | list[dict[str, str]] | None:
-    tconf = read_json_optional(hf_dir / "tokenizer_config.json") or {}
+    tconf_path = hf_dir / "tokenizer_config.json"
+    tconf = read_json_optional(tconf_path, "tokenizer settings") or {}
     alt: str | list[dict[str, str]] | None = None
     jinja = hf_dir / "chat_template.jinja"
-    if jinja.is_file():
-        alt = jinja.read_text(encoding="utf-8")
-        more = sorted((hf_dir / "additional_chat_templates").glob("*.jinja"))
+    if present(jinja):
+        alt = _template_file(hf_dir, jinja)
+        extra = hf_dir / "additional_chat_templates"
+        more = sorted(extra.glob("*.jinja")) if extra.is_dir() else []
         if more:
             alt = [{"name": "default", "template": alt}]
-            alt += [{"name": p.stem, "template": p.read_text(encoding="utf-8")} for p in more]
-    elif (hf_dir / "chat_template.json").is_file():
-        doc = read_json_optional(hf_dir / "chat_template.json") or {}
-        alt = doc.get("chat_template")
-    tmpl = tconf.get("chat_template", alt)
-    return tmpl if isinstance(tmpl, (str, list)) else None
+            alt += [{"name": p.stem, "template": _template_file(hf_dir, p)} for p in more]
+    elif present(hf_dir / "chat_template.json"):
+        doc = read_json_optional(hf_dir / "chat_template.json", "chat template") or {}
+        alt = _template_value(doc.get("chat_template"), hf_dir / "chat_template.json", "chat_template")
+    if "chat_template" in tconf:  # as gguf's SpecialVocab: tokenizer_config.json's, even null, comes first
+        return _template_value(tconf["chat_template"], tconf_path, "chat_template")
+    return alt
 
 
 def load_vocab(hf_dir: Path, vocab_size: int | None) -> Vocab:
