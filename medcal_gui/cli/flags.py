@@ -8,6 +8,7 @@ Old spellings keep working for a release and say which one to use instead (on st
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -108,8 +109,27 @@ def require(args: argparse.Namespace, dest: str, spelled: str) -> None:
 
 
 def type_list(value: str) -> list[str]:
-    """`--types Q8_0,Q4_K_M`: the names, blanks dropped (checked by the step that uses them)."""
+    """`--types Q8_0,Q4_K_M`: the names, blanks dropped (checked by the step that uses them). `--types ''` (an
+    unset shell variable) or `--types ,` gives [], which the step refuses: it is not "the default"."""
     return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def whole_number(text: str | int | None, flag: str, *, low: int = 1, high: int | None = None) -> int | None:
+    """A count given on the command line (`--reps 5`, `--eval-chunks 8`), None when the flag was left out. An
+    InputError naming the flag and what to write for anything else: a word, 1e400, nan, -1, a number out of
+    range. The flag is read as text so that the message is one line, not argparse's usage and error."""
+    if text is None:
+        return None
+    from medcal_gui.core.errors import InputError
+
+    bounds = f" between {low} and {high}" if high is not None else f" of at least {low}"
+    s = str(text).strip()
+    if not re.fullmatch(r"[+-]?[0-9]{1,30}", s):  # no 1e400, no 4,301-digit number int() would refuse
+        raise InputError(f"{flag}: {text!r} is not a whole number; write a whole number{bounds}.")
+    value = int(s)
+    if value < low or (high is not None and value > high):
+        raise InputError(f"{flag}: {text!r} is out of range; write a whole number{bounds}.")
+    return value
 
 
 def add_target(p: argparse.ArgumentParser) -> None:
@@ -117,7 +137,7 @@ def add_target(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--target-size", default=None, metavar="SIZE",
                    help="the largest file to write, metadata included: 250MB, 1.2GiB or bytes")
-    g.add_argument("--target-bpw", type=float, default=None, metavar="X",
+    g.add_argument("--target-bpw", default=None, metavar="X",  # text: the command checks it is finite
                    help="the same as bits per weight of the base's parameters (file bytes x 8 / parameters)")
 
 

@@ -25,8 +25,16 @@ from medcal_gui.calibrate.imatrix_io import ImatrixData, ImatrixEntry
 from medcal_gui.core.errors import InputError, MedcalError
 from medcal_gui.core.fsutil import check_output_path, ensure_dir, same_file, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.core.text_files import read_bytes_bounded
 from medcal_gui.evaluate.evaluate import EvalResult, ModelEval, evaluate
 from medcal_gui.quantize.quant_types import get_quant_type
+from medcal_gui.workflows.preflight import (
+    check_count,
+    check_ctx,
+    check_input_file,
+    missing_folders,
+    remove_made_folders,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +121,13 @@ def markdown_table(res: CompareResult) -> str:
 def check_heldout_unseen(heldout: Path, calibrations: Sequence[tuple[str, Path]]) -> None:
     """Refuse a calibration file that is the held-out file, or whose content equals or contains its text:
     a quant scored on text its calibration saw would look better than it is."""
-    held = Path(heldout).read_bytes().strip()
+    held = read_bytes_bounded(Path(heldout), "held-out text").strip()
     for name, cal in calibrations:
         cal = Path(cal)
         if same_file(cal, heldout):
             raise InputError(f"The held-out text {heldout} is also the calibration file {name}={cal}: a held-out "
                              "text must be text the calibration never saw. Choose another held-out file.")
-        if held and held in cal.read_bytes():
+        if held and held in read_bytes_bounded(cal, "calibration file"):
             raise InputError(f"The calibration file {name}={cal} contains the whole held-out text {heldout}: "
                              "a held-out text must be text the calibration never saw. Remove it from the "
                              "calibration text or hold out other records.")
@@ -152,9 +160,6 @@ def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: S
     Writes into `out_dir`: `<name>.imatrix.gguf`, `<name>-<qtype>.gguf` per candidate, `comparison.md`,
     `comparison.json` (results first) and `comparison.svg`.
     """
-    from medcal_gui.calibrate.imatrix import compute_imatrix
-    from medcal_gui.quantize.quantize import quantize_model
-
     cancel = cancel or CancelToken()
     t0 = time.monotonic()
     model, heldout, out_dir = Path(model), Path(heldout), Path(out_dir)
@@ -164,14 +169,42 @@ def compare_calibrations(model: Path, qtype: str, heldout: Path, calibrations: S
         raise InputError("Give at least one calibration file (NAME=FILE), or --include-no-imatrix.")
     if len(set(names)) != len(names) or NO_IMATRIX in names:
         raise InputError(f"Calibration names must be unique and not {NO_IMATRIX!r}: got {', '.join(names)}.")
-    for p in (model, heldout, *(f for _, f in calibrations)):
-        if not Path(p).is_file():
-            raise InputError(f"The file {p} does not exist.")
+    safe = [_safe_name(n) for n in names]
+    twins = sorted({f"{a!r} and {b!r}" for i, a in enumerate(names) for j, b in enumerate(names)
+                    if i < j and safe[i].lower() == safe[j].lower()})
+    if twins or NO_IMATRIX in safe:  # two names, one file name: the second would overwrite the first's quant
+        raise InputError(f"The calibration names {twins[0] if twins else repr(NO_IMATRIX)} give the same file "
+                         "names in the output folder; choose names that differ in letters or digits.")
+    check_count(imatrix_chunks, "--imatrix-chunks")
+    check_count(eval_chunks, "--eval-chunks")
+    check_count(threads, "--threads", low=0)
+    check_ctx(n_ctx)
+    check_input_file(model, "model")
+    check_input_file(heldout, "held-out text")
+    for _, f in calibrations:
+        check_input_file(Path(f), "calibration file")
     check_heldout_unseen(heldout, calibrations)
     inputs = [model, heldout, *(Path(f) for _, f in calibrations)]
     for out in planned_outputs(out_dir, qt.name, names, include_no_imatrix, plot):
         check_output_path(out, inputs)
+    made = missing_folders(out_dir)
     ensure_dir(out_dir)
+    try:
+        return _compare(model, qt.name, heldout, calibrations, out_dir, include_no_imatrix, n_ctx, imatrix_chunks,
+                        eval_chunks, threads, parse_special, plot, progress, cancel, t0)
+    except BaseException:
+        remove_made_folders(made, "")  # a folder this run created, when the run failed before writing into it
+        raise
+
+
+def _compare(model: Path, qtype: str, heldout: Path, calibrations: Sequence[tuple[str, Path]], out_dir: Path,
+             include_no_imatrix: bool, n_ctx: int, imatrix_chunks: int | None, eval_chunks: int | None,
+             threads: int | None, parse_special: bool, plot: bool, progress: ProgressCallback,
+             cancel: CancelToken, t0: float) -> CompareResult:
+    from medcal_gui.calibrate.imatrix import compute_imatrix
+    from medcal_gui.quantize.quantize import quantize_model
+
+    qt = get_quant_type(qtype)
     warnings: list[str] = []
     staged: list[tuple[str, str | None, str, Path, int]] = []
     first_data: ImatrixData | None = None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,22 +26,28 @@ from typing import Any
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import check_output_path, ensure_dir, write_text_atomic
-from medcal_gui.core.ownership import MARKER, is_marked, mark_folder, remove_marked
-from medcal_gui.core.units import finite_float
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.core.ownership import mark_folder
+from medcal_gui.core.units import finite_float
 from medcal_gui.evaluate.eval_cache import text_sha256
 from medcal_gui.evaluate.evaluate import evaluate, read_text
 from medcal_gui.evaluate.speed import REPS, SpeedResult, measure_speed
 from medcal_gui.quantize.quant_advice import default_ladder_types
 from medcal_gui.quantize.quant_types import get_quant_type
 from medcal_gui.quantize.quantize_process import warm_children
+from medcal_gui.workflows.preflight import (
+    check_count,
+    check_ctx,
+    check_input_file,
+    missing_folders,
+    remove_made_folders,
+)
 
 log = logging.getLogger(__name__)
 
 SHARED = 0  # progress row of the shared stages (imatrix, base pass, base speed); rungs are 1..n
 RUNGS_KIND = "ladder rungs"  # the ownership marker of OUTDIR/rungs
 MAX_REPS = 1000  # speed repetitions: more is hours of timing, not a better figure
-QUANT_SIDECARS = (".sha256", ".manifest.json")  # what quantize_model writes beside each quant
 
 
 @dataclass
@@ -148,6 +153,18 @@ def _complete(file: Path, sha: str | None) -> bool:
     return file_sha256(file) == sha
 
 
+def _earlier_rung(prev: dict[str, Any] | None, key: dict[str, Any], out: Path) -> Rung | None:
+    """The rung an earlier run finished with the same inputs, when its record and file are whole; a record of
+    another shape (edited, or from another version) is not reused, and the rung is made again."""
+    r = prev.get("rung") if prev and prev.get("key") == key else None
+    if not isinstance(r, dict) or not _complete(out, r.get("sha256") if isinstance(r.get("sha256"), str) else None):
+        return None
+    try:
+        return Rung(**{**r, "file": out, "reused": True})
+    except TypeError:
+        return None
+
+
 def _parameters(path: Path) -> int:
     from medcal_gui.modelfile.model_info import inspect_model
 
@@ -194,6 +211,37 @@ def rung_file(out_dir: Path, base: Path, qtype: str) -> Path:
     return out_dir / f"{base.stem}-{qtype}.gguf"
 
 
+def planned_outputs(out_dir: Path, base: Path, names: Sequence[str],
+                    computes_imatrix: bool) -> list[tuple[Path, tuple[str, ...], str]]:
+    """Every file a ladder writes into `out_dir`: (path, sidecar suffixes, what it is), checked up front."""
+    from medcal_gui.quantize.quantize import SIDECARS
+
+    out: list[tuple[Path, tuple[str, ...], str]] = [(rung_file(out_dir, base, n), SIDECARS, f"{n} rung")
+                                                      for n in names]
+    if computes_imatrix:
+        out += [(out_dir / "imatrix.gguf", (), "importance matrix"), (out_dir / "imatrix.json", (), "imatrix record")]
+    out += [(out_dir / "rungs" / f"{n}.json", (), "rung record") for n in [*names, "base"]]
+    out += [(out_dir / f"ladder.{ext}", (), "ladder report") for ext in ("json", "md", "svg", "png")]
+    return out
+
+
+def check_ladder_settings(constraints: Constraints, *, reps: int, n_ctx: int, eval_chunks: int | None,
+                          imatrix_chunks: int | None, threads: int | None) -> None:
+    """Every number a ladder uses, before anything is created: finite limits (no nan, inf or 1e400), counts
+    within range. The GUI and the command line meet the same checks."""
+    if constraints.max_kld is not None:
+        finite_float(str(constraints.max_kld), "--max-kld", low=0)
+    if constraints.min_tg is not None:
+        finite_float(str(constraints.min_tg), "--min-tg", low=0)
+    if constraints.max_size is not None:
+        check_count(constraints.max_size, "--max-size (bytes)")
+    check_count(reps, "--reps", high=MAX_REPS)
+    check_ctx(n_ctx)
+    check_count(eval_chunks, "--eval-chunks")
+    check_count(imatrix_chunks, "--imatrix-chunks")
+    check_count(threads, "--threads", low=0)
+
+
 @warm_children()  # its quantizations find their child started
 def run_ladder(base: Path, heldout: Path, *, imatrix: Path | None = None, calibration: Sequence[Path] = (),
                types: Sequence[str] | None = None, threads: int | None = None,
@@ -207,21 +255,26 @@ def run_ladder(base: Path, heldout: Path, *, imatrix: Path | None = None, calibr
     an importance matrix are made without it. Cancel stops within the running rung's stage; finished rungs
     stay and a re-run reuses them when the hashes of their inputs match.
     """
-    from medcal_gui.quantize.quantize import quantize_model
-    from medcal_gui.workflows.ladder_report import finish
-
     cancel = cancel or CancelToken()
     t0 = time.monotonic()
     base, heldout, out_dir = Path(base), Path(heldout), Path(out_dir)
+    imatrix = Path(imatrix) if imatrix is not None else None
+    calibration = [Path(c) for c in calibration]
     constraints = constraints or Constraints()
-    names = [get_quant_type(t).name for t in (types or default_ladder_types())]
-    if not names:
-        raise InputError("Give at least one quantization type (--types).")
+    # Everything is checked before anything is created: a refused ladder leaves OUTDIR as it was.
+    if types is not None and not [t for t in types if str(t).strip()]:
+        raise InputError("--types names no type (an empty list, or an unset shell variable): give at least one "
+                         "quantization type, e.g. --types Q8_0,Q4_K_M, or leave --types out for the default "
+                         "ladder.")
+    names = [get_quant_type(t).name for t in (default_ladder_types() if types is None else
+                                              [t for t in types if str(t).strip()])]
     if len(set(names)) != len(names):
         raise InputError(f"A type is listed twice: {', '.join(names)}.")
     floats = [n for n in names if get_quant_type(n).is_float]
     if floats:
         raise InputError(f"{', '.join(floats)} is a plain float conversion, not a rung of a quant ladder.")
+    check_ladder_settings(constraints, reps=reps, n_ctx=n_ctx, eval_chunks=eval_chunks,
+                          imatrix_chunks=imatrix_chunks, threads=threads)
     if imatrix is not None and calibration:
         raise InputError("Give either an importance matrix (--imatrix) or calibration text (--calibration), "
                          "not both.")
@@ -229,20 +282,46 @@ def run_ladder(base: Path, heldout: Path, *, imatrix: Path | None = None, calibr
     if needs and imatrix is None and not calibration:
         raise InputError(f"{', '.join(needs)} use an importance matrix: give --imatrix FILE or "
                          "--calibration FILE.")
-    for p in (base, heldout, *calibration):
-        if not Path(p).is_file():
-            raise InputError(f"The file {p} does not exist.")
+    check_input_file(base, "model")
+    check_input_file(heldout, "held-out text")
     for c in calibration:
-        if Path(c).resolve() == heldout.resolve():
+        check_input_file(c, "calibration text")
+    if imatrix is not None and needs:
+        check_input_file(imatrix, "importance matrix")
+    for c in calibration:
+        if c.resolve() == heldout.resolve():
             raise InputError(f"The held-out text {heldout} is also a calibration file: a held-out text must be "
                              "text the calibration never saw.")
-    inputs = [base, heldout, *calibration, *([imatrix] if imatrix else [])]
-    for n in names:
-        refuse_input_overwrite(rung_file(out_dir, base, n), inputs)
-    ensure_dir(out_dir)
-    ensure_dir(out_dir / "rungs")
-    threads = threads or os.cpu_count() or 1
+    inputs = [base, heldout, *calibration, *([imatrix] if imatrix else []), *([Path(questions)] if questions else [])]
+    for out, sidecars, what in planned_outputs(out_dir, base, names, bool(needs and imatrix is None)):
+        check_output_path(out, inputs, sidecars=sidecars, what=what)
     content, _ = read_text(heldout)
+    qs = None
+    if questions is not None:  # read now: a bad question file is found before the hours of work, not after
+        from medcal_gui.behaviour.mcq import load_questions
+
+        qs = load_questions(Path(questions))
+    made = missing_folders(out_dir / "rungs")
+    ensure_dir(out_dir)
+    if not (out_dir / "rungs").exists():  # an existing one (an earlier ladder's) is used as it is, never removed
+        mark_folder(out_dir / "rungs", RUNGS_KIND)
+    try:
+        return _run(base, heldout, content, imatrix, calibration, names, needs, threads or os.cpu_count() or 1,
+                    constraints, out_dir, n_ctx, eval_chunks, imatrix_chunks, reps, parse_special, questions, qs,
+                    progress, cancel, t0)
+    except BaseException:
+        remove_made_folders(made, RUNGS_KIND)
+        raise
+
+
+def _run(base: Path, heldout: Path, content: str, imatrix: Path | None, calibration: list[Path], names: list[str],
+         needs: list[str], threads: int, constraints: Constraints, out_dir: Path, n_ctx: int,
+         eval_chunks: int | None, imatrix_chunks: int | None, reps: int, parse_special: bool,
+         questions: Path | None, qs: Any, progress: ProgressCallback, cancel: CancelToken,
+         t0: float) -> LadderResult:
+    from medcal_gui.quantize.quantize import quantize_model
+    from medcal_gui.workflows.ladder_report import finish
+
     shared = _tag(progress, SHARED, "shared")
 
     shared(Progress("hash", 0, None, message=f"hashing {base.name}"))
@@ -263,7 +342,7 @@ def run_ladder(base: Path, heldout: Path, *, imatrix: Path | None = None, calibr
 
     base_record = out_dir / "rungs" / "base.json"
     prev = _read_json(base_record)
-    if prev and prev.get("key") == {"base_sha256": base_sha, **speed_key}:
+    if prev and prev.get("key") == {"base_sha256": base_sha, **speed_key} and isinstance(prev.get("speed"), dict):
         base_speed = prev["speed"]
     else:
         s = measure_speed(base, threads=threads, reps=reps, progress=shared, cancel=cancel)
@@ -285,10 +364,9 @@ def run_ladder(base: Path, heldout: Path, *, imatrix: Path | None = None, calibr
                **eval_key, **speed_key}
         out = rung_file(out_dir, base, name)
         record = out_dir / "rungs" / f"{name}.json"
-        prev = _read_json(record)
-        if prev and prev.get("key") == key and _complete(out, prev.get("rung", {}).get("sha256")):
-            r = prev["rung"]
-            rungs.append(Rung(**{**r, "file": out, "reused": True}))
+        earlier = _earlier_rung(_read_json(record), key, out)
+        if earlier is not None:
+            rungs.append(earlier)
             tag(Progress("reuse", 1, 1, unit="rungs", message=f"finished earlier ({out.name})"))
             continue
         tq = time.monotonic()
@@ -321,7 +399,8 @@ def run_ladder(base: Path, heldout: Path, *, imatrix: Path | None = None, calibr
     if questions is not None:
         from medcal_gui.workflows.ladder_questions import score_ladder_questions
 
-        score_ladder_questions(res, questions, threads=threads or 1, progress=progress, cancel=cancel)
+        score_ladder_questions(res, questions, threads=threads or 1, progress=progress, cancel=cancel,
+                               loaded=qs)
     finish(res, out_dir, t0)
     return res
 

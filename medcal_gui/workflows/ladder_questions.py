@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medcal_gui.behaviour.mcq import flips_between, load_questions, score_model
+from medcal_gui.behaviour.mcq import Question, flips_between, load_questions, score_model
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -14,10 +14,12 @@ if TYPE_CHECKING:
 
 
 def score_ladder_questions(res: LadderResult, questions: Path, *, threads: int = 1, n_ctx: int = 2048,
-                           progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> None:
-    """Score the base once and every rung on `questions`; fills `res.base["mcq"]` and each rung's mcq_* fields."""
+                           progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
+                           loaded: list[Question] | None = None) -> None:
+    """Score the base once and every rung on `questions`; fills `res.base["mcq"]` and each rung's mcq_* fields.
+    `loaded`: the questions as read before the ladder started (a bad file is refused before any work)."""
     cancel = cancel or CancelToken()
-    qs = load_questions(Path(questions))
+    qs = loaded if loaded is not None else load_questions(Path(questions))
     models = [Path(res.base["file"])] + [r.file for r in res.rungs]
     scored = []
     for i, path in enumerate(models):

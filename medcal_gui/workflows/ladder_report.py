@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medcal_gui.core.fsutil import write_text_atomic
+from medcal_gui.core.fsutil import atomic_path, write_text_atomic
 from medcal_gui.core.svg_chart import Point, RefLine, scatter_svg
 from medcal_gui.quantize.quant_advice import caveat, kld_guidance
 
@@ -169,10 +169,11 @@ def _png(res: LadderResult, out: Path) -> Path | None:
     ax.set_ylabel("mean KLD (log)")
     ax.set_title(f"Quant ladder of {Path(res.base['file']).name}")
     fig.tight_layout()
-    tmp = out.with_name(out.name + ".part.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        with atomic_path(out) as tmp:  # a temporary file of ours: removed if the figure fails or is cancelled
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
     return out
 
 

@@ -116,8 +116,8 @@ def test_bad_inputs_are_one_line_errors(tiny_model: Path, texts: tuple[Path, Pat
                         str(texts[1]), "--imatrix", str(tmp_path / "none.gguf"), "--types", "Q4_K_M",
                         "--max-size", "lots", "-d", str(tmp_path / "d")], capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines() == ["medcal ladder: error: Cannot read the size 'lots': write it like "
-                                             "2.5GB, 300MB or 1.2GiB."]
+    assert r.stderr.strip().splitlines() == ["medcal ladder: error: Cannot read the --max-size 'lots': write it "
+                                             "like 2.5GB, 300MB or 1.2GiB."]
 
 
 def _rung(t: str, size: int, kld: float, tg: float = 100.0) -> Rung:

@@ -40,8 +40,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include-no-imatrix", action="store_true", help="add a baseline without calibration text")
     p.add_argument("-d", "--dir", type=Path, required=True, metavar="OUTDIR", help="folder for all outputs")
     flags.add_ctx(p, 512, "tokens per chunk for imatrix and eval (default 512)", old_calibration=_calibration)
-    p.add_argument("--imatrix-chunks", type=int, default=None, metavar="N", help="imatrix: at most N chunks")
-    p.add_argument("--eval-chunks", type=int, default=None, metavar="N", help="eval: at most N chunks")
+    # counts are read as text and checked in run(): one line naming the flag, not argparse's usage
+    p.add_argument("--imatrix-chunks", default=None, metavar="N", help="imatrix: at most N chunks")
+    p.add_argument("--eval-chunks", default=None, metavar="N", help="eval: at most N chunks")
     flags.add_threads(p)
     flags.add_deprecated(p, "-q", "type", "--type TYPE")
     p.add_argument("--no-parse-special", action="store_true",
@@ -60,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
     with sigint_cancels(CancelToken()) as token:
         res = compare_calibrations(
             args.model, args.type, args.heldout, args.calibration, args.dir,
-            include_no_imatrix=args.include_no_imatrix, n_ctx=args.ctx, imatrix_chunks=args.imatrix_chunks,
-            eval_chunks=args.eval_chunks, threads=args.threads, parse_special=not args.no_parse_special,
+            include_no_imatrix=args.include_no_imatrix, n_ctx=args.ctx,
+            imatrix_chunks=flags.whole_number(args.imatrix_chunks, "--imatrix-chunks"),
+            eval_chunks=flags.whole_number(args.eval_chunks, "--eval-chunks"), threads=args.threads,
+            parse_special=not args.no_parse_special,
             plot=not args.no_plot, progress=bar, cancel=token)
     bar.close()
     if args.json:

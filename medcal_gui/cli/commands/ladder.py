@@ -38,31 +38,37 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="multiple-choice questions (JSONL, MedQA shape): adds each rung's accuracy, and the "
                         "questions it lost and gained against the base with the McNemar p")
     p.add_argument("--max-size", default=None, metavar="SIZE", help="largest acceptable file, e.g. 2.5GB")
-    p.add_argument("--max-kld", type=float, default=None, metavar="X", help="largest acceptable mean KLD")
-    p.add_argument("--min-tg", type=float, default=None, metavar="TOKENS_PER_S",
+    # numbers are read as text and checked in run(): argparse's float() takes nan, inf and 1e400
+    p.add_argument("--max-kld", default=None, metavar="X", help="largest acceptable mean KLD")
+    p.add_argument("--min-tg", default=None, metavar="TOKENS_PER_S",
                    help="slowest acceptable generation speed (tg128 tokens/s)")
     p.add_argument("-d", "--dir", type=Path, required=True, metavar="OUTDIR", help="folder for all outputs")
     flags.add_ctx(p, 512, "tokens per chunk for imatrix and eval (default 512)")
-    p.add_argument("--eval-chunks", type=int, default=None, metavar="N", help="eval: at most N chunks")
-    p.add_argument("--imatrix-chunks", type=int, default=None, metavar="N", help="imatrix: at most N chunks")
-    p.add_argument("--reps", "-r", type=int, default=5, metavar="N", help="speed repetitions (default 5)")
+    p.add_argument("--eval-chunks", default=None, metavar="N", help="eval: at most N chunks")
+    p.add_argument("--imatrix-chunks", default=None, metavar="N", help="imatrix: at most N chunks")
+    p.add_argument("--reps", "-r", default="5", metavar="N", help="speed repetitions (default 5)")
     p.add_argument("--no-parse-special", action="store_true",
                    help="treat special-token text like <start_of_turn> as plain text")
     p.add_argument("--json", action="store_true", help="print ladder.json")
 
 
 def run(args: argparse.Namespace) -> int:
-    from medcal_gui.core.units import parse_size
-    from medcal_gui.workflows.ladder import Constraints, run_ladder
+    from medcal_gui.core.units import finite_float, parse_size
+    from medcal_gui.workflows.ladder import MAX_REPS, Constraints, run_ladder
     from medcal_gui.workflows.ladder_report import markdown
 
-    c = Constraints(max_kld=args.max_kld, max_size=parse_size(args.max_size) if args.max_size else None,
-                    min_tg=args.min_tg)
+    c = Constraints(max_kld=None if args.max_kld is None else finite_float(args.max_kld, "--max-kld", low=0),
+                    max_size=None if args.max_size is None else parse_size(args.max_size, "--max-size"),
+                    min_tg=None if args.min_tg is None else finite_float(args.min_tg, "--min-tg", low=0))
+    reps = flags.whole_number(args.reps, "--reps", high=MAX_REPS)
+    eval_chunks = flags.whole_number(args.eval_chunks, "--eval-chunks")
+    imatrix_chunks = flags.whole_number(args.imatrix_chunks, "--imatrix-chunks")
+    assert reps is not None
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(CancelToken()) as token:
         res = run_ladder(args.model, args.heldout, imatrix=args.imatrix, calibration=list(args.calibration),
                          types=args.types, threads=args.threads, constraints=c, out_dir=args.dir, n_ctx=args.ctx,
-                         eval_chunks=args.eval_chunks, imatrix_chunks=args.imatrix_chunks, reps=args.reps,
+                         eval_chunks=eval_chunks, imatrix_chunks=imatrix_chunks, reps=reps,
                          parse_special=not args.no_parse_special, questions=args.questions, progress=bar,
                          cancel=token)
     bar.close()

@@ -19,7 +19,9 @@ DESCRIPTION = (
     "within --target-size (the whole file, metadata included; never exceeded) or --target-bpw. Writes -o OUT.gguf "
     "(+ .sha256, manifest), OUT.tensor-types.txt (stock llama-quantize --tensor-type-file rebuilds it), and "
     "OUT.recipe.json/.md/.svg; with --heldout, the recipe and the stock types near its size are scored on it. "
-    "The measured errors and probe figures are kept in BASE.recipe-work/ beside OUT and reused."
+    "The measured errors and probe figures are kept in BASE.recipe-work/ beside OUT and reused (a folder medcal "
+    "marks as its own: one holding anything else is refused). Nothing is made before every setting and path is "
+    "checked; a cancel removes a new OUT together with every file describing it."
 )
 
 
@@ -39,23 +41,27 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.gguf", help="the recipe's GGUF")
     flags.add_threads(p)
     flags.add_ctx(p, 512, "tokens per chunk for the probes and the scoring (default 512)")
-    p.add_argument("--probe-chunks", type=int, default=None, metavar="N",
+    # counts are read as text and checked in run(): one line naming the flag, not argparse's usage
+    p.add_argument("--probe-chunks", default=None, metavar="N",
                    help="held-out chunks each probe is scored on (default: resources/recipe.toml)")
-    p.add_argument("--eval-chunks", type=int, default=None, metavar="N", help="scoring: at most N chunks")
+    p.add_argument("--eval-chunks", default=None, metavar="N", help="scoring: at most N chunks")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    from medcal_gui.core.units import parse_size
+    from medcal_gui.core.units import finite_float, parse_size
     from medcal_gui.workflows.recipe.recipe import run_recipe
     from medcal_gui.workflows.recipe.recipe_report import markdown
 
-    size = parse_size(args.target_size) if args.target_size else None
+    size = None if args.target_size is None else parse_size(args.target_size, "--target-size")
+    bpw = None if args.target_bpw is None else finite_float(args.target_bpw, "--target-bpw")
+    probe_chunks = flags.whole_number(args.probe_chunks, "--probe-chunks")
+    eval_chunks = flags.whole_number(args.eval_chunks, "--eval-chunks")
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(CancelToken()) as token:
-        res = run_recipe(args.model, args.imatrix, args.output, target_bytes=size, target_bpw=args.target_bpw,
+        res = run_recipe(args.model, args.imatrix, args.output, target_bytes=size, target_bpw=bpw,
                          heldout=args.heldout, types=args.types, threads=args.threads, n_ctx=args.ctx,
-                         probe_chunks=args.probe_chunks, eval_chunks=args.eval_chunks, compare=args.compare,
+                         probe_chunks=probe_chunks, eval_chunks=eval_chunks, compare=args.compare,
                          ladder=args.ladder,
                          progress=bar, cancel=token)
     bar.close()

@@ -23,10 +23,11 @@ from typing import Any
 import gguf
 import numpy as np
 
-from medcal_gui.core.errors import InputError, MedcalError
+from medcal_gui.core.errors import InputError, MedcalError, OutputError
 from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import ensure_dir, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.core.ownership import MARKER, is_marked
 from medcal_gui.core.resources import resources_dir
 from medcal_gui.workflows.recipe.layout import tensor_bytes
 
@@ -34,6 +35,17 @@ log = logging.getLogger(__name__)
 
 ROWS_VALUES = 1 << 22  # values dequantized at a time
 FLOAT = "F16"
+WORK_KIND = "recipe work"  # the ownership marker of BASE.recipe-work/
+
+
+def check_owned(folder: Path) -> None:
+    """Candidates, probes and stock files are replaced and deleted by name: only in medcal's own recipe work
+    folder (one carrying its marker) or a folder directly inside it, never in a folder of the user's."""
+    folder = Path(folder)
+    if not (is_marked(folder, WORK_KIND) or is_marked(folder.parent, WORK_KIND)):
+        raise OutputError(f"{folder} is not a recipe work folder medcal made (it lacks medcal's {MARKER} "
+                          "marker): medcal replaces and deletes files in its work folder, so it uses only one of "
+                          "its own.")
 
 
 @functools.cache
@@ -50,6 +62,10 @@ def check_candidate_types(types: Sequence[str]) -> list[str]:
     from medcal_gui.quantize.quant_types import get_quant_type
 
     names = [t.strip().upper() for t in types if t.strip()]
+    if not names:
+        raise InputError("--types names no type (an empty list, or an unset shell variable): give at least one "
+                         "tensor type, e.g. --types Q4_K,Q6_K,Q8_0, or leave --types out for the default "
+                         "candidates.")
     for t in names:
         if t not in gguf.GGMLQuantizationType.__members__:
             raise InputError(f"Unknown tensor type {t!r} in --types: give ggml tensor types such as Q4_K, Q5_0, "
@@ -163,6 +179,7 @@ def make_candidates(base: Path, imatrix: Path, types: Sequence[str], folder: Pat
     )
 
     cancel = cancel or CancelToken()
+    check_owned(folder)
     ensure_dir(folder)
     res = Candidates({}, {}, {})
     tensors = [t for t in model_tensors(base) if quantizable(t.name, t.ne)]

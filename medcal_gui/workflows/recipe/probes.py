@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
-from medcal_gui.workflows.recipe.candidates import TensorOptions, exact_pattern, recipe_settings
+from medcal_gui.workflows.recipe.candidates import TensorOptions, check_owned, exact_pattern, recipe_settings
 
 _LAYER = re.compile(r"^blk\.(\d+)\.")
 FITS = 4
@@ -80,6 +80,7 @@ def run_probes(base: Path, imatrix: Path, heldout: Path, tensors: Sequence[Tenso
     from medcal_gui.quantize.tensor_types import TensorTypeRule
 
     cancel = cancel or CancelToken()
+    check_owned(folder)  # its probe files are replaced and deleted by name
     t0 = time.monotonic()
     cfg = recipe_settings()["probes"]
     classes: dict[str, list[str]] = {k: list(v) for k, v in cfg["classes"].items()}

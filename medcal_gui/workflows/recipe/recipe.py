@@ -7,11 +7,13 @@ the GGUF through `quantize_model` with one anchored exact-name rule per quantiza
 llama-quantize `--tensor-type-file`, and the report (`recipe_report`). The work folder beside the output
 (`BASE.recipe-work/`, one per base model) keeps the measured errors, the probe figures and the reference
 candidate (the others are deleted once measured), so another target on the same model and imatrix costs only
-the allocation and the final quantize.
+the allocation and the final quantize. It carries medcal's ownership marker: files are replaced and deleted by
+name only there, and a folder of that name that medcal did not mark is refused (`checks`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -24,13 +26,22 @@ from typing import Any
 from medcal_gui.calibrate.imatrix_io import ImatrixData
 from medcal_gui.core.errors import InputError, ModelError
 from medcal_gui.core.file_hashes import file_sha256
-from medcal_gui.core.fsutil import ensure_dir, refuse_input_overwrite, write_text_atomic
+from medcal_gui.core.fsutil import check_output_path, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.core.ownership import mark_folder
 from medcal_gui.evaluate.eval_cache import text_sha256
 from medcal_gui.quantize.quantize_process import warm_children
+from medcal_gui.workflows.preflight import (
+    check_count,
+    check_ctx,
+    check_input_file,
+    missing_folders,
+    remove_made_folders,
+)
 from medcal_gui.workflows.recipe.allocate import BudgetTooSmall, Option, allocate
 from medcal_gui.workflows.recipe.candidates import (
     FLOAT,
+    WORK_KIND,
     OptionsMeter,
     TensorOptions,
     check_candidate_types,
@@ -39,6 +50,7 @@ from medcal_gui.workflows.recipe.candidates import (
     make_candidates,
     recipe_settings,
 )
+from medcal_gui.workflows.recipe.checks import check_target, check_work_folder, file_id, smallest_tensor_bytes
 from medcal_gui.workflows.recipe.layout import pad, read_layout, tensor_bytes
 from medcal_gui.workflows.recipe.probes import ProbeFit, layer_of, run_probes, tensor_class
 
@@ -163,37 +175,90 @@ def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None
                threads: int | None = None, n_ctx: int = 512, probe_chunks: int | None = None,
                eval_chunks: int | None = None, compare: Sequence[str] | None = None, ladder: Path | None = None,
                progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> RecipeResult:
-    """Write the recipe's GGUF to `out` (+ .sha256, manifest), `OUT.tensor-types.txt` and the report."""
+    """Write the recipe's GGUF to `out` (+ .sha256, manifest), `OUT.tensor-types.txt` and the report.
+
+    Every setting and output path is checked before anything is created (a refusal leaves the folder as it
+    was). The tensor-type file and the report are written after the GGUF; a failure or cancel after the GGUF
+    replaced `out` removes it and every file beside it that describes it, so nothing describes a GGUF that is
+    not there. The work folder keeps only whole measurements (removed again when this run made it and failed
+    before measuring anything)."""
     from medcal_gui.modelfile.model_info import inspect_model
+    from medcal_gui.quantize.quant_types import get_quant_type
+    from medcal_gui.quantize.quantize import SIDECARS
+    from medcal_gui.workflows.recipe.recipe_report import ladder_inputs, report_paths
+
+    cancel = cancel or CancelToken()
+    t0 = time.monotonic()
+    base, imatrix, out = Path(base), Path(imatrix), Path(out)
+    heldout = Path(heldout) if heldout is not None else None
+    ladder = Path(ladder) if ladder is not None else None
+    check_target(target_bytes, target_bpw)
+    check_input_file(base, "model")
+    check_input_file(imatrix, "importance matrix")
+    if heldout is not None:
+        check_input_file(heldout, "held-out text")
+    names = check_candidate_types(default_candidate_types() if types is None else types)
+    if compare is not None:
+        if heldout is None:
+            raise InputError("--compare scores stock types on the held-out text: give --heldout FILE too, or "
+                             "leave --compare out.")
+        if not [t for t in compare if str(t).strip()]:
+            raise InputError("--compare names no type (an empty list, or an unset shell variable): give at least "
+                             "one stock type, e.g. --compare Q4_K_M, or leave --compare out for the types near "
+                             "the recipe's size.")
+        compare = [get_quant_type(t).name for t in compare if str(t).strip()]
+    if ladder is not None and heldout is None:
+        raise InputError("--ladder serves the comparison on the held-out text: give --heldout FILE too, or leave "
+                         "--ladder out.")
+    check_count(threads, "--threads", low=0)
+    check_count(probe_chunks, "--probe-chunks")
+    check_count(eval_chunks, "--eval-chunks")
+    if heldout is not None:
+        check_ctx(n_ctx)
+    inputs = [base, imatrix, *([heldout] if heldout else []), *ladder_inputs(ladder)]
+    recipe_file = out.with_name(out.stem + ".tensor-types.txt")
+    reports = report_paths(out)
+    check_output_path(out, inputs, sidecars=SIDECARS, what="recipe's model")
+    for target in (recipe_file, *reports.values()):
+        check_output_path(target, inputs, what="recipe file")
+    work = out.parent / f"{base.stem}.recipe-work"
+    check_work_folder(work, inputs, [out, recipe_file, *reports.values()])
+    n_params = int(inspect_model(base).parameter_count)
+    if target_bpw is not None:
+        target_bytes = int(target_bpw * n_params / 8)
+    assert target_bytes is not None
+    floor = smallest_tensor_bytes(base, names)
+    if floor is not None and target_bytes < floor:
+        raise InputError(f"The target {size_text(target_bytes)} ({target_bytes} bytes) is below the smallest file "
+                         f"these types can make: the tensors alone take at least {size_text(floor)} ({floor} bytes, "
+                         f"{8 * floor / n_params:.2f} bits per weight). Give a larger target or add smaller types "
+                         "to --types.")
+
+    made = missing_folders(work)
+    mark_folder(work, WORK_KIND)
+    before = file_id(out)
+    describing = [out, *(out.with_name(out.name + s) for s in SIDECARS), recipe_file, *reports.values()]
+    try:
+        return _build(base, imatrix, out, recipe_file, work, names, target_bytes, heldout, threads or os.cpu_count()
+                      or 1, n_ctx, probe_chunks, eval_chunks, compare, ladder, n_params, progress, cancel, t0)
+    except BaseException:
+        if file_id(out) != before:  # this run replaced the GGUF: nothing may describe it now, nor the old one
+            for p in describing:
+                with contextlib.suppress(OSError):
+                    p.unlink(missing_ok=True)
+        remove_made_folders(made, WORK_KIND)
+        raise
+
+
+def _build(base: Path, imatrix: Path, out: Path, recipe_file: Path, work: Path, names: list[str],
+           target_bytes: int, heldout: Path | None, threads: int, n_ctx: int, probe_chunks: int | None,
+           eval_chunks: int | None, compare: Sequence[str] | None, ladder: Path | None, n_params: int,
+           progress: ProgressCallback, cancel: CancelToken, t0: float) -> RecipeResult:
     from medcal_gui.quantize.quant_types import get_quant_type
     from medcal_gui.quantize.quantize import quantize_model
     from medcal_gui.quantize.tensor_types import TensorTypeRule, canonical_type, write_tensor_type_file
     from medcal_gui.workflows.recipe.recipe_report import finish, stock_near
 
-    cancel = cancel or CancelToken()
-    t0 = time.monotonic()
-    base, imatrix, out = Path(base), Path(imatrix), Path(out)
-    if (target_bytes is None) == (target_bpw is None):
-        raise InputError("Give the target as a size (--target-size) or in bits per weight (--target-bpw), one "
-                         "of them.")
-    for p, what in ((base, "model"), (imatrix, "importance matrix"), *([(heldout, "held-out text")]
-                                                                        if heldout else [])):
-        if not Path(p).is_file():
-            raise InputError(f"The {what} {p} does not exist.")
-    names = check_candidate_types(types or default_candidate_types())
-    inputs = [base, imatrix, *([heldout] if heldout else [])]
-    recipe_file = out.with_name(out.stem + ".tensor-types.txt")
-    for target in (out, recipe_file):
-        refuse_input_overwrite(target, inputs)
-    work = out.parent / f"{base.stem}.recipe-work"
-    ensure_dir(work)
-    threads = threads or os.cpu_count() or 1
-    n_params = int(inspect_model(base).parameter_count)
-    if target_bpw is not None:
-        if target_bpw <= 0:
-            raise InputError(f"The target of {target_bpw} bits per weight must be above zero.")
-        target_bytes = int(target_bpw * n_params / 8)
-    assert target_bytes is not None
     seconds: dict[str, float] = {}
     warnings: list[str] = []
 
@@ -229,7 +294,7 @@ def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None
         raise InputError(f"The target {size_text(target_bytes)} ({target_bytes} bytes) is below the smallest "
                          f"file these types can make: {size_text(smallest)} ({smallest} bytes, "
                          f"{8 * smallest / n_params:.2f} bits per weight). Give a larger target or add smaller "
-                         "types to --types.") from None
+                         f"types to --types (the measurements are kept in {work} for the next run).") from None
     choice = {o.name: items[i][c].label for i, (o, c) in enumerate(zip(opts, alloc.choice, strict=True))}
     predicted = layout.size(choice, drop_keys=[CANDIDATE_KEY], add_keys=add_keys)
     assert predicted <= target_bytes
@@ -241,7 +306,6 @@ def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None
     main_type = max(by_bytes, key=lambda t: by_bytes[t]) if by_bytes else reference_type(names)
     file_type = get_quant_type(main_type).name
     rules = [TensorTypeRule(exact_pattern(o.name), canonical_type(choice[o.name])) for o in opts]
-    write_tensor_type_file(recipe_file, rules)
     tq = time.monotonic()
     q = quantize_model(base, out, file_type, imatrix=imatrix, threads=threads, pure=True, tensor_types=rules,
                        provenance={TARGET_KEY: str(target_bytes)}, progress=progress, cancel=cancel)
@@ -277,5 +341,11 @@ def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None
                    ladder=ladder, progress=progress, cancel=cancel)
         seconds["compare"] = time.monotonic() - tv
     seconds["total"] = time.monotonic() - t0
+    # The files that describe the GGUF come last, after the last cancel point: a cancel up to here removes the
+    # GGUF (run_recipe), and nothing describes a file that is not there.
+    cancel.check()
+    progress(Progress("write", 0, 1, unit="files", message=f"writing {recipe_file.name} and the report"))
+    write_tensor_type_file(recipe_file, rules)
     finish(res)
+    progress(Progress("write", 1, 1, unit="files", message="done"))
     return res

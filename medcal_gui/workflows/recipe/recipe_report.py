@@ -5,6 +5,8 @@ layer, each cell the type chosen, coloured by its bits per weight)."""
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +15,7 @@ from xml.sax.saxutils import escape
 from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.workflows.recipe.candidates import check_owned
 
 if TYPE_CHECKING:
     from medcal_gui.workflows.recipe.recipe import RecipeResult
@@ -43,24 +46,99 @@ def stock_types_near(base: Path, size: int, imatrix: Path) -> list[str]:
     return sorted(near, key=lambda t: -est[t])
 
 
+def read_ladder(ladder: Path) -> tuple[Path, dict[str, Any]]:
+    """The document `--ladder` names (a `medcal ladder` folder or its ladder.json), with the shape the recipe
+    reads checked: a missing file is an InputError, a file of another shape a DataError naming the key and
+    what to pass instead (never a traceback, never silently no ladder)."""
+    from medcal_gui.core.errors import DataError, InputError
+    from medcal_gui.core.text_files import loads_json, read_utf8
+
+    ladder = Path(ladder)
+    path = ladder / "ladder.json" if ladder.is_dir() else ladder
+    if not os.path.lexists(path):
+        raise InputError(f"--ladder {ladder}: there is no {path.name if ladder.is_dir() else 'such file'} there. "
+                         "Give the folder `medcal ladder -d` wrote, or its ladder.json.")
+    doc = loads_json(read_utf8(path, "ladder file"), "ladder file", path)
+
+    def bad(key: str, want: str) -> DataError:
+        return DataError(f"the ladder file's {key} is not {want}; pass the ladder.json `medcal ladder` wrote.",
+                         str(path))
+
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not isinstance(doc, dict):
+        raise bad("top level", "an object")
+    base = doc.get("base")
+    if not isinstance(base, dict) or not isinstance(base.get("sha256"), str):
+        raise bad('"base"', "an object with the base model's sha256")
+    if doc.get("imatrix") is not None and not isinstance(doc["imatrix"], dict):
+        raise bad('"imatrix"', "an object (or null)")
+    for key in ("heldout",):
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise bad(f'"{key}"', "a file name")
+    for key in ("n_ctx", "chunks"):
+        if doc.get(key) is not None and (not isinstance(doc[key], int) or isinstance(doc[key], bool)):
+            raise bad(f'"{key}"', "a whole number")
+    rungs = doc.get("rungs")
+    if not isinstance(rungs, list):
+        raise bad('"rungs"', "a list of rungs")
+    from medcal_gui.core.errors import MedcalError
+    from medcal_gui.quantize.quant_types import get_quant_type
+
+    for i, r in enumerate(rungs):
+        if not isinstance(r, dict) or not isinstance(r.get("type"), str) or not isinstance(r.get("file"), str):
+            raise bad(f'"rungs"[{i}]', "an object with a \"type\" and a \"file\"")
+        try:
+            get_quant_type(r["type"])
+        except MedcalError:
+            raise bad(f'"rungs"[{i}]["type"] {r["type"][:40]!r}', "a quantization type") from None
+        for k in KLD_FIELDS:
+            if k in r and not number(r[k]):
+                raise bad(f'"rungs"[{i}]["{k}"]', "a finite number")
+    return path, doc
+
+
+def ladder_inputs(ladder: Path | None) -> list[Path]:
+    """The files a `--ladder` brings in (its ladder.json and the rung files it names): inputs no output of the
+    recipe may be written over."""
+    if ladder is None:
+        return []
+    path, doc = read_ladder(ladder)
+    return [path, *(Path(r["file"]) for r in doc["rungs"])]
+
+
 def ladder_rungs(ladder: Path | None, base_sha: str, imx_sha: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """The rungs of a ladder (its folder or ladder.json) made from the same base, each with the imatrix given
     here when its type uses one, and the ladder's own document."""
     if ladder is None:
         return {}, {}
-    path = ladder / "ladder.json" if ladder.is_dir() else ladder
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}, {}
+    _, doc = read_ladder(ladder)
     from medcal_gui.quantize.quant_types import get_quant_type
 
-    if not isinstance(doc, dict) or doc.get("base", {}).get("sha256") != base_sha:
+    if doc["base"]["sha256"] != base_sha:
         return {}, {}
     same_imx = (doc.get("imatrix") or {}).get("sha256") == imx_sha
-    rungs = {r["type"]: r for r in doc.get("rungs", []) if Path(r.get("file", "")).is_file()
+    rungs = {r["type"]: r for r in doc["rungs"] if Path(r["file"]).is_file()
              and (same_imx or get_quant_type(r["type"]).imatrix == "ignores")}
     return rungs, doc
+
+
+def _same_text(doc: dict[str, Any], heldout: Path, n_ctx: int) -> bool:
+    """Whether the ladder scored the same held-out text with the same context. Its text is read bounded (the
+    document names the file: a device or a FIFO there is no text, not a hang)."""
+    from medcal_gui.core.errors import MedcalError
+    from medcal_gui.core.text_files import read_bytes_bounded
+    from medcal_gui.evaluate.eval_cache import text_sha256
+
+    if not doc or doc.get("n_ctx") != n_ctx or not doc.get("heldout"):
+        return False
+    try:
+        theirs = read_bytes_bounded(Path(doc["heldout"]), "ladder's held-out text")
+        mine = read_bytes_bounded(heldout, "held-out text")
+    except MedcalError:
+        return False
+    return text_sha256(theirs.decode("utf-8", errors="replace")) == text_sha256(mine.decode("utf-8", errors="replace"))
 
 
 def stock_near(res: RecipeResult, heldout: Path, imatrix: Path, work: Path, compare: Sequence[str] | None, *,
@@ -69,12 +147,12 @@ def stock_near(res: RecipeResult, heldout: Path, imatrix: Path, work: Path, comp
     """Score the recipe and the stock types near its size (or `compare`) on `heldout`, in one base pass. A
     ladder's rung of the same base and imatrix serves as the stock file; its figures are taken as they are
     when the ladder scored the same text with the same chunks."""
-    from medcal_gui.evaluate.eval_cache import text_sha256
     from medcal_gui.evaluate.evaluate import evaluate
     from medcal_gui.quantize.quant_types import get_quant_type
     from medcal_gui.quantize.quantize import quantize_model
 
     cancel = cancel or CancelToken()
+    check_owned(work / "stock")  # stale stock files there are deleted by name
     names = [get_quant_type(t).name for t in compare] if compare is not None else \
         stock_types_near(res.model, res.bytes, imatrix)
     files: list[Path] = []
@@ -102,9 +180,7 @@ def stock_near(res: RecipeResult, heldout: Path, imatrix: Path, work: Path, comp
                                cancel=cancel)
             write_text_atomic(record, json.dumps({"key": key, "sha256": q.sha256}) + "\n")
         files.append(out)
-    same_text = bool(doc) and doc.get("n_ctx") == n_ctx and Path(doc.get("heldout", "")).is_file() and \
-        text_sha256(Path(doc["heldout"]).read_text(encoding="utf-8", errors="replace")) == \
-        text_sha256(heldout.read_text(encoding="utf-8", errors="replace"))
+    same_text = _same_text(doc, heldout, n_ctx)
     from_ladder = {t for t in names if t in rungs and same_text}
     scored = [f for t, f in zip(names, files, strict=True) if t not in from_ladder]
     ev = evaluate(res.model, [res.out, *scored], heldout, n_ctx=n_ctx, threads=threads, n_chunks=eval_chunks,
@@ -243,10 +319,15 @@ def chart_svg(res: RecipeResult) -> str:
     return "\n".join(out) + "\n"
 
 
+def report_paths(out: Path) -> dict[str, Path]:
+    """The report files beside the recipe's GGUF `out` (checked before any work, written after the GGUF)."""
+    stem = out.with_name(out.stem)
+    return {"json": Path(f"{stem}.recipe.json"), "markdown": Path(f"{stem}.recipe.md"),
+            "svg": Path(f"{stem}.recipe.svg")}
+
+
 def finish(res: RecipeResult) -> None:
-    stem = res.out.with_name(res.out.stem)
-    paths = {"json": Path(f"{stem}.recipe.json"), "markdown": Path(f"{stem}.recipe.md"),
-             "svg": Path(f"{stem}.recipe.svg")}
+    paths = report_paths(res.out)
     res.outputs = {"gguf": str(res.out), "tensor_type_file": str(res.recipe_file),
                    **{k: str(v) for k, v in paths.items()}}
     write_text_atomic(paths["svg"], chart_svg(res))

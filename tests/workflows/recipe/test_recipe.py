@@ -79,9 +79,15 @@ def test_written_size_is_the_predicted_size_and_within_budget(tiny_model: Path, 
 
 def test_smallest_possible_target_is_named_and_then_met_exactly(tiny_model: Path, imatrix: Path,
                                                                folder: Path) -> None:
-    with pytest.raises(InputError, match="below the smallest file") as e:
+    # far too small: refused before any candidate is made, naming a lower bound (the tensors alone)
+    with pytest.raises(InputError, match="the tensors alone take at least") as e:
         run_recipe(tiny_model, imatrix, folder / "small.gguf", target_bytes=1000, types=TYPES, threads=1)
+    floor = int(re.search(r"\((\d+) bytes, ", e.value.message).group(1))  # type: ignore[union-attr]
+    # above that bound but below the header and the other tensors: refused after measuring, naming the exact size
+    with pytest.raises(InputError, match="below the smallest file") as e:
+        run_recipe(tiny_model, imatrix, folder / "small.gguf", target_bytes=floor, types=TYPES, threads=1)
     smallest = int(re.search(r"\((\d+) bytes, ", e.value.message).group(1))  # type: ignore[union-attr]
+    assert smallest > floor
     res = run_recipe(tiny_model, imatrix, folder / "small.gguf", target_bytes=smallest, types=TYPES, threads=1)
     assert res.bytes == smallest == (folder / "small.gguf").stat().st_size
     assert set(res.choice.values()) == {"Q2_K"}
