@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from medcal_gui.core.errors import OutputError
+from medcal_gui.core.errors import InputError, OutputError
 
 TMP_PREFIX = ".medcal-partial-"
 # Our temporary files carry the writing process's id: `.medcal-partial-<pid>-<random><suffix>`.
@@ -84,6 +84,8 @@ def check_output_path(out: Path, inputs: Iterable[Path] = (), *, sidecars: Seque
     out = Path(out)
     paths = [out] + [out.with_name(out.name + s) for s in sidecars]
     inputs = [Path(i) for i in inputs]
+    probe = _first_existing(out.parent)
+    _refuse_non_folder(probe, f"Cannot write to the folder {out.parent} for the {what} {out}: ")
     for p in paths:
         try:
             st = os.stat(p)
@@ -95,20 +97,67 @@ def check_output_path(out: Path, inputs: Iterable[Path] = (), *, sidecars: Seque
             raise OutputError(f"The {what} {p} is a broken symbolic link. Remove it or choose another name.")
         if st is not None and not stat.S_ISREG(st.st_mode):
             beside = "" if p == out else f" (written beside the {what} {out.name})"
-            hint = (f"Give a file name inside it, e.g. {p / 'out.gguf'}" if stat.S_ISDIR(st.st_mode) and p == out
+            inside = p / ("out" + out.suffix)
+            hint = (f"Give a file name inside it, e.g. {inside}" if stat.S_ISDIR(st.st_mode) and p == out
                     else "Choose another output name")
             raise OutputError(f"The {what} path {p}{beside} is {_kind(st)}, not a file: medcal would replace it "
                               f"or fail on it after the work. {hint}.")
         refuse_input_overwrite(p, inputs)
-    probe = out.parent
-    while not os.path.lexists(probe) and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise OutputError(f"Cannot write the {what} {out}: {probe} is a file, not a folder. "
-                          "Choose another output folder.")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f"Cannot write the {what} {out}: the folder {probe} is not writable. "
                           "Pick a folder you can write to.")
+
+
+def _first_existing(path: Path) -> Path:
+    """`path`, or its nearest parent that exists (as anything: a broken link counts)."""
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _refuse_non_folder(path: Path, lead: str) -> None:
+    """An OutputError (`lead` + what `path` is) when the existing `path` is not a folder: a file, a FIFO, a
+    device or a broken link where an output folder has to be."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise OutputError(f"{lead}{path} is a broken symbolic link, not a folder. Pick a folder you can "
+                          "write to.") from None
+    if not stat.S_ISDIR(st.st_mode):
+        kind = "a file" if stat.S_ISREG(st.st_mode) else _kind(st)
+        raise OutputError(f"{lead}{path} is {kind}, not a folder. Pick a folder you can write to.")
+
+
+def check_output_dir(folder: Path, what: str = "output folder") -> None:
+    """Refuse, before any work starts, an output folder that exists as something else (a file, a FIFO, a
+    device: creating it later failed with "File exists" or a traceback) or cannot be made or written because
+    of what is above it. Creates nothing."""
+    folder = Path(folder)
+    probe = _first_existing(folder)
+    _refuse_non_folder(probe, f"The {what} {folder} cannot be used: " if probe != folder else f"The {what} ")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"Cannot write the {what} {folder}: the folder {probe} is not writable. "
+                          "Pick a folder you can write to.")
+
+
+def check_input_file(path: Path, what: str = "input file", *, error: type[InputError] = InputError) -> None:
+    """Refuse, before any work starts, an input that is not a regular file, saying what it is instead: missing,
+    a broken link, a folder (even one named `x.gguf`: "does not exist" sent users looking for a missing file),
+    a FIFO (which would hang the reader), a device or a socket. `error` is the InputError subclass to raise
+    (ModelError for a model)."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise error(f"The {what} {path} is a symbolic link to {os.readlink(path)}, which does not exist.") from None
+        raise error(f"The {what} {path} does not exist.") from None
+    except OSError as exc:
+        raise error(f"Cannot read the {what} {path}: {exc.strerror or exc}.") from None
+    if stat.S_ISREG(st.st_mode):
+        return
+    hint = "give the file inside it" if stat.S_ISDIR(st.st_mode) else "give a regular file"
+    raise error(f"The {what} {path} is {_kind(st)}, not a file: {hint}.")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -171,6 +220,8 @@ def ensure_dir(folder: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
+        if isinstance(exc, FileExistsError | NotADirectoryError):  # say what is in the way, not "File exists"
+            check_output_dir(folder, "folder")
         raise OutputError(f"Cannot write to the folder {folder}: {exc.strerror or exc}. "
                           "Pick a folder you can write to.") from exc
 

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from medcal_gui import __version__
 from medcal_gui.core.errors import MedcalError
-from medcal_gui.core.fsutil import check_free_space, ensure_dir, make_temp, refuse_input_overwrite, sha256_file
+from medcal_gui.core.fsutil import check_free_space, check_output_path, ensure_dir, make_temp, sha256_file
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.dataset.formatting import DEFAULT_OUTPUT, ORIGINAL_OUTPUT, format_original, format_record
 from medcal_gui.dataset.reading.load_issues import LoadIssue
@@ -136,8 +136,8 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
     for t in targets[1:]:
         if t.parent != folder:  # check_filename refused folders in variant names; never write elsewhere
             raise MedcalError(f"internal: output {t} is outside {folder}")
-    for t in targets:
-        refuse_input_overwrite(t, in_paths)
+    for t in targets:  # never over an input, a folder or a FIFO, before any work
+        check_output_path(t, in_paths)
     ensure_dir(folder)
     # Formatting adds roughly 330 bytes a record; budget three times the input per output file.
     check_free_space(folder, 3 * input_bytes * (len(variants) + 2) + (1 << 20), "the formatted files")

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,14 +25,18 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from medcal_gui.core.errors import Cancelled, InputError, ModelError
+from medcal_gui.core.errors import Cancelled, InputError, ModelError, OutputError
 from medcal_gui.core.file_hashes import file_sha256
+from medcal_gui.core.fsutil import check_input_file
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.core.text_files import FORMAT_FIRST, read_utf8
 from medcal_gui.evaluate.eval_cache import (
     BaseCache,
     BaseCacheWriter,
     BaseKey,
+    cache_limit_bytes,
+    check_cache_folder,
+    claim_cache_folder,
     open_cached,
     text_sha256,
 )
@@ -152,7 +158,7 @@ def _chunks(tokens: np.ndarray, n_ctx: int, n_chunk: int) -> list[np.ndarray]:
 
 def _run_base(base: Path, key: BaseKey, text: str, n_ctx: int, threads: int, n_chunks: int | None,
               cutoff: float, pacer_factory: Any, n_models: int, cancel: CancelToken,
-              warnings: list[str]) -> tuple[BaseCache, float, Any]:
+              warnings: list[str], root: Path, shared: bool) -> tuple[BaseCache, float, Any]:
     with EvalModel(base, n_ctx, threads, cancel) as em:
         if n_ctx > em.n_ctx_train:
             warnings.append(f"The base was trained on {em.n_ctx_train} tokens of context; {n_ctx} were asked for.")
@@ -168,7 +174,7 @@ def _run_base(base: Path, key: BaseKey, text: str, n_ctx: int, threads: int, n_c
         pacer = pacer_factory(n_chunk * (1 + n_models))
         writer = BaseCacheWriter(key, tokens[: n_chunk * n_ctx], em.n_scored, n_chunk,
                                  {"base": str(base), "n_vocab": em.n_vocab, "tokens_total": int(len(tokens)),
-                                  "add_bos": em.add_bos, "bos": em.bos})
+                                  "add_bos": em.add_bos, "bos": em.bos}, root=root, shared=shared)
         try:
             meter = pacer.start_pass(f"base {base.name}")
             nll = 0.0
@@ -234,32 +240,79 @@ def evaluate(base: Path, models: Sequence[Path], text: str | Path, *, n_ctx: int
     if n_ctx < 16 or n_ctx % 2:
         raise InputError(f"The context size must be an even number of at least 16 tokens (got {n_ctx}).")
     for p in (base, *model_paths):
-        if not p.is_file():
-            raise ModelError(f"The model file {p} does not exist.")
+        check_input_file(p, "model file", error=ModelError)
+    cache_limit_bytes()  # a bad MEDCAL_EVAL_CACHE_MB is refused now, not after the base pass
     content, label = read_text(text)
-    check(eval_needs(base, model_paths, n_ctx, content, n_chunks))
-    threads = threads or os.cpu_count() or 1
     warnings: list[str] = []
+    root = _cache_folder(lambda folder: check(eval_needs(base, model_paths, n_ctx, content, n_chunks,
+                                                         cache_folder=folder)), warnings)
+    threads = threads or os.cpu_count() or 1
 
     progress(Progress(STAGE, 0, None, message=f"hashing {base.name}"))
     key = BaseKey(file_sha256(base), text_sha256(content), n_ctx, parse_special, n_chunks, float(cutoff))
-    cache = open_cached(key) if use_cache else None
+    cache = open_cached(key, root) if use_cache and root is not None else None
     from_cache = cache is not None
     base_seconds = 0.0
-    if cache is not None:
-        pacer = _Pacer(progress, cache.n_chunks * len(model_paths), n_ctx)
-        log.info("base pass read from the cache %s", cache.folder)
-    else:
-        cache, base_seconds, pacer = _run_base(
-            base, key, content, n_ctx, threads, n_chunks, cutoff,
-            lambda total: _Pacer(progress, total, n_ctx), len(model_paths), cancel, warnings)
-    if cache.meta.get("tokens_total", 0) // n_ctx < 2 and from_cache:
-        warnings.append("The text fills a single chunk; figures from so few tokens are noisy.")
+    scratch = None if root is not None else _scratch_folder()
+    try:
+        if cache is not None:
+            pacer = _Pacer(progress, cache.n_chunks * len(model_paths), n_ctx)
+            log.info("base pass read from the cache %s", cache.folder)
+        else:
+            cache, base_seconds, pacer = _run_base(
+                base, key, content, n_ctx, threads, n_chunks, cutoff,
+                lambda total: _Pacer(progress, total, n_ctx), len(model_paths), cancel, warnings,
+                root=scratch or root or Path(), shared=scratch is None)
+        if cache.meta.get("tokens_total", 0) // n_ctx < 2 and from_cache:
+            warnings.append("The text fills a single chunk; figures from so few tokens are noisy.")
 
-    results = [_run_model(p, cache, n_ctx, threads, pacer, cancel) for p in model_paths]
-    return EvalResult(
-        base=base, text=label, n_ctx=n_ctx, parse_special=parse_special, chunks=cache.n_chunks,
-        tokens_total=int(cache.meta.get("tokens_total", 0)), tokens_scored=cache.n_chunks * cache.rows_per_chunk,
-        base_from_cache=from_cache, base_seconds=base_seconds, cache_dir=cache.folder, cutoff=float(cutoff),
-        models=results, warnings=warnings,
-    )
+        results = [_run_model(p, cache, n_ctx, threads, pacer, cancel) for p in model_paths]
+        return EvalResult(
+            base=base, text=label, n_ctx=n_ctx, parse_special=parse_special, chunks=cache.n_chunks,
+            tokens_total=int(cache.meta.get("tokens_total", 0)),
+            tokens_scored=cache.n_chunks * cache.rows_per_chunk, base_from_cache=from_cache,
+            base_seconds=base_seconds, cache_dir=None if scratch else cache.folder, cutoff=float(cutoff),
+            models=results, warnings=warnings,
+        )
+    finally:
+        del cache
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)  # this run's own, made by _scratch_folder
+
+
+def _cache_folder(check_needs: Callable[[Path], object], warnings: list[str]) -> Path | None:
+    """The evaluation cache's folder, ready for writing; None, with a warning, when it cannot be used (not
+    writable, a file in its place, or a folder holding files medcal did not write): the cache only saves
+    time, so the evaluation goes on without it. `check_needs(folder)` refuses what does not fit there; it runs
+    before the folder is created or marked."""
+    temp = Path(tempfile.gettempdir())
+    try:
+        root: Path | None = check_cache_folder()  # writes nothing
+    except OutputError as exc:
+        _not_used(exc, warnings)
+        root = None
+    check_needs(root or temp)
+    if root is not None:
+        try:
+            root = claim_cache_folder()
+        except OutputError as exc:
+            _not_used(exc, warnings)
+            root = None
+            check_needs(temp)
+    return root
+
+
+def _not_used(exc: OutputError, warnings: list[str]) -> None:
+    msg = (f"The evaluation cache was not used ({exc.message}) The base pass runs without it, in a temporary "
+           "folder removed afterwards.")
+    log.warning("%s", msg)
+    warnings.append(msg)
+
+
+def _scratch_folder() -> Path:
+    try:
+        return Path(tempfile.mkdtemp(prefix="medcal-eval-"))
+    except OSError as exc:
+        raise OutputError(f"Neither the evaluation cache nor the temporary folder {tempfile.gettempdir()} can be "
+                          f"written ({exc.strerror or exc}). Set MEDCAL_EVAL_CACHE or TMPDIR to a folder you "
+                          "can write to.") from None

@@ -204,15 +204,16 @@ def test_guide_pictures_fit_the_guide_window(qtbot) -> None:  # type: ignore[no-
 
 
 def test_file_menu_clears_the_evaluation_cache_after_asking(window, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from medcal_gui.evaluate.eval_cache import eval_cache_dir
+    from medcal_gui.core.ownership import mark_folder
+    from medcal_gui.evaluate.eval_cache import ENTRY_KIND, eval_cache_dir
     from medcal_gui.ui import dialogs
 
     monkeypatch.setenv("MEDCAL_EVAL_CACHE", str(tmp_path / "eval-cache"))  # this test's own, holding one entry
 
-    entry = eval_cache_dir() / "0123abcd"
-    entry.mkdir(parents=True, exist_ok=True)
+    entry = eval_cache_dir() / ("0123abcd" * 4)  # an entry of the cache's own: named by a digest, marked
+    mark_folder(entry, ENTRY_KIND)
     (entry / "meta.json").write_text("{}", encoding="utf-8")
-    (entry / "logprobs.bin").write_bytes(b"\0" * 200_000)
+    (entry / "ids.i32").write_bytes(b"\0" * 200_000)
     asked: list[str] = []
     monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, text: asked.append(text) or False)
     window.clear_cache_action.trigger()

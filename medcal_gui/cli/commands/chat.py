@@ -62,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.model is None:
         raise InputError("Give the model to chat with: --model MODEL.")
+    from medcal_gui.core.errors import ModelError
+    from medcal_gui.core.fsutil import check_input_file
+
+    for m in (args.model, args.compare):  # a folder x.gguf was "does not exist"; a FIFO hung
+        if m is not None:
+            check_input_file(m, "model file", error=ModelError)
     prompt = args.prompt
     system = args.system
     if args.preset:

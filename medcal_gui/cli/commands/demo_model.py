@@ -30,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
     bar = TerminalProgress(quiet=args.json)
     from medcal_gui.modelfile.demo_model import demo_model_ready, prepare_demo_model
 
+    if args.output_dir is not None:
+        from medcal_gui.core.fsutil import check_output_dir
+
+        check_output_dir(args.output_dir)  # a file or FIFO there was "File exists", after the work started
     reused = demo_model_ready(args.output_dir)
     with sigint_cancels(token):
         path = prepare_demo_model(args.output_dir, progress=bar, cancel=token)

@@ -45,6 +45,15 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     flags.require(args, "calibration", "--calibration FILE...")
     from medcal_gui.calibrate.imatrix import compute_imatrix
+    from medcal_gui.core.errors import ModelError
+    from medcal_gui.core.fsutil import check_input_file, check_output_path
+
+    # before any work: a folder or FIFO as the model or a matrix (a FIFO hung the reader), and an output that
+    # is a folder (a traceback after the work), a FIFO (replaced by a file) or an input
+    check_input_file(args.model, "model file", error=ModelError)
+    for f in args.in_file:
+        check_input_file(f, "importance matrix (--in-file)")
+    check_output_path(args.output, [args.model, *args.calibration, *args.in_file], what="importance matrix")
 
     fmt = args.format or ("dat" if args.output.suffix.lower() == ".dat" else "gguf")
     bar = TerminalProgress(quiet=args.json)

@@ -17,7 +17,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from medcal_gui.core.errors import ModelError
+    from medcal_gui.core.fsutil import check_input_file
     from medcal_gui.modelfile.model_info import inspect_model
+
+    check_input_file(args.model, "model file", error=ModelError)  # a FIFO was reported as an empty file
 
     info = inspect_model(args.model)
     if args.json:

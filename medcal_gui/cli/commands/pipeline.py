@@ -40,7 +40,12 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from medcal_gui.core.errors import ModelError
+    from medcal_gui.core.fsutil import check_input_file, check_output_dir
     from medcal_gui.workflows.pipeline import run_pipeline
+
+    check_input_file(args.model, "model file", error=ModelError)  # a folder x.gguf was "does not exist"
+    check_output_dir(args.dir)
 
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(CancelToken()) as token:

@@ -83,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
             if step.traceback:
                 print(step.traceback, file=sys.stderr)
 
+    if args.keep is not None:
+        from medcal_gui.core.fsutil import check_output_dir
+
+        check_output_dir(args.keep, "folder to keep the files in (--keep)")  # a file there was a traceback
     extra = [] if args.no_qt else [("qt", step_qt)]
     res = run_self_test(extra, keep=args.keep, on_step=show)
     if args.json:

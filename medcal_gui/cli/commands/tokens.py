@@ -25,6 +25,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from medcal_gui.calibrate.tokens import count_tokens
+    from medcal_gui.core.errors import ModelError
+    from medcal_gui.core.fsutil import check_input_file
+
+    check_input_file(args.model, "model file", error=ModelError)  # a FIFO was reported as an empty file
 
     token = CancelToken()
     bar = TerminalProgress(quiet=args.json)
