@@ -23,7 +23,7 @@ import numpy as np
 
 from medcal_gui.calibrate.imatrix_io import ImatrixData, ImatrixEntry
 from medcal_gui.core.errors import InputError, MedcalError
-from medcal_gui.core.fsutil import check_output_path, ensure_dir, same_file, write_text_atomic
+from medcal_gui.core.fsutil import check_input_file, check_output_path, ensure_dir, same_file, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from medcal_gui.core.text_files import read_bytes_bounded
 from medcal_gui.evaluate.evaluate import EvalResult, ModelEval, evaluate
@@ -31,7 +31,6 @@ from medcal_gui.quantize.quant_types import get_quant_type
 from medcal_gui.workflows.preflight import (
     check_count,
     check_ctx,
-    check_input_file,
     missing_folders,
     remove_made_folders,
 )

@@ -25,7 +25,7 @@ from typing import Any
 
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.file_hashes import file_sha256
-from medcal_gui.core.fsutil import check_output_path, ensure_dir, write_text_atomic
+from medcal_gui.core.fsutil import check_input_file, check_output_path, ensure_dir, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from medcal_gui.core.ownership import mark_folder
 from medcal_gui.core.units import finite_float
@@ -38,7 +38,6 @@ from medcal_gui.quantize.quantize_process import warm_children
 from medcal_gui.workflows.preflight import (
     check_count,
     check_ctx,
-    check_input_file,
     missing_folders,
     remove_made_folders,
 )

@@ -11,7 +11,6 @@ file the user put there meanwhile, keeps its folder.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,20 +33,6 @@ def check_ctx(n_ctx: int) -> None:
     if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 16 or n_ctx % 2:
         raise InputError(f"--ctx: {n_ctx!r} is not a context size medcal can use; write an even number of at "
                          "least 16 tokens, e.g. --ctx 512.")
-
-
-def check_input_file(path: Path, what: str) -> None:
-    """An input that is a regular file: a folder, FIFO or device is named as such (not "does not exist")."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise InputError(f"The {what} {path} does not exist.") from None
-    except OSError as exc:
-        raise InputError(f"Cannot read the {what} {path}: {exc.strerror or exc}.") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode)
-                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
-        raise InputError(f"The {what} {path} is {kind}, not a file: give a file.")
 
 
 def missing_folders(folder: Path) -> list[Path]:
