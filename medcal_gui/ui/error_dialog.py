@@ -38,8 +38,8 @@ def show_error(exc: BaseException, tb: str | None = None, parent: QWidget | None
     """Log `exc` and show it in a non-modal dialog; returns the dialog (None without a QApplication)."""
     message, details = describe(exc)
     tb = tb or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    full = "\n\n".join(x for x in (details, tb if not isinstance(exc, MedcalError) or not details else "")
-                       if x)
+    # a user's mistake (a MedcalError) shows its own details, never a traceback (that goes to the debug log)
+    full = details if isinstance(exc, MedcalError) else tb
     if isinstance(exc, MedcalError):
         LOG.error("%s", message + (f"\n{details}" if details else ""))
         LOG.debug("%s", tb)

@@ -6,7 +6,7 @@ import logging
 import sys
 import threading
 
-from medcal_gui.core.errors import DataError
+from medcal_gui.core.errors import DataError, InputError
 from medcal_gui.core.jobs import CancelToken, ProgressCallback
 from medcal_gui.ui import error_dialog
 from medcal_gui.ui.widgets.log_dock import LogDock
@@ -59,8 +59,20 @@ def test_error_dialog_shows_plain_message_with_details(qtbot, real_show_error) -
     assert box is not None
     qtbot.addWidget(box)
     assert box.text() == "notes.txt, line 3: bytes that are not valid utf-8"
-    assert "byte 0x93" in box.detailedText()
+    assert box.detailedText() == "byte 0x93 at offset 120"
     assert not box.isModal()
+    box.close()
+
+
+def test_a_users_mistake_never_shows_a_traceback(qtbot, real_show_error) -> None:  # type: ignore[no-untyped-def]
+    try:
+        raise InputError("The folder /x holds files that medcal did not write (notes.txt).")
+    except InputError as exc:
+        box = real_show_error(exc)
+    assert box is not None
+    qtbot.addWidget(box)
+    assert box.text().startswith("The folder /x holds")
+    assert box.detailedText() == "" and "Traceback" not in box.detailedText()  # it was the traceback
     box.close()
 
 
