@@ -32,6 +32,7 @@ from medcal_gui.core.file_hashes import file_sha256, known_sha256
 from medcal_gui.core.fsutil import (
     atomic_path,
     check_free_space,
+    check_input_file,
     check_output_path,
     ensure_dir,
     remove_stale_partials,
@@ -44,8 +45,14 @@ from medcal_gui.modelfile.limits import DISK_MARGIN, check, free_disk, model_sha
 from medcal_gui.quantize.output_hash import OutputHash
 from medcal_gui.quantize.quant_types import QuantType, get_quant_type, imatrix_advice, quant_rules
 from medcal_gui.quantize.quantize_child import QuantizeJob, run_quantize
-from medcal_gui.quantize.quantize_process import LogWatch, discard_child, run_child, take_child
-from medcal_gui.quantize.tensor_types import TensorTypeRule, override_checks, tt_pairs
+from medcal_gui.quantize.quantize_process import LogWatch, discard_child, run_child, start_child, take_child
+from medcal_gui.quantize.tensor_types import (
+    TensorTypeRule,
+    canonical_type,
+    override_checks,
+    override_types,
+    tt_pairs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +90,10 @@ class QuantizeResult:
         return d
 
 
-def ggml_type_id(name: str) -> int:
-    """ggml type id for names like q8_0, Q6_K, f16 (llama-quantize's --output-tensor-type)."""
-    import gguf
-
-    try:
-        return int(gguf.GGMLQuantizationType[name.strip().upper()])
-    except KeyError:
-        valid = ", ".join(t.name for t in gguf.GGMLQuantizationType)
-        raise InputError(f"Unknown tensor type {name!r}. Valid types: {valid}.") from None
+def ggml_type_id(name: str, where: str = "--output-tensor-type") -> int:
+    """ggml type id for names like q8_0, Q6_K, f16 (llama-quantize's --output-tensor-type): only the types
+    llama.cpp can quantize a tensor to (i32 or f64 parse in llama-quantize, then abort the run)."""
+    return override_types()[canonical_type(name.strip(), where).lower()]
 
 
 def _sha256(path: Path, cancel: CancelToken, progress: ProgressCallback, stage: str) -> str:
@@ -169,13 +171,10 @@ def _coverage_warnings(model: Path, matrices: list[str], data: ImatrixData, labe
             f"{model.name} itself."]
 
 
-def _room_without_dry_run(model: Path, out: Path, tensor_types: Sequence[TensorTypeRule], out_type: int | None,
-                          emb_type: int | None) -> int | None:
+def _room_without_dry_run(model: Path, out: Path) -> int | None:
     """The output's upper bound when the output folder has room for it (so llama.cpp's exact estimate, a dry
-    run, is not needed to check the disk), else None. Types the user names may be wider than F32 (f64): then
-    there is no bound."""
-    if tensor_types or out_type is not None or emb_type is not None:
-        return None
+    run, is not needed to check the disk), else None. It holds for the types a user names too: none is wider
+    than F32 (f64 and i64, which llama.cpp cannot write, are refused)."""
     with contextlib.suppress(MedcalError):
         bound = model_shape(model).float32_bytes()
         if bound is not None and free_disk(out.parent) >= (bound + FREE_MARGIN) * DISK_MARGIN:
@@ -232,10 +231,12 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
     try:
         qt: QuantType = get_quant_type(qtype)
         model, out = Path(model), Path(out)
-        if not model.is_file():
-            raise ModelError(f"The model file {model} does not exist.")
+        # a FIFO would block the reader and /dev/zero be read without end: refused before anything opens them
+        check_input_file(model, "model file", error=ModelError)
+        if isinstance(imatrix, (str, Path)):
+            check_input_file(Path(imatrix), "importance matrix")
         out_type = ggml_type_id(output_tensor_type) if output_tensor_type else None
-        emb_type = ggml_type_id(token_embedding_type) if token_embedding_type else None
+        emb_type = ggml_type_id(token_embedding_type, "--token-embedding-type") if token_embedding_type else None
         if not dry_run:  # every output path is checked before any work
             inputs = [model] + ([Path(imatrix)] if isinstance(imatrix, (str, Path)) else [])
             check_output_path(out, inputs, sidecars=SIDECARS, what="quantized model")
@@ -271,7 +272,8 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
             raise InputError(f"The importance matrix {imatrix_label} holds no entries.")
         prune = sorted(set(prune_layers))
         matches, notes = override_checks(model, tensor_types, prune, qt.is_float, token_embedding_type,
-                                         output_tensor_type)
+                                         output_tensor_type, cancel=cancel)
+        cancel.check()
         warnings += notes
         advice = imatrix_advice(qt, data is not None)
         if qt.imatrix == "requires" and data is None and qt.name in quant_rules().refuse_without_imatrix:
@@ -304,14 +306,25 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
                           kv_overrides=kv, tt_overrides=tt_pairs(tensor_types), prune_layers=prune)
         input_bytes = model.stat().st_size
 
-        estimate = None if dry_run else _room_without_dry_run(model, out, tensor_types, out_type, emb_type)
+        estimate = None if dry_run else _room_without_dry_run(model, out)
         dry_ran = estimate is None
         dry_lines: list[str] | None = None  # the dry run's tensor lines, when one ran
         if estimate is None:
             # llama.cpp's own size estimate: a dry run reads only metadata (quick enough to run here). A real
             # run skips it where the disk has room even for every tensor as F32.
             dry = LogWatch(progress, "quantize (size estimate)" if not dry_run else "quantize")
-            rc = run_quantize(job, dry)
+            if tensor_types:
+                # llama.cpp matches the rules with std::regex, which nothing interrupts: in a child, which a
+                # cancel ends at once (the real run's child starts meanwhile)
+                dry_child, child = (child if child is not None else start_child()), None
+                try:
+                    child = None if dry_run else take_child()
+                except BaseException:
+                    discard_child(dry_child)
+                    raise
+                rc = run_child(job, dry, cancel, dry_child)
+            else:
+                rc = run_quantize(job, dry)
             if rc != 0:
                 raise ModelError(dry.explain(f"Cannot quantize {model}"))
             dry_lines = dry.tensor_lines

@@ -11,6 +11,14 @@ counters, so the tensors of that class after it are placed as if it were not the
 blk.0.ffn_down turns the last layer's ffn_down from Q6_K to Q4_K): a recipe should name every tensor of a
 class or none. `tools/quantize/quantize.cpp` lowercases the pattern (ASCII only) and names the type
 case-insensitively; llama-quantize says nothing when a pattern matches no tensor: `override_warnings` does.
+
+Where medcal is stricter than llama-quantize, because llama-quantize would hang, abort or silently do
+something else: a type must be one llama.cpp's quantizer writes (`[override] types` in tensor_rules.toml:
+`attn_v=i32` parses there and then aborts the run); a pattern must pass tensor_patterns.check_pattern (bounded
+matching time, read alike by llama.cpp and Python); two rules with the same pattern and different types are
+refused (llama.cpp silently uses the first); a tensor type file is a regular UTF-8 file of at most 4 MiB,
+100,000 lines of 4,096 characters and 10,000 rules, not empty; --prune-layers numbers are whole numbers
+(llama.cpp's std::stoi reads "1e3" as 1).
 """
 
 from __future__ import annotations
@@ -25,11 +33,20 @@ from typing import Any
 
 from medcal_gui.core.errors import InputError, ModelError
 from medcal_gui.core.fsutil import write_text_atomic
+from medcal_gui.core.jobs import CancelToken
 from medcal_gui.core.resources import resources_dir
+from medcal_gui.core.text_files import read_utf8
+from medcal_gui.quantize.tensor_patterns import MAX_PATTERN_CHARS, MAX_WAYS_ALL, check_pattern, compiled
 
-# What llama.cpp's std::regex (ECMAScript grammar) lacks though Python's re has it: refused up front, since
-# llama.cpp would otherwise fail with "failed to quantize: regex_error" or read it differently.
-_NOT_ECMASCRIPT = re.compile(r"\(\?(?:<[=!]|P|#|>|[aiLmsux-])|\\[AZz]")
+__all__ = ["check_pattern"]  # kept importable from here
+
+MAX_FILE_BYTES = 4 * 1024 * 1024  # a recipe's file for a 3,000-tensor model is about 200 kB
+MAX_LINES = 100_000
+MAX_LINE_CHARS = 4096
+MAX_RULES = 10_000  # one per tensor, as a recipe writes them, for the largest models
+MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS
+GGML_MAX_NAME = 64  # with its NUL
+_SPACE = re.compile(r"[ \t\n\v\f\r]+")  # the C locale's isspace, as operator>> reads words
 # Escapes whose meaning lowercasing flips (\S any non-space -> \s a space): llama-quantize lowercases silently.
 _FLIPPED = re.compile(r"(?<!\\)(?:\\\\)*\\([DSWBAZ])")
 _BLK = re.compile(r"blk\.(\d+)\.")
@@ -42,6 +59,7 @@ class TensorTypeRule:
 
     pattern: str
     type: str
+    where: str = field(default="", compare=False, repr=False)  # "--tensor-type" or "FILE, line N": for errors
 
     @property
     def type_id(self) -> int:
@@ -64,39 +82,44 @@ def ggml_types() -> dict[str, int]:
     return {gc.ggml_type_name(i).lower(): i for i in range(gc.GGML_TYPE_COUNT) if gc.ggml_blck_size(i) > 0}
 
 
+@functools.cache
+def override_types() -> dict[str, int]:
+    """Lowercased name -> id of the types llama_model_quantize can write a tensor in (a --tensor-type rule's,
+    --output-tensor-type's, --token-embedding-type's): the types ggml_quantize_chunk has a writer for. The
+    others (i8 ... i64, f64, q8_1, q8_K) parse in llama-quantize, then abort the run."""
+    names = _tensor_rules()["override"]["types"]
+    return {n: ggml_types()[n] for n in names if n in ggml_types()}
+
+
 def ggml_type_names() -> list[str]:
-    """ggml's own spelling of each type ("q4_K", "q8_0", "bf16"), in id order."""
+    """ggml's own spelling of each type a tensor can be quantized to ("q4_K", "q8_0", "bf16"), in id order."""
     from medcal_gui.llama import ggml_ctypes as gc
 
-    return [gc.ggml_type_name(i) for i in ggml_types().values()]
+    return [gc.ggml_type_name(i) for i in sorted(override_types().values())]
 
 
-def canonical_type(name: str, where: str = "--tensor-type") -> str:
-    """ggml's spelling of a type named in any case (q6_k -> q6_K); InputError for an unknown one."""
+def canonical_type(name: str, where: str = "--tensor-type", rule: str | None = None) -> str:
+    """ggml's spelling of a type named in any case (q6_k -> q6_K; llama-quantize compares case-insensitively);
+    InputError, naming `rule` when given and listing the valid types, for one llama.cpp cannot write."""
     from medcal_gui.llama import ggml_ctypes as gc
 
-    type_id = ggml_types().get(name.lower())
-    if type_id is None:
-        raise InputError(f"{where}: {name!r} is not a ggml tensor type. Valid types: "
-                         f"{', '.join(ggml_type_names())}.")
-    return gc.ggml_type_name(type_id)
+    type_id = override_types().get(name.lower())
+    if type_id is not None:
+        return gc.ggml_type_name(type_id)
+    in_rule = f" (in the rule {rule!r})" if rule is not None else ""
+    valid = f"Valid types: {', '.join(ggml_type_names())}."
+    if name.lower() in ggml_types():
+        raise InputError(f"{where}: {name!r} is a ggml type llama.cpp cannot quantize a tensor to{in_rule}: "
+                         f"it has no writer for it and the run would abort. {valid}")
+    raise InputError(f"{where}: {name!r} is not a ggml tensor type{in_rule}. {valid}")
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def _ascii_lower(s: str) -> str:
     # std::transform(..., tolower) in the C locale: ASCII letters only
-    return "".join(c.lower() if c.isascii() else c for c in s)
-
-
-def check_pattern(pattern: str, where: str = "--tensor-type") -> None:
-    """InputError unless `pattern` is a regular expression llama.cpp's std::regex reads as Python does."""
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise InputError(f"{where}: the pattern {pattern!r} is not a valid regular expression ({exc}).") from None
-    bad = _NOT_ECMASCRIPT.search(pattern)
-    if bad:
-        raise InputError(f"{where}: the pattern {pattern!r} uses {bad.group(0)!r}, which llama.cpp's regular "
-                         "expressions (ECMAScript) do not have. Rewrite it without it.")
+    return s.translate(_ASCII_LOWER)
 
 
 def parse_tensor_type(text: str, where: str = "--tensor-type") -> TensorTypeRule:
@@ -116,37 +139,68 @@ def parse_tensor_type(text: str, where: str = "--tensor-type") -> TensorTypeRule
                          "Write it another way, e.g. [^...].")
     pattern = _ascii_lower(name)
     check_pattern(pattern, where)
-    return TensorTypeRule(pattern, canonical_type(qtype, where))
+    return TensorTypeRule(pattern, canonical_type(qtype, where, text), where)
 
 
 def read_tensor_type_file(path: Path) -> list[TensorTypeRule]:
     """A `--tensor-type-file`: whitespace-separated `pattern=type` tokens (llama-quantize reads it with
-    `file >> arg`, so any whitespace separates and there are no comments); errors name the file and line."""
+    `file >> arg`, so any ASCII whitespace separates and there are no comments); errors name the file and line.
+    A FIFO, a device (/dev/zero) or a file over MAX_FILE_BYTES is refused before a byte is read."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"The tensor type file {path} does not exist.") from None
-    except OSError as exc:
-        raise InputError(f"The tensor type file {path} cannot be read: {exc.strerror or exc}.") from None
-    if raw.startswith(b"\xef\xbb\xbf"):
+    text = read_utf8(path, "tensor type file", limit=MAX_FILE_BYTES)
+    if text.startswith("\ufeff"):
         raise InputError(f"{path} starts with a byte-order mark, which llama-quantize would take as part of the "
                          "first pattern. Save the file as UTF-8 without BOM.")
+    if text.count("\n") >= MAX_LINES:
+        raise InputError(f"The tensor type file {path} has {text.count(chr(10)) + 1:,} lines; medcal reads at most "
+                         f"{MAX_LINES:,} (one PATTERN=TYPE rule a line). Is it the right file?")
     rules: list[TensorTypeRule] = []
-    for n, line in enumerate(raw.split(b"\n"), start=1):
-        tokens = line.split()  # bytes.split(): the C locale's isspace, as operator>> uses
-        for tok in tokens:
-            where = f"{path}, line {n}"
-            try:
-                text = tok.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InputError(f"{where}: {tok!r} is not UTF-8 text.") from None
-            if len(tokens) > 1 and ("=" not in text or text.startswith("=") or text.endswith("=")):
-                raise InputError(f"{where}: {line.decode('utf-8', 'replace').strip()!r} is not PATTERN=TYPE: "
-                                 "llama-quantize splits it at the spaces (the file has no comments). Write "
-                                 "one pattern=type a line, without spaces.")
-            rules.append(parse_tensor_type(text, where))
+    for n, line in enumerate(text.split("\n"), start=1):
+        where = f"{path}, line {n}"
+        if len(line) > MAX_LINE_CHARS:
+            raise InputError(f"{where}: the line is {len(line):,} characters long; medcal reads lines of at most "
+                             f"{MAX_LINE_CHARS:,} (one PATTERN=TYPE rule, a pattern of at most "
+                             f"{MAX_PATTERN_CHARS:,} characters). Split it into several rules.")
+        tokens = [t for t in _SPACE.split(line) if t]
+        for text_rule in tokens:
+            if len(tokens) > 1 and ("=" not in text_rule or text_rule.startswith("=") or text_rule.endswith("=")):
+                raise InputError(f"{where}: {line.strip()!r} is not PATTERN=TYPE: llama-quantize splits it at the "
+                                 "spaces (the file has no comments). Write one pattern=type a line, without spaces.")
+            if len(rules) == MAX_RULES:
+                raise InputError(f"{where}: the file holds more than {MAX_RULES:,} rules, medcal's limit (one per "
+                                 "tensor is enough for the largest models). Is it the right file?")
+            rules.append(parse_tensor_type(text_rule, where))
+    if not rules:
+        raise InputError(f"The tensor type file {path} holds no PATTERN=TYPE rule, so llama-quantize would apply "
+                         "none. Write one rule a line (e.g. attn_v=q8_0), or leave the file out.")
+    check_rules(rules)
     return rules
+
+
+def check_rules(rules: Sequence[TensorTypeRule]) -> None:
+    """InputError, naming where each rule came from, unless the rules of one quantization are within bounds:
+    each pattern valid (check_pattern: rules built in code pass here too), at most MAX_RULES, their matching
+    ways together within MAX_WAYS_ALL, and no pattern given twice with different types (llama.cpp would use
+    the first and ignore the second without a word; the same rule twice only gets override_warnings' note)."""
+    if len(rules) > MAX_RULES:
+        raise InputError(f"{len(rules):,} tensor type rules; medcal takes at most {MAX_RULES:,} (one per tensor is "
+                         "enough for the largest models).")
+    seen: dict[str, TensorTypeRule] = {}
+    total = 0
+    for r in rules:
+        where = r.where or "--tensor-type"
+        total += check_pattern(r.pattern, where)
+        canonical_type(r.type, where, r.text)
+        first = seen.setdefault(r.pattern, r)
+        if first is not r and first.type.lower() != r.type.lower():
+            raise InputError(f"{where}: the rule {r.text!r} repeats the pattern of {first.text!r} "
+                             f"({first.where or '--tensor-type'}) with another type; llama.cpp uses the first rule "
+                             "that matches and would ignore this one. Keep one of them.")
+    if total > MAX_WAYS_ALL:
+        raise InputError(f"The {len(rules):,} tensor type rules together can match each tensor name in too many "
+                         f"ways (about {total:.1e}; the limit is {MAX_WAYS_ALL:,}), and llama.cpp tries them for "
+                         "every tensor. Use fewer repeats (*, +, ?) and alternatives (a|b): a leading or trailing "
+                         "'.*' is never needed.")
 
 
 def tensor_type_file_text(rules: Sequence[TensorTypeRule]) -> str:
@@ -163,13 +217,17 @@ def write_tensor_type_file(path: Path, rules: Sequence[TensorTypeRule]) -> None:
 
 
 def parse_prune_layers(text: str, where: str = "--prune-layers") -> list[int]:
-    """`L0,L1,...` as llama-quantize's parse_layer_prune reads it (std::stoi on each part: leading spaces and
-    digits), sorted, without duplicates."""
+    """`L0,L1,...`, whole numbers (spaces around them allowed), sorted, without duplicates. Stricter than
+    llama-quantize's parse_layer_prune, whose std::stoi reads "1e3" or "1.5" as layer 1."""
+    if text.count(",") >= MAX_LAYERS:
+        raise InputError(f"{where}: {text.count(',') + 1:,} layer numbers; a model has at most {MAX_LAYERS} "
+                         "layers (llama.cpp's limit). Give each layer to leave out once, e.g. 0,1,2.")
     layers: set[int] = set()
     for part in text.split(","):
-        m = re.match(r"\s*([+-]?\d+)", part)
-        if not m or int(m.group(1)) < 0 or int(m.group(1)) > 2**31 - 1:
-            raise InputError(f"{where}: {part!r} is not a layer number (give them as 0,1,2...).")
+        m = re.fullmatch(r"\s*\+?(\d{1,10})\s*", part)
+        if not m or int(m.group(1)) > 2**31 - 1:
+            raise InputError(f"{where}: {part.strip()[:40]!r} is not a layer number: give the layers to leave out "
+                             "as whole numbers, e.g. 0,1,2.")
         layers.add(int(m.group(1)))
     return sorted(layers)
 
@@ -242,8 +300,9 @@ def _model_tensors(path: str, _size: int, _mtime_ns: int, prune_layers: tuple[in
     n_layers = block_count(header.fields)
     bad = [p for p in prune_layers if p >= n_layers]
     if bad:
+        more = f" and {len(bad) - 5:,} more" if len(bad) > 5 else ""
         raise InputError(f"--prune-layers: {model.name} has {n_layers} layers (0-{n_layers - 1}); there is no "
-                         f"layer {', '.join(map(str, bad))}.")
+                         f"layer {', '.join(map(str, bad[:5]))}{more}.")
     if prune_layers and len(set(prune_layers)) >= n_layers:
         raise InputError(f"--prune-layers would remove every one of the {n_layers} layers of {model.name}.")
     out: list[ModelTensor] = []
@@ -282,21 +341,28 @@ class RuleMatch:
 
 
 def match_tensors(model: Path, rules: Sequence[TensorTypeRule], *, prune_layers: Sequence[int] = (),
-                  token_embedding_type: str | None = None,
-                  output_tensor_type: str | None = None) -> list[RuleMatch]:
-    """For each rule, the tensors of `model` it sets, as llama_model_quantize applies the rules."""
+                  token_embedding_type: str | None = None, output_tensor_type: str | None = None,
+                  cancel: CancelToken | None = None) -> list[RuleMatch]:
+    """For each rule, the tensors of `model` it sets, as llama_model_quantize applies the rules. Each
+    pattern's matching time is bounded (check_pattern) and `cancel` is checked at each tensor: a SIGTERM,
+    which Python's re lets its handler see, stops it there."""
     from medcal_gui.llama import ggml_ctypes as gc
 
-    compiled = [re.compile(r.pattern) for r in rules]
+    patterns = [compiled(r.pattern, r.where or "--tensor-type") for r in rules]
     matches = [RuleMatch(r) for r in rules]
     for t in model_tensors(Path(model), prune_layers):
+        if cancel is not None:
+            cancel.check()
+        if len(t.name) >= GGML_MAX_NAME:  # the bound check_pattern's is computed for; llama.cpp refuses them
+            raise ModelError(f"{Path(model).name} has a tensor name of {len(t.name):,} characters "
+                             f"({t.name[:40]!r}...); llama.cpp takes at most {GGML_MAX_NAME - 1}.")
         if not quantizable(t.name, t.ne):
             continue
         if output_tensor_type and t.name == "output.weight":
             continue
         if token_embedding_type and t.name == "token_embd.weight":
             continue  # (per_layer_token_embd.weight, also an embedding, does take a rule that names it)
-        hits = [i for i, rx in enumerate(compiled) if rx.search(t.name)]
+        hits = [i for i, rx in enumerate(patterns) if rx.search(t.name)]
         if not hits:
             continue
         m = matches[hits[0]]
@@ -336,14 +402,16 @@ def tt_pairs(rules: Sequence[TensorTypeRule]) -> list[tuple[str, int]]:
 
 
 def override_checks(model: Path, rules: Sequence[TensorTypeRule], prune_layers: Sequence[int], float_type: bool,
-                    token_embedding_type: str | None = None,
-                    output_tensor_type: str | None = None) -> tuple[list[RuleMatch], list[str]]:
-    """What `rules` will set in `model` and the warnings to show (InputError for a layer it lacks), for a
-    quantization to a float type (`float_type`: llama.cpp then applies no rule) or a quantized one."""
+                    token_embedding_type: str | None = None, output_tensor_type: str | None = None,
+                    cancel: CancelToken | None = None) -> tuple[list[RuleMatch], list[str]]:
+    """What `rules` will set in `model` and the warnings to show (InputError for a layer it lacks or for rules
+    out of bounds: check_rules), for a quantization to a float type (`float_type`: llama.cpp then applies no
+    rule) or a quantized one."""
     if not rules and not prune_layers:
         return [], []
+    check_rules(rules)
     matches = match_tensors(model, rules, prune_layers=prune_layers, token_embedding_type=token_embedding_type,
-                            output_tensor_type=output_tensor_type)
+                            output_tensor_type=output_tensor_type, cancel=cancel)
     if rules and float_type:
         return [RuleMatch(r) for r in rules], [
             "llama.cpp applies tensor type rules only when quantizing to a quantized type; this file's type is "

@@ -42,7 +42,17 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.qtype:
         raise InputError("Say which quantization type to write: --type TYPE (e.g. --type Q4_K_M).")
+    from medcal_gui.core.errors import ModelError
+    from medcal_gui.core.fsutil import check_input_file
+
+    check_input_file(args.model, "model file", error=ModelError)  # a folder is not "missing"; a FIFO hung
+    if args.imatrix is not None:
+        check_input_file(args.imatrix, "importance matrix")
     rules, prune = flags.tensor_types(args)
+    if rules:  # the flags' and the files' rules together: duplicates across them, their matching time
+        from medcal_gui.quantize.tensor_types import check_rules
+
+        check_rules(rules)
     if not args.dry_run:  # the tensor type files are inputs too: never written over
         from medcal_gui.core.fsutil import check_output_path
 
