@@ -27,13 +27,13 @@ from PySide6.QtWidgets import (
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.fsutil import ensure_dir, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
+from medcal_gui.core.units import parse_size
 from medcal_gui.dataset.holdout import heldout_text
 from medcal_gui.quantize.quant_advice import kld_guidance
 from medcal_gui.ui.jobs.job_controls import JobControls
 from medcal_gui.ui.views.recipe_controls import RecipeControls
 from medcal_gui.ui.widgets.screen_fit import fit_to_screen
 from medcal_gui.ui.widgets.stage_progress import StageProgress
-from medcal_gui.core.units import parse_size
 from medcal_gui.workflows.ladder import SHARED, Constraints, LadderResult, run_ladder
 from medcal_gui.workflows.ladder_report import chart_svg, size_text
 

@@ -14,9 +14,9 @@ from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QLineEdit, QPushBu
 
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.jobs import CancelToken, ProgressCallback
+from medcal_gui.core.units import parse_size
 from medcal_gui.ui.jobs.job_controls import JobControls
 from medcal_gui.ui.widgets.stage_progress import StageProgress
-from medcal_gui.core.units import parse_size
 from medcal_gui.workflows.ladder import LadderResult
 from medcal_gui.workflows.ladder_report import size_text
 from medcal_gui.workflows.recipe.candidates import check_candidate_types, default_candidate_types
