@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medcal_gui.behaviour.behave_context import BehaveModel
+from medcal_gui.behaviour.behave_context import BehaveModel, check_model_file
 from medcal_gui.behaviour.clinical_facts import FactCheck, compare_facts, count_kept
+from medcal_gui.behaviour.rows import check_size, json_kind, row_id, text_field
 from medcal_gui.behaviour.stats import Proportion
 from medcal_gui.core.errors import DataError, InputError
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
@@ -44,26 +45,52 @@ class Prompt:
         return self.messages[-1][1]
 
 
+ROLES = ("system", "user", "assistant")
+PROMPT_EXAMPLE = '"prompt": "Summarise this ECG report"'
+ROW_EXAMPLE = '{"id": "p1", "prompt": "..."} or {"id": "p1", "messages": [{"role": "user", "content": "..."}]}'
+
+
+def _messages(raw: list[object], where: str, i: int) -> tuple[tuple[str, str], ...]:
+    how = '{"role": "user", "content": "..."}'
+    msgs: list[tuple[str, str]] = []
+    for k, m in enumerate(raw, 1):
+        if not isinstance(m, dict):
+            raise DataError(f"message {k} is {json_kind(m)}; write each message as {how}.", where, i)
+        role, content = m.get("role"), m.get("content")
+        if not isinstance(role, str) or role.strip() not in ROLES:
+            found = repr(role) if isinstance(role, str) and len(role) <= 40 else json_kind(role)
+            raise DataError(f"message {k} has the role {found}; write one of {', '.join(ROLES)}.", where, i)
+        if not isinstance(content, str):
+            raise DataError(f"message {k}'s content is {json_kind(content)}, not a text; write {how}.", where, i)
+        msgs.append((role.strip(), content))
+    if msgs[-1][0] != "user":
+        raise DataError("the last message must be the user's.", where, i)
+    return tuple(msgs)
+
+
 def _jsonl_prompts(path: Path) -> list[Prompt]:
     out: list[Prompt] = []
     ids = UniqueIds(path)
+    where = str(path)
     for i, row in read_jsonl(path, "prompt file"):
         if not isinstance(row, dict):
-            raise DataError("each line must be a JSON object with a prompt or messages.", str(path), i)
-        if isinstance(row.get("prompt"), str) and row["prompt"].strip():
-            msgs: tuple[tuple[str, str], ...] = (("user", row["prompt"].strip()),)
+            raise DataError(f"the line holds {json_kind(row)}; each line must be one JSON object such as "
+                            f"{ROW_EXAMPLE}.", where, i)
+        msgs: tuple[tuple[str, str], ...]
+        if "prompt" in row:
+            msgs = (("user", text_field(row, "prompt", where, i, PROMPT_EXAMPLE)),)
         elif isinstance(row.get("messages"), list) and row["messages"]:
-            try:
-                msgs = tuple((str(m["role"]), str(m["content"])) for m in row["messages"])
-            except (KeyError, TypeError):
-                raise DataError("every message needs a role and a content.", str(path), i) from None
-            if msgs[-1][0] != "user":
-                raise DataError("the last message must be the user's.", str(path), i)
+            msgs = _messages(row["messages"], where, i)
+        elif "messages" in row:
+            found = "an empty list" if row["messages"] == [] else json_kind(row["messages"])
+            raise DataError(f"the messages are {found}; write a list such as "
+                            '[{"role": "user", "content": "..."}].', where, i)
         else:
-            raise DataError("the line has neither a prompt nor messages.", str(path), i)
-        pid = str(row.get("id", f"line{i}"))
+            raise DataError(f"the line has neither a prompt nor messages; write {ROW_EXAMPLE}.", where, i)
+        check_size(sum(len(c) for _, c in msgs), "the prompt", where, i)
+        pid = row_id(row, where, i)
         ids.add(pid, i)
-        out.append(Prompt(pid, msgs, f"{path}:{i}"))
+        out.append(Prompt(pid, msgs, f"{path}, line {i}"))
     return out
 
 
@@ -74,6 +101,8 @@ def load_prompts(inputs: Sequence[Path], *, variant: str | None = None, held_out
     paths = [Path(p) for p in inputs]
     if not paths:
         raise InputError("No prompt file was given.")
+    if limit is not None and limit < 1:  # prompts[:-3] would silently drop the last three
+        raise InputError(f"The number of prompts to use must be at least 1 (got {limit}).")
     if len(paths) == 1 and paths[0].suffix.lower() == ".jsonl":
         prompts = _jsonl_prompts(paths[0])
     else:
@@ -90,7 +119,8 @@ def load_prompts(inputs: Sequence[Path], *, variant: str | None = None, held_out
             raise InputError(ds.errors[0])
         v = get_variant(variant or DEFAULT_VARIANT)
         records = split_records(ds.records)[1] if held_out else ds.records
-        prompts = [Prompt(r.id, (("user", user_content(r.text, v)),), f"{r.source}:{r.line}") for r in records]
+        prompts = [Prompt(r.id, (("user", user_content(r.text, v)),), f"{r.source}, line {r.line}")
+                   for r in records]
     if limit is not None:
         prompts = prompts[:limit]
     if not prompts:
@@ -241,7 +271,12 @@ def answer_all(path: Path, prompts: Sequence[Prompt], n_max: int, *, n_ctx: int,
     with BehaveModel(path, n_ctx=n_ctx, threads=threads, cancel=cancel) as m:
         for i, p in enumerate(prompts):
             cancel.check()
-            toks, finish = m.greedy(m.prompt_tokens(p.as_messages()), n_max)
+            prompt = m.prompt_tokens(p.as_messages())
+            if len(prompt) + n_max > m.n_ctx:  # named at its file and line, not by greedy's generic check
+                raise InputError(f"{p.source}: the prompt needs {len(prompt)} tokens and its answer up to "
+                                 f"{n_max}; the context holds {m.n_ctx}. Raise --ctx, lower -n or shorten the "
+                                 "prompt.")
+            toks, finish = m.greedy(prompt, n_max)
             gen_s += m.last_gen_s
             answers.append(Answer(toks, m.detokenize(toks).strip(), finish))
             n_tok = sum(len(a.tokens) for a in answers)
@@ -264,6 +299,8 @@ def agree(base: Path, models: Sequence[Path], prompts: Sequence[Prompt], *, n_ma
     threads = threads or os.cpu_count() or 1
     if n_max < 1:
         raise InputError(f"The answer length must be at least one token (got {n_max}).")
+    for mp in (base, *models):  # every model, before the base's minutes of work
+        check_model_file(Path(mp))
     total = len(prompts) * (1 + len(models))
     base_ans, base_s = answer_all(Path(base), prompts, n_max, n_ctx=n_ctx, threads=threads, progress=progress,
                                   cancel=cancel, done0=0, total=total)

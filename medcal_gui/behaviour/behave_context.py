@@ -10,10 +10,11 @@ cells before the next); greedy generation is argmax over the last row of logits,
 from __future__ import annotations
 
 import ctypes
+import os
+import stat
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import llama_cpp
 import numpy as np
@@ -32,6 +33,27 @@ def token_logprobs(rows: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     return rows[np.arange(len(targets)), np.asarray(targets)].astype(np.float64) - lse
 
 
+def check_model_file(path: Path) -> None:
+    """Refuse, before llama.cpp opens it, a model path that is not a regular file: a FIFO would block the
+    load until some writer came, /dev/zero would be read without end, and a folder or a device was
+    reported as "does not exist"."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ModelError(f"The model file {path} is a symbolic link to {os.readlink(path)}, which does "
+                             "not exist.") from None
+        raise ModelError(f"The model file {path} does not exist. Check the path.") from None
+    except OSError as exc:
+        raise ModelError(f"Cannot read the model file {path}: {exc.strerror or exc}.") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelError(f"The model path {path} is a folder, not a model file. Give the .gguf file inside it.")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise ModelError(f"The model file {path} is {kind}, not a file: give a .gguf model file.")
+
+
 class BehaveModel(ChunkContext):
     """A model with a context of `n_ctx` tokens for prompt rendering, scoring and greedy generation."""
 
@@ -39,6 +61,7 @@ class BehaveModel(ChunkContext):
                  n_ubatch: int = 512, n_seq_max: int = 8) -> None:
         self.cancel = cancel or CancelToken()
         token = self.cancel
+        check_model_file(Path(path))
         super().__init__(Path(path), n_ctx, threads, n_ubatch=min(n_ubatch, n_ctx),
                          should_abort=lambda: token.cancelled, n_seq_max=n_seq_max)
         self.n_seq_max = n_seq_max
@@ -78,16 +101,19 @@ class BehaveModel(ChunkContext):
 
     def render(self, messages: Sequence[Mapping[str, str]]) -> str:
         """The prompt for `messages` ending with the model turn's opening: the GGUF's own chat template
-        (rendered as llama-cpp-python renders it) or, for a model without one, Gemma's (as `chat` does)."""
+        (rendered with the variables llama-cpp-python passes, in the same sandbox, within `chat`'s limits of
+        time and size: a template comes with a model file, which may be hostile) or, for a model without
+        one, Gemma's (as `chat` does)."""
+        from medcal_gui.chat.chat_template import BUILTIN_HINT, ChatTemplateError, render_gemma, render_template
+
         if self.chat_template:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-            fmt = Jinja2ChatFormatter(template=self.chat_template, eos_token=self.token_text(self.eos),
-                                      bos_token=self.token_text(self.bos), add_generation_prompt=True)
-            msgs: Any = [dict(m) for m in messages]  # llama-cpp-python's TypedDicts, structurally
-            return str(fmt(messages=msgs).prompt)
-        from medcal_gui.chat.chat_template import render_gemma
-
+            try:
+                return render_template(self.chat_template, messages, bos_token=self.token_text(self.bos),
+                                       eos_token=self.token_text(self.eos), add_generation_prompt=True,
+                                       source=f"the chat template embedded in {self.path}")
+            except ChatTemplateError as exc:
+                # `chat --template gemma` is no option of mcq or agree: the message keeps only what failed
+                raise ModelError(exc.message.replace(BUILTIN_HINT, "").strip()) from None
         return render_gemma(messages, add_generation_prompt=True, bos_token=self.token_text(self.bos))
 
     def prompt_tokens(self, messages: Sequence[Mapping[str, str]]) -> list[int]:

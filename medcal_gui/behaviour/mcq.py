@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from medcal_gui.behaviour.behave_context import BehaveModel, token_logprobs
+from medcal_gui.behaviour.behave_context import BehaveModel, check_model_file, token_logprobs
+from medcal_gui.behaviour.rows import check_size, json_kind, option_text, row_id, text_field
 from medcal_gui.behaviour.stats import Proportion, mcnemar_exact
 from medcal_gui.core.errors import DataError, InputError
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
@@ -36,46 +37,66 @@ class Question:
     labels: tuple[str, ...]  # "A", "B", ...
     options: tuple[str, ...]
     answer: int  # index into options
+    source: str = ""  # the question file, for errors found once the model reads the question
 
     def user_text(self) -> str:
         opts = "\n".join(f"{lab}. {txt}" for lab, txt in zip(self.labels, self.options, strict=True))
         return f"{self.question}\n\n{opts}\n\n{INSTRUCTION}"
 
 
-def _parse_row(row: Any, path: str, line: int) -> Question:
-    if not isinstance(row, dict):
-        raise DataError("each line must be a JSON object with question, options and answer.", path, line)
-    q = row.get("question")
-    if not isinstance(q, str) or not q.strip():
-        raise DataError("the question is missing or empty.", path, line)
-    opts = row.get("options")
+QUESTION_EXAMPLE = '"question": "Which rhythm is irregularly irregular?"'
+ROW_EXAMPLE = '{"id": "q1", "question": "...", "options": {"A": "...", "B": "..."}, "answer": "A"}'
+
+
+def _parse_options(opts: object, path: str, line: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if isinstance(opts, dict):
         labels = tuple(str(k).strip() for k in opts)
-        texts = tuple(str(v).strip() for v in opts.values())
+        if any(not lab for lab in labels):
+            raise DataError('an option has an empty letter; write the options as {"A": "...", "B": "..."}.',
+                            path, line)
+        twice = sorted({lab for lab in labels if labels.count(lab) > 1})
+        if twice:
+            raise DataError(f"the option letter {twice[0]!r} is used twice; give each option its own letter.",
+                            path, line)
+        items = list(zip(labels, opts.values(), strict=True))
     elif isinstance(opts, list):
-        labels = tuple(LETTERS[i] for i in range(min(len(opts), len(LETTERS))))
-        texts = tuple(str(v).strip() for v in opts)
+        items = list(zip(LETTERS, opts, strict=False))
     else:
-        raise DataError("options must be a mapping of letters to text or a list of texts.", path, line)
-    if len(texts) < 2 or len(texts) > len(LETTERS):
-        raise DataError(f"a question needs 2 to {len(LETTERS)} options (found {len(texts)}).", path, line)
-    if any(not t for t in texts):
-        raise DataError("an option is empty.", path, line)
-    if "answer" not in row or row["answer"] in (None, ""):
-        raise DataError("the answer is missing.", path, line)
-    ans = row["answer"]
-    if isinstance(ans, bool):
-        raise DataError(f"the answer {ans!r} is not an option's letter or index.", path, line)
-    if isinstance(ans, int):
-        if not 0 <= ans < len(texts):
-            raise DataError(f"the answer index {ans} is not among the {len(texts)} options (0-based).", path, line)
-        idx = ans
-    elif isinstance(ans, str) and ans.strip() in labels:
-        idx = labels.index(ans.strip())
-    else:
-        raise DataError(f"the answer {ans!r} is not among the options ({', '.join(labels)}).", path, line)
-    qid = row.get("id", f"line{line}")
-    return Question(str(qid), line, q.strip(), labels, texts, idx)
+        found = "missing" if opts is None else json_kind(opts)
+        raise DataError(f'the options are {found}; write them as {{"A": "...", "B": "..."}} or as a list '
+                        '["...", "..."].', path, line)
+    if len(opts) < 2 or len(opts) > len(LETTERS):
+        raise DataError(f"a question needs 2 to {len(LETTERS)} options (found {len(opts)}).", path, line)
+    texts = tuple(option_text(v, lab, path, line) for lab, v in items)
+    return tuple(lab for lab, _ in items), texts
+
+
+def _parse_answer(ans: object, labels: tuple[str, ...], path: str, line: int) -> int:
+    how = f"write the right option's letter ({', '.join(labels)}) or its index (0 to {len(labels) - 1})"
+    if ans is None or ans == "":
+        raise DataError(f'the answer is missing; {how}, e.g. "answer": "{labels[0]}".', path, line)
+    if isinstance(ans, int) and not isinstance(ans, bool):
+        if not 0 <= ans < len(labels):
+            raise DataError(f"the answer index {ans} is not among the {len(labels)} options (0-based); {how}.",
+                            path, line)
+        return ans
+    if isinstance(ans, str) and ans.strip() in labels:
+        return labels.index(ans.strip())
+    if isinstance(ans, bool) or not isinstance(ans, str | float):
+        raise DataError(f"the answer is {json_kind(ans)}; {how}.", path, line)
+    shown = repr(ans) if len(repr(ans)) <= 40 else f"{repr(ans)[:37]}...'"
+    raise DataError(f"the answer {shown} is not among the options ({', '.join(labels)}); {how}.", path, line)
+
+
+def _parse_row(row: Any, path: str, line: int) -> Question:
+    if not isinstance(row, dict):
+        raise DataError(f"the line holds {json_kind(row)}; each line must be one JSON object such as "
+                        f"{ROW_EXAMPLE}.", path, line)
+    q = text_field(row, "question", path, line, QUESTION_EXAMPLE)
+    labels, texts = _parse_options(row.get("options"), path, line)
+    check_size(len(q) + sum(len(t) for t in texts), "the question with its options", path, line)
+    idx = _parse_answer(row.get("answer"), labels, path, line)
+    return Question(row_id(row, path, line), line, q, labels, texts, idx, path)
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -219,8 +240,13 @@ def score_model(path: Path, questions: Sequence[Question], *, n_ctx: int = 2048,
         for i, q in enumerate(questions):
             cancel.check()
             prefix, opts = encode_question(m, q)
+            where = q.source or None
             if any(not o for o in opts):
-                raise DataError("an option tokenizes to nothing.", None, q.line)
+                raise DataError("an option tokenizes to nothing; give it some text.", where, q.line)
+            need = len(prefix) + max(len(o) for o in opts)
+            if need > m.n_ctx:  # named at its line here, not by the scorer's generic check
+                raise DataError(f"the question with its longest option needs {need} tokens; the context holds "
+                                f"{m.n_ctx}. Raise --ctx or shorten it.", where, q.line)
             scores = score_options(m, prefix, opts)
             n_tok += len(prefix) + sum(len(o) - 1 for o in opts)
             items.append(Scored(q.id, scores, [len(o) for o in opts], int(np.argmax(scores)), q.answer))
@@ -238,6 +264,10 @@ def run_mcq(models: Sequence[Path], questions: Path | Sequence[Question], *, n_c
     import os
 
     cancel = cancel or CancelToken()
+    if not models:
+        raise InputError("No model was given to score.")
+    for p in models:  # every model, before the first one's minutes of work
+        check_model_file(Path(p))
     label = str(questions) if isinstance(questions, Path) else "<questions>"
     qs = load_questions(questions) if isinstance(questions, Path) else list(questions)
     threads = threads or os.cpu_count() or 1

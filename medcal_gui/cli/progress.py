@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import _thread
 import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 from medcal_gui.core.jobs import CancelToken, Progress
 
@@ -71,24 +73,53 @@ class TerminalProgress:
             self.stream.flush()
 
 
+# After the first Ctrl-C (or SIGTERM) the job stops and removes its partial files within this time (the rule
+# every command is tested against): a second signal inside it is a double tap, not a stuck job
+GRACE_S = 2.0
+
+
 @contextmanager
 def sigint_cancels(token: CancelToken) -> Iterator[CancelToken]:
     """While active, the first Ctrl-C (or SIGTERM) cancels the job through `token` instead of killing the
-    process."""
+    process. A second one within GRACE_S is absorbed: a KeyboardInterrupt raised then lands in the very
+    clean-up that removes the partial files (or in a ctypes callback, which prints it as a traceback and
+    swallows it). Later, the job is stuck, and the second signal aborts at once."""
     if threading.current_thread() is not threading.main_thread():
         yield token
         return
+    last_signal = signal.SIGINT
 
     def handler(signum: int, frame: object) -> None:
-        if token.cancelled:
-            raise KeyboardInterrupt
-        print("\ncancelling... (Ctrl-C again to abort at once)", file=sys.stderr)
-        token.cancel()
+        nonlocal last_signal
+        last_signal = signal.Signals(signum)
+        if not token.cancelled:
+            print(f"\ncancelling... (if it is not done within {GRACE_S:g} s, Ctrl-C again aborts at once)",
+                  file=sys.stderr)
+            token.cancel()
+            return
+        if token.cancelled_at is not None and time.monotonic() - token.cancelled_at < GRACE_S:
+            return
+        raise KeyboardInterrupt
+
+    old_hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:
+        # The KeyboardInterrupt was raised inside a callback C called (llama.cpp's abort, log or eval
+        # callback): ctypes cannot pass it on and would print it as a traceback. Deliver the signal again a
+        # moment later, when Python code of our own is running.
+        if info.exc_type is KeyboardInterrupt:
+            retry = threading.Timer(0.05, _thread.interrupt_main, (int(last_signal),))
+            retry.daemon = True  # never holds the process open once the job has ended
+            retry.start()
+            return
+        old_hook(info)
 
     old = signal.signal(signal.SIGINT, handler)
     old_term = signal.signal(signal.SIGTERM, handler)  # `kill PID` cancels too: children stop, partials go
+    sys.unraisablehook = unraisable
     try:
         yield token
     finally:
         signal.signal(signal.SIGINT, old)
         signal.signal(signal.SIGTERM, old_term)
+        sys.unraisablehook = old_hook

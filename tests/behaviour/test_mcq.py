@@ -45,7 +45,7 @@ def test_list_options_with_index_answer(tmp_path: Path) -> None:
     ({"id": "a", "question": "Q?", "options": {"A": "x", "B": "y"}}, "answer is missing"),
     ({"id": "a", "question": "Q?", "options": {"A": "x", "B": "y"}, "answer": "E"}, "not among the options"),
     ({"id": "a", "question": "Q?", "options": ["x", "y"], "answer": 5}, "not among the 2 options"),
-    ({"id": "a", "question": "", "options": ["x", "y"], "answer": 0}, "question is missing"),
+    ({"id": "a", "question": "", "options": ["x", "y"], "answer": 0}, "question is empty"),
     ({"id": "a", "question": "Q?", "options": ["x"], "answer": 0}, "2 to 26 options"),
     ("{not json", "not valid JSON"),
 ])
@@ -125,7 +125,9 @@ def test_cli_mcq_json_and_bad_file(tiny_model: Path, tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "medcal_gui", "mcq", "-m", str(tiny_model), "--questions", str(bad)],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [f"medcal mcq: error: {bad}, line 1: the answer is missing."]
+    assert out.stderr.strip().splitlines() == [
+        f"medcal mcq: error: {bad}, line 1: the answer is missing; write the right option's letter (A, B) or its "
+        'index (0 to 1), e.g. "answer": "A".']
 
 
 def test_one_sequence_fallback_scores_the_same(tiny_model: Path) -> None:

@@ -73,4 +73,5 @@ def test_questions_against_itself_flip_nothing(qtbot, pane: VerifyPane, tmp_path
     f.write_text(json.dumps({"id": "x", "question": "Q?", "options": ["a", "b"], "answer": "C"}) + "\n",
                  encoding="utf-8")
     assert not view.run()
-    assert view.summary.text() == f"{f}, line 1: the answer 'C' is not among the options (A, B)."
+    assert view.summary.text() == (f"{f}, line 1: the answer 'C' is not among the options (A, B); write the "
+                                   "right option's letter (A, B) or its index (0 to 1).")

@@ -40,17 +40,28 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+OUTPUT_NAMES = ("agree.html", "agree.md", "agree.json")
+
+
+def check_outputs(outdir: Path, inputs: list[Path]) -> None:
+    """Refuse, before any model is loaded, outputs medcal could not write safely: one that is an input, a
+    folder, a FIFO or a device, or a DIR that is a file."""
+    from medcal_gui.core.fsutil import check_output_path
+
+    for name in OUTPUT_NAMES:
+        check_output_path(outdir / name, inputs, what="agreement report")
+
+
 def write_outputs(res: object, outdir: Path, inputs: list[Path]) -> list[str]:
     from medcal_gui.behaviour.agree import AgreeResult
     from medcal_gui.behaviour.agree_report import render_html, render_markdown
-    from medcal_gui.core.fsutil import ensure_dir, refuse_input_overwrite, write_text_atomic
+    from medcal_gui.core.fsutil import ensure_dir, write_text_atomic
 
     assert isinstance(res, AgreeResult)
+    check_outputs(outdir, inputs)  # again: the folder may have changed during the minutes of work
     ensure_dir(outdir)
     targets = {"agree.html": render_html(res), "agree.md": render_markdown(res)}
-    paths = [outdir / n for n in (*targets, "agree.json")]
-    for t in paths:
-        refuse_input_overwrite(t, inputs)
+    paths = [outdir / n for n in OUTPUT_NAMES]
     res.outputs = [str(p) for p in paths]
     for name, text in targets.items():
         write_text_atomic(outdir / name, text)
@@ -62,15 +73,21 @@ def run(args: argparse.Namespace) -> int:
     from medcal_gui.behaviour.agree import agree, load_prompts
     from medcal_gui.behaviour.agree_report import summary_table
 
+    inputs = [args.base, *args.model, *args.prompts]
+    if args.outdir is not None:
+        check_outputs(args.outdir, inputs)
     prompts = load_prompts(list(args.prompts), variant=args.variant, held_out=not args.all_records,
                            limit=args.limit)
     bar = TerminalProgress(quiet=args.json)
     with sigint_cancels(CancelToken()) as token:
         res = agree(args.base, list(args.model), prompts, n_max=args.max_tokens, n_ctx=args.ctx,
                     threads=args.threads, progress=bar, cancel=token)
-    bar.close()
-    if args.outdir is not None:
-        write_outputs(res, args.outdir, [args.base, *args.model, *args.prompts])
+        bar.close()
+        if args.outdir is not None:
+            # under the handler too: a SIGTERM while writing finishes these small atomic writes instead of
+            # killing the process between a temporary file and its rename (a .medcal-partial-* left behind)
+            token.check()
+            write_outputs(res, args.outdir, inputs)
     if args.json:
         print_json(res.to_json())
         return 0
