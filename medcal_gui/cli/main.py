@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -74,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return rc
 
 
+def _term_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
     # The CPU probe uses the spawn start method; a frozen bundle needs this first (elsewhere it does nothing,
     # and importing multiprocessing cost every command 5 ms).
@@ -83,6 +88,11 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         multiprocessing.freeze_support()
     if argv is None and sys.argv[1:2] == ["--medcal-quantize-child"]:  # a bundle's quantize child
         return int(importlib.import_module("medcal_gui.quantize.quantize_child").main())
+    if argv is None and _named_command(sys.argv[1:]) not in (None, "gui"):
+        # `kill PID` before a command's job has started (parsing, reading inputs) ends it as Ctrl-C does, with
+        # its one "cancelled" line: the default action killed the process without a word. A job's own handler
+        # (progress.sigint_cancels) takes over while it runs. The window keeps Qt's own handling.
+        signal.signal(signal.SIGTERM, _term_as_interrupt)
     parser, commands = build_parser(_named_command(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

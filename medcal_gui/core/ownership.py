@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from medcal_gui.core.errors import OutputError
+from medcal_gui.core.fsutil import make_temp
 
 MARKER = ".medcal-owned"
 
@@ -31,8 +32,9 @@ def mark_folder(folder: Path, kind: str) -> None:
                               "Choose an empty or new folder.")
     folder.mkdir(parents=True, exist_ok=True)
     if not is_marked(folder, kind):
-        tmp = folder / f"{MARKER}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"kind": kind, "by": "medcal"}) + "\n", encoding="utf-8")
+        fd, tmp = make_temp(folder)  # a temporary name the stale-partial sweep knows, should this be killed
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"kind": kind, "by": "medcal"}) + "\n")
         os.replace(tmp, folder / MARKER)
 
 

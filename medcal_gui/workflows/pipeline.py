@@ -38,6 +38,7 @@ from medcal_gui.workflows.calibrate_quantize import (
     quant_path_for,
     run_quantize,
 )
+from medcal_gui.workflows.preflight import missing_folders, remove_made_folders
 
 SUMMARY_NAME = "pipeline_summary.json"
 
@@ -138,6 +139,7 @@ def run_pipeline(narratives: Sequence[Path], model: Path, qtype: str, outdir: Pa
     inputs = [model, *(Path(n) for n in narratives)]
     for p in ours:
         check_output_path(p, inputs)
+    made = missing_folders(outdir)  # a run that fails or is cancelled removes the folders it created
     ensure_dir(outdir)
     undo = _Rollback(ours)
     try:
@@ -155,10 +157,12 @@ def run_pipeline(narratives: Sequence[Path], model: Path, qtype: str, outdir: Pa
         write_text_atomic(outdir / SUMMARY_NAME, json.dumps(res.to_json(), indent=2) + "\n")
     except Cancelled:
         undo.rollback()
+        remove_made_folders(made, "pipeline")
         raise Cancelled("Cancelled: every file this run wrote was removed, and the earlier files it had "
                         f"replaced in {outdir} were put back.") from None
     except BaseException:
         undo.rollback()
+        remove_made_folders(made, "pipeline")
         raise
     undo.commit()
     return res

@@ -192,9 +192,7 @@ def _signal_case(name: str, sigs: list[signal.Signals], inputs: Path, tiny_model
     assert not leftovers
 
 
-@pytest.mark.parametrize("name", ["imatrix", "eval", "agree", "mcq", "quantize", "format", pytest.param(
-    "pipeline", marks=pytest.mark.xfail(strict=True, reason="workflows/pipeline.py:run_pipeline creates OUTDIR "
-                                        "(ensure_dir) and its rollback leaves it behind, empty"))])
+@pytest.mark.parametrize("name", ["imatrix", "eval", "agree", "mcq", "quantize", "format", "pipeline"])
 def test_sigterm_stops_within_2_s_and_leaves_nothing(name: str, inputs: Path, tiny_model: Path,
                                                      tmp_path: Path) -> None:
     _signal_case(name, [signal.SIGTERM], inputs, tiny_model, tmp_path)
@@ -245,3 +243,30 @@ def test_a_late_second_signal_inside_a_c_callback_aborts_without_a_traceback(
     assert in_callback and reached == "after the C call"
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_outside_a_job_ends_the_command_with_its_cancel_line(tiny_model: Path, tmp_path: Path) -> None:
+    """`kill PID` while a command waits outside a job (here chat at its prompt, waiting for a line) used to end
+    it by the default action: exit -15, not a word said."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "medcal_gui", "chat", "--model", str(tiny_model)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=tmp_path, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the prompt's banner: it now waits on standard input
+            if line.startswith("chatting with "):
+                break
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read() if proc.stderr else ""
+    assert rc == 130, (rc, err)
+    assert took < STOP_WITHIN_S
+    assert err.strip().splitlines()[-1] == "medcal chat: cancelled" and "Traceback" not in err
