@@ -116,6 +116,22 @@ def _write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
             fh.write(np.ascontiguousarray(arr, dtype="<f4").tobytes())
 
 
+def text_shapes(n_vocab: int, h: int, ff: int, hd: int, nq: int, nkv: int,
+                n_layer: int) -> dict[str, tuple[int, ...]]:
+    """Every tensor of a Gemma 3 text model of these sizes, by its Hugging Face name."""
+    shapes: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (n_vocab, h), "model.norm.weight": (h,)}
+    for i in range(n_layer):
+        p = f"model.layers.{i}."
+        shapes |= {p + "self_attn.q_proj.weight": (nq, h), p + "self_attn.k_proj.weight": (nkv, h),
+                   p + "self_attn.v_proj.weight": (nkv, h), p + "self_attn.o_proj.weight": (h, nq),
+                   p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,),
+                   p + "mlp.gate_proj.weight": (ff, h), p + "mlp.up_proj.weight": (ff, h),
+                   p + "mlp.down_proj.weight": (h, ff)}
+        shapes |= {p + n + ".weight": (h,) for n in ("input_layernorm", "post_attention_layernorm",
+                                                     "pre_feedforward_layernorm", "post_feedforward_layernorm")}
+    return shapes
+
+
 def make_plain_causal(hf_dir: Path, sp_model: bytes, *, n_layer: int = 2, seed: int = 0) -> Path:
     """A Gemma3ForCausalLM folder written without torch or transformers (config.json, tokenizer.model,
     tokenizer_config.json, model.safetensors in save_pretrained's key layout): for tests that only need a
@@ -139,16 +155,7 @@ def make_plain_causal(hf_dir: Path, sp_model: bytes, *, n_layer: int = 2, seed: 
         "num_hidden_layers": n_layer, "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0,
         "torch_dtype": "float32", **TEXT}, indent=2), encoding="utf-8")
     rng = np.random.default_rng(seed)
-    shapes = {"model.embed_tokens.weight": (n_vocab, h), "model.norm.weight": (h,)}
-    for i in range(n_layer):
-        p = f"model.layers.{i}."
-        shapes |= {p + "self_attn.q_proj.weight": (nq, h), p + "self_attn.k_proj.weight": (nkv, h),
-                   p + "self_attn.v_proj.weight": (nkv, h), p + "self_attn.o_proj.weight": (h, nq),
-                   p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,),
-                   p + "mlp.gate_proj.weight": (ff, h), p + "mlp.up_proj.weight": (ff, h),
-                   p + "mlp.down_proj.weight": (h, ff)}
-        shapes |= {p + n + ".weight": (h,) for n in ("input_layernorm", "post_attention_layernorm",
-                                                     "pre_feedforward_layernorm", "post_feedforward_layernorm")}
+    shapes = text_shapes(n_vocab, h, ff, hd, nq, nkv, n_layer)
     _write_safetensors(hf_dir / "model.safetensors", {
         n: rng.standard_normal(s, dtype=np.float32) * np.float32(0.5 if len(s) == 1 else 1 / s[-1] ** 0.5)
         for n, s in sorted(shapes.items())})

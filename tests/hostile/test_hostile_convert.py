@@ -439,16 +439,7 @@ def _big_model(base: Path, d: Path) -> Path:
     _config(d, hidden_size=h, intermediate_size=ff, head_dim=hd, query_pre_attn_scalar=hd, num_attention_heads=2,
             num_key_value_heads=1, num_hidden_layers=n_layer)
     n_vocab = json.loads((d / "config.json").read_text())["vocab_size"]
-    shapes: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (n_vocab, h), "model.norm.weight": (h,)}
-    for i in range(n_layer):
-        p = f"model.layers.{i}."
-        shapes |= {p + "self_attn.q_proj.weight": (nq, h), p + "self_attn.k_proj.weight": (nkv, h),
-                   p + "self_attn.v_proj.weight": (nkv, h), p + "self_attn.o_proj.weight": (h, nq),
-                   p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,),
-                   p + "mlp.gate_proj.weight": (ff, h), p + "mlp.up_proj.weight": (ff, h),
-                   p + "mlp.down_proj.weight": (h, ff)}
-        shapes |= {p + n + ".weight": (h,) for n in ("input_layernorm", "post_attention_layernorm",
-                                                     "pre_feedforward_layernorm", "post_feedforward_layernorm")}
+    shapes = hf.text_shapes(n_vocab, h, ff, hd, nq, nkv, n_layer)
     header: dict[str, Any] = {}
     off = 0
     for name, shape in sorted(shapes.items()):
