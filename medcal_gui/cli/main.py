@@ -66,13 +66,33 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    rc = _dispatch(argv)
+    global _reported
+    _reported = False
+    try:
+        rc = _dispatch(argv)
+    except KeyboardInterrupt:
+        # a signal outside a command's own handling: during start-up, or a late second Ctrl-C after the job's
+        # cancel was already reported (uncaught, Python ended the process "killed by SIGINT", exit -2)
+        if not _reported:
+            print("medcal: cancelled", file=sys.stderr)
+        rc = 130
     if argv is None:
+        # The command is over: a signal from now on must not change its exit status or print a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # The process ends now (the command line's own run, not a caller's): the interpreter's last garbage
         # collection walked every object of numpy and the app, 16 ms of every command, to free memory the
         # process hands back anyway. Frozen objects are left out of it; files and atexit hooks close as usual.
         gc.freeze()
     return rc
+
+
+_reported = False  # whether this run has printed its error or cancel line
+
+
+def _report() -> None:
+    global _reported
+    _reported = True
 
 
 def _term_as_interrupt(signum: int, frame: object) -> None:
@@ -104,11 +124,13 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     try:
         return int(commands[name].run(args) or 0)
     except MedcalError as exc:
+        _report()
         print(f"medcal {name}: error: {cli_message(exc)}", file=sys.stderr)
         if exc.details and args.verbose:
             print(exc.details, file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        _report()
         print(f"medcal {name}: cancelled", file=sys.stderr)
         return 130
     except BrokenPipeError:

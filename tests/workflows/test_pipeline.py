@@ -79,7 +79,7 @@ def test_cancel_during_quantize_leaves_nothing_of_this_run(tiny_model: Path, sam
         run_pipeline([sample_file], tiny_model, "Q4_K_M", out, n_ctx=128, n_chunks=1, threads=2,
                      progress=progress, cancel=token)
     assert "imatrix" in seen
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # the folder this run created goes too (it was left behind, empty)
 
 
 def test_ctrl_c_restores_the_earlier_run_byte_for_byte(tiny_model: Path, sample_file: Path,
