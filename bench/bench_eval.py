@@ -42,8 +42,8 @@ def _run(args: argparse.Namespace, tmp: Path) -> int:
     from medcal_gui.core.jobs import CancelToken
     from medcal_gui.core.resources import samples_dir
     from medcal_gui.evaluate.evaluate import EvalModel, evaluate
+    from medcal_gui.gguf_files.demo_model import prepare_demo_model
     from medcal_gui.llama import ggml_ctypes as gc
-    from medcal_gui.modelfile.demo_model import prepare_demo_model
 
     threads = args.threads or os.cpu_count() or 1
     base = args.base or prepare_demo_model(Path(os.environ.get("MEDCAL_TEST_CACHE", REPO / ".venv" /

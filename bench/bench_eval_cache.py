@@ -40,8 +40,8 @@ def _run(args, tmp: Path) -> int:  # type: ignore[no-untyped-def]
     from medcal_gui.core.resources import samples_dir
     from medcal_gui.evaluate.eval_math import MAX_KEPT, base_rows, exact_kld, max_bytes_per_token, model_rows
     from medcal_gui.evaluate.evaluate import EvalModel, evaluate
+    from medcal_gui.gguf_files.demo_model import prepare_demo_model
     from medcal_gui.llama import ggml_ctypes as gc
-    from medcal_gui.modelfile.demo_model import prepare_demo_model
 
     threads = args.threads or os.cpu_count() or 1
     models_dir = Path(os.environ.get("MEDCAL_TEST_CACHE", REPO / ".venv" / "medcal-test-cache")) / "models"

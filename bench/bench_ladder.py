@@ -75,7 +75,7 @@ def steps_alone(a: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def ladder_whole(a: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from medcal_gui.workflows.ladder import run_ladder
+    from medcal_gui.workflows.ladder.ladder import run_ladder
 
     _fresh_cache(work, "cache-ladder")
     t0 = time.monotonic()

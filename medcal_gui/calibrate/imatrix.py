@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import llama_cpp
 import numpy as np
 
+from medcal_gui.budget.limits import check, imatrix_needs
 from medcal_gui.calibrate.imatrix_io import ImatrixData, ImatrixEntry
 from medcal_gui.core.errors import Cancelled, InputError, ModelError
 from medcal_gui.core.fsutil import ensure_dir, refuse_input_overwrite
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.core.text_files import FORMAT_FIRST, read_utf8
 from medcal_gui.llama import ggml_ctypes as gc
+from medcal_gui.llama.chunks import ChunkPlan
 from medcal_gui.llama.context import ChunkContext
-from medcal_gui.modelfile.limits import check, imatrix_needs
 
 log = logging.getLogger(__name__)
 
@@ -243,51 +243,39 @@ def compute_imatrix(model_path: Path, texts_or_files: Sequence[str | Path], *, n
     collector = ImatrixCollector(process_output) if collect else None
     cb_eval = gc.make_eval_callback(collector) if collector else None
     progress(Progress("imatrix", 0, None, message=f"loading {model_path.name}"))
+
+    def stopped() -> BaseException | None:
+        """What stops the graph: the collector's error first (it is what went wrong), then a cancel."""
+        if collector is not None and collector.error is not None:
+            return collector.error
+        return Cancelled() if cancel.cancelled else None
+
     loaded = ChunkContext(model_path, n_ctx, threads, n_gpu_layers=n_gpu_layers, n_ubatch=min(n_ctx, 512),
-                          cb_eval=cb_eval,
-                          should_abort=lambda: cancel.cancelled or (collector is not None
-                                                                     and collector.error is not None))
+                          cb_eval=cb_eval, should_abort=lambda: stopped() is not None)
     try:
         if n_ctx > loaded.n_ctx_train:
             warnings.append(f"The model was trained on {loaded.n_ctx_train} tokens of context; "
                             f"{n_ctx} were asked for.")
         tokens = gc.tokenize(loaded.vocab, text.encode("utf-8"), True, parse_special)
-        n_chunk_max = len(tokens) // n_ctx
-        if n_chunk_max < 1:
+        plan = ChunkPlan(len(tokens), n_ctx, n_chunks)
+        if plan.n_chunks < 1:
             raise InputError(
                 f"The calibration text ({', '.join(names)}) tokenizes to only {len(tokens)} tokens; "
                 f"one chunk "
                 f"needs {n_ctx}. Add text or lower the context size (--ctx)."
             )
-        n_chunk = n_chunk_max if n_chunks is None else max(1, min(n_chunks, n_chunk_max))
-        add_bos, bos, mem = loaded.add_bos, loaded.bos, loaded.mem
-        v = loaded.views
-        v.pos[:] = np.arange(n_ctx, dtype=np.int32)
-        v.n_seq_id[:] = 1
-        v.logits[:] = 1  # every token: keeps the last layer whole and feeds the perplexity
-        loaded.batch.n_tokens = n_ctx
+        n_chunk = plan.n_chunks
+        loaded.prepare_chunks(slice(None))  # every token: keeps the last layer whole and feeds the perplexity
         meter = RateMeter()
         nll = nll2 = 0.0
         count = 0
         first = n_ctx // 2
         ppl: float | None = None
-        for i in range(n_chunk):
+        for i, chunk in enumerate(plan.chunks(tokens)):
             cancel.check()
-            start = i * n_ctx
-            chunk = tokens[start: start + n_ctx]
-            v.token[:] = chunk
-            if add_bos:
-                v.token[0] = bos
-            llama_cpp.llama_memory_clear(mem, True)
-            rc = llama_cpp.llama_decode(loaded.ctx, loaded.batch)
-            if collector is not None and collector.error is not None:
-                raise collector.error
-            if cancel.cancelled:
-                raise Cancelled()
-            if rc != 0:
-                raise ModelError(f"llama.cpp failed to evaluate chunk {i + 1} of {model_path} (code {rc}).")
+            loaded.decode_chunk(chunk, f"chunk {i + 1} of {model_path}", stopped)
             if compute_ppl:
-                logits = gc.logits_view(loaded.ctx, n_ctx, loaded.n_vocab)
+                logits = loaded.logits(n_ctx)
                 a, b = _chunk_nll(logits[first: n_ctx - 1], chunk[first + 1: n_ctx].astype(np.int64))
                 nll += a
                 nll2 += b
@@ -319,11 +307,11 @@ def compute_imatrix(model_path: Path, texts_or_files: Sequence[str | Path], *, n
     if out is not None:
         cancel.check()
         data.save(out, out_format)
-    processed = n_chunk * n_ctx
+    processed = plan.tokens_used
     return ImatrixResult(
         out=out, format=out_format, entries=len(data.entries), chunks=n_chunk, chunk_size=n_ctx,
         chunk_count=data.chunk_count, tokens_total=int(len(tokens)), tokens_processed=processed,
-        tokens_dropped=int(len(tokens)) - processed, datasets=list(data.datasets), elapsed_s=elapsed,
+        tokens_dropped=plan.tokens_dropped, datasets=list(data.datasets), elapsed_s=elapsed,
         tokens_per_s=processed / elapsed if elapsed > 0 else 0.0, ppl=ppl, ppl_stderr=ppl_err,
         warnings=warnings, data=data,
     )

@@ -24,7 +24,7 @@ import numpy as np
 
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.fsutil import atomic_path
-from medcal_gui.modelfile.gguf_header import GGUF_MAGIC, HeaderError, read_header
+from medcal_gui.gguf_files.gguf_header import GGUF_MAGIC, HeaderError, read_header
 
 KV_DATASETS = "imatrix.datasets"
 KV_CHUNK_COUNT = "imatrix.chunk_count"

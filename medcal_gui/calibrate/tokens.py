@@ -2,8 +2,8 @@
 
 Counts follow llama-imatrix (tools/imatrix/imatrix.cpp, compute_imatrix), which medcal's in-process imatrix
 mirrors: the whole text is tokenized once with BOS added in front (when the model asks for it); it is cut into
-n_tokens // n_ctx chunks of n_ctx tokens; the first token of every chunk is overwritten with BOS; the tail
-after the last full chunk is dropped.
+n_tokens // n_ctx chunks of n_ctx tokens (llama.chunks.ChunkPlan, the imatrix's and the evaluation's rule);
+the first token of every chunk is overwritten with BOS; the tail after the last full chunk is dropped.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from medcal_gui.calibrate.imatrix import read_calibration
 from medcal_gui.core.errors import InputError, ModelError
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.core.markers import TURN_END, TURN_START
+from medcal_gui.gguf_files.gguf_check import check_gguf
 from medcal_gui.llama import ggml_ctypes as gc
+from medcal_gui.llama.chunks import ChunkPlan
 from medcal_gui.llama.context import ensure_backend
-from medcal_gui.modelfile.gguf_check import check_gguf
 
 RECORD_START = TURN_START + "user"
 STAGE = "tokens"
@@ -246,7 +247,8 @@ def count_tokens(model: Path | str, inputs: Path | str | Sequence[Path | str], *
 
     text_tokens = len(all_tokens)
     n_tokens = text_tokens + (1 if add_bos else 0)
-    n_chunks = n_tokens // n_ctx
+    plan = ChunkPlan(n_tokens, n_ctx)
+    n_chunks = plan.n_chunks
     markers = []
     for marker, tid in marker_ids.items():
         in_text = text.count(marker)
@@ -282,8 +284,8 @@ def count_tokens(model: Path | str, inputs: Path | str | Sequence[Path | str], *
         text_tokens=text_tokens,
         tokens=n_tokens,
         n_chunks=n_chunks,
-        tokens_used=n_chunks * n_ctx,
-        tokens_dropped=n_tokens - n_chunks * n_ctx,
+        tokens_used=plan.tokens_used,
+        tokens_dropped=plan.tokens_dropped,
         tokens_replaced_by_bos=max(0, n_chunks - 1) if add_bos else 0,
         chars_per_token=len(text) / text_tokens if text_tokens else 0.0,
         records=records,

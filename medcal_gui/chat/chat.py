@@ -160,15 +160,15 @@ class ChatSession:
 
         if not self.model_path.is_file():
             raise ModelError(f"The model file {self.model_path} does not exist.")
-        from medcal_gui.modelfile.limits import chat_needs, check
-        from medcal_gui.modelfile.model_info import inspect_model
+        from medcal_gui.budget.limits import chat_needs, check
+        from medcal_gui.chat.chat_template import ChatTemplateError, embedded_template_problem
+        from medcal_gui.gguf_files.gguf_check import model_header
 
-        info = inspect_model(self.model_path)  # a damaged file fails here, clearly
-        if info.chat_template_problem and template != "gemma":  # refused before the model loads
-            from medcal_gui.chat.chat_template import ChatTemplateError
-
-            raise ChatTemplateError(info.chat_template_problem)
-        trained = info.context_length
+        header = model_header(self.model_path)  # a damaged file fails here, clearly
+        problem = embedded_template_problem(header.fields, self.model_path.name) if template != "gemma" else None
+        if problem:  # refused before the model loads
+            raise ChatTemplateError(problem)
+        trained = header.context_length
         check(chat_needs(self.model_path, min(n_ctx, trained or n_ctx)))
         if trained:
             n_ctx = min(n_ctx, trained)  # beyond what it was trained on, a model only degrades

@@ -248,6 +248,15 @@ def check_template(template: str, source: str = "the chat template") -> str | No
     return None
 
 
+def embedded_template_problem(fields: Mapping[str, Any], file_name: str) -> str | None:
+    """Why the chat template a GGUF embeds (`tokenizer.chat_template` in its header `fields`) cannot be used;
+    None when it renders, or when the file embeds none."""
+    template = fields.get("tokenizer.chat_template")
+    if not (isinstance(template, str) and template.strip()):
+        return None
+    return check_template(template, source=f"the chat template embedded in {file_name}")
+
+
 def render_gemma(messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = False,
                  bos_token: str = "<bos>") -> str:
     """Render `messages` ({"role": "system"|"user"|"assistant", "content": ...}) in Gemma's format, in the

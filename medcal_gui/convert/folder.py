@@ -16,8 +16,8 @@ from pathlib import Path
 
 from medcal_gui.core.errors import DataError, ModelError
 from medcal_gui.core.text_files import loads_json, read_bytes_bounded
+from medcal_gui.core.units import MiB
 
-MiB = 1024 * 1024
 # config.json, tokenizer_config.json, generation_config.json, the shard index ...: kilobytes; a tokenizer_config
 # listing every added token of a 256k vocabulary is a few MB
 MAX_JSON_BYTES = 64 * MiB

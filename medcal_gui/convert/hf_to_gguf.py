@@ -22,6 +22,7 @@ from typing import Any
 import gguf
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType
 
+from medcal_gui.budget.limits import check, convert_needs
 from medcal_gui.convert.card import README, add_general_metadata
 from medcal_gui.convert.config import Gemma3Spec, UnsupportedModelError, read_spec
 from medcal_gui.convert.folder import check_inside
@@ -32,8 +33,8 @@ from medcal_gui.convert.vocab import SPECIAL_TYPES, Vocab, load_vocab, tokenizer
 from medcal_gui.core.errors import InputError, OutputError
 from medcal_gui.core.fsutil import atomic_path, check_free_space, check_output_path, ensure_dir, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.core.units import MiB
 from medcal_gui.llama.versions import manifest_versions
-from medcal_gui.modelfile.limits import check, convert_needs
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ OUTTYPES: dict[str, tuple[GGMLQuantizationType, LlamaFileType]] = {
     "bf16": (GGMLQuantizationType.BF16, LlamaFileType.MOSTLY_BF16),
 }
 STAGE = "convert"
-MiB = 1024 * 1024
 
 
 @dataclass

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
 from medcal_gui.core.errors import OutputError
-from medcal_gui.core.fsutil import start_writeback
+from medcal_gui.core.units import MiB
+from medcal_gui.llama.libc import start_writeback
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 BLOCK = 4096  # O_DIRECT offsets, lengths and buffer addresses: multiples of the device's block (4096 is safe)
-MiB = 1024 * 1024
 Chunk = bytes | memoryview
 
 

@@ -7,9 +7,7 @@ target and is renamed over it only when complete, so a failure or a cancel leave
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import functools
 import hashlib
 import mmap
 import os
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from medcal_gui.core.errors import InputError, OutputError
+from medcal_gui.core.units import format_bytes
 
 TMP_PREFIX = ".medcal-partial-"
 # Our temporary files carry the writing process's id: `.medcal-partial-<pid>-<random><suffix>`.
@@ -200,7 +199,7 @@ def remove_stale_partials(folder: Path, suffix: str = "") -> list[str]:
                 shutil.rmtree(p)
             else:
                 p.unlink()
-            notes.append(f"Removed {p.name} ({size / 1e6:.1f} MB) from {folder}: a partial file an interrupted "
+            notes.append(f"Removed {p.name} ({format_bytes(size)}) from {folder}: a partial file an interrupted "
                          "earlier run left behind.")
         except OSError as exc:
             notes.append(f"A partial file an interrupted earlier run left behind, {p}, could not be removed "
@@ -234,8 +233,8 @@ def check_free_space(folder: Path, needed: int, what: str = "the output") -> Non
     free = shutil.disk_usage(probe).free
     if free < needed * 1.05:
         raise OutputError(
-            f"Not enough free space in {folder} for {what}: {needed / 1e6:.1f} MB needed, "
-            f"{free / 1e6:.1f} MB free. Free some space or choose another folder."
+            f"Not enough free space in {folder} for {what}: {format_bytes(needed, rough=True)} needed, "
+            f"{format_bytes(free, rough=True)} free. Free some space or choose another folder."
         )
 
 
@@ -322,26 +321,3 @@ def sha256_file(path: Path, on_window: Callable[[int], object] | None = None) ->
             if on_window is not None:
                 on_window(done)
     return h.hexdigest()
-
-
-@functools.cache
-def _libc_sync_file_range() -> Any:
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # not Linux
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a just-written range to disk now, without waiting for it (Linux's
-    sync_file_range(SYNC_FILE_RANGE_WRITE); nothing elsewhere). A large output then reaches the disk while it
-    is being made, instead of gigabytes of dirty pages being flushed after the last byte."""
-    fn = _libc_sync_file_range()
-    if fn is not None:
-        fn(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # best effort: a failure only means the flush comes later

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medcal_gui.core.errors import DataError, InputError
+from medcal_gui.core.units import format_bytes
 
 # a prompt, question, tensor-type or evaluation text file is a few megabytes at most; /dev/zero or a wrong file
 # is refused at this size instead of being read until memory runs out
@@ -47,8 +48,8 @@ def read_bytes_bounded(path: Path, what: str, limit: int = MAX_TEXT_BYTES) -> by
     if kind is not None:
         raise InputError(f"The {what} {path} is {kind}, not a file: give a text file.")
     if st.st_size > limit:
-        raise InputError(f"The {what} {path} is {st.st_size / 1e6:.0f} MB; medcal reads at most "
-                         f"{limit / 1e6:.0f} MB of it. Is it the right file?")
+        raise InputError(f"The {what} {path} is {format_bytes(st.st_size, rough=True)}; medcal reads at most "
+                         f"{format_bytes(limit, rough=True)} of it. Is it the right file?")
     try:
         with open(path, "rb") as fh:
             # read(n) allocates n bytes up front: ask for the file's size (and one byte more, to see growth),
@@ -59,7 +60,7 @@ def read_bytes_bounded(path: Path, what: str, limit: int = MAX_TEXT_BYTES) -> by
     except OSError as exc:
         raise InputError(f"Cannot read the {what} {path}: {exc.strerror or exc}.") from None
     if len(data) > limit:  # it grew while being read
-        raise InputError(f"The {what} {path} is over {limit / 1e6:.0f} MB; is it the right file?")
+        raise InputError(f"The {what} {path} is over {format_bytes(limit, rough=True)}; is it the right file?")
     return data
 
 

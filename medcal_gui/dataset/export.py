@@ -26,7 +26,9 @@ from medcal_gui.dataset.formatting import DEFAULT_OUTPUT, ORIGINAL_OUTPUT, forma
 from medcal_gui.dataset.reading.load_issues import LoadIssue
 from medcal_gui.dataset.reading.loader import LoadOptions, encoding_warnings, iter_records, open_sources
 from medcal_gui.dataset.readme import render_readme
-from medcal_gui.dataset.validation.validate import ValidationReport, narrative_digest, validate_chat_lines
+from medcal_gui.dataset.validation.checks import finish_checks
+from medcal_gui.dataset.validation.results import ValidationReport
+from medcal_gui.dataset.validation.validate import narrative_digest, validate_chat_lines
 from medcal_gui.dataset.variants import Variant, check_unique_outputs, load_variants
 
 LOG_NAME = "calibration_dataset_log.json"
@@ -205,7 +207,7 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
         cancel.check()
         stage.close_all()
         report.file_size = stage.tmp_of(primary).stat().st_size
-        report.finish_checks()  # the checklist (README, GUI) shows the written size
+        finish_checks(report)  # the checklist (README, GUI) shows the written size
         if report.errors:
             raise MedcalError("The formatted output failed validation, so nothing was written: "
                               + "; ".join(report.errors[:5]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from medcal_gui.dataset.validation.validate import ValidationReport
+from medcal_gui.dataset.validation.results import ValidationReport
 from medcal_gui.dataset.variants import Variant
 
 _MARK = {"pass": "✓", "fail": "✗", "warn": "!", "info": "·"}

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import llama_cpp
 import numpy as np
 
+from medcal_gui.budget.limits import check, eval_needs
 from medcal_gui.core.errors import Cancelled, InputError, ModelError, OutputError
 from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import check_input_file
@@ -42,8 +42,8 @@ from medcal_gui.evaluate.eval_cache import (
 )
 from medcal_gui.evaluate.eval_math import CUTOFF, BaseRows, ModelRows, Summary, base_rows, model_rows, summarize
 from medcal_gui.llama import ggml_ctypes as gc
+from medcal_gui.llama.chunks import ChunkPlan
 from medcal_gui.llama.context import ChunkContext
-from medcal_gui.modelfile.limits import check, eval_needs
 
 log = logging.getLogger(__name__)
 
@@ -97,28 +97,15 @@ class EvalModel(ChunkContext):
         super().__init__(path, n_ctx, threads, should_abort=lambda: cancel.cancelled)
         self.first = n_ctx // 2
         self.n_scored = n_ctx - 1 - self.first
-        v = self.views
-        v.pos[:] = np.arange(n_ctx, dtype=np.int32)
-        v.n_seq_id[:] = 1
-        v.logits[:] = 0
-        v.logits[self.first: n_ctx - 1] = 1  # only the scored positions: half the output-layer work
-        self.batch.n_tokens = n_ctx
+        self.prepare_chunks(slice(self.first, n_ctx - 1))  # only the scored positions: half the output-layer work
 
     def tokenize(self, text: str, parse_special: bool) -> np.ndarray:
         return gc.tokenize(self.vocab, text.encode("utf-8"), True, parse_special)
 
     def decode(self, chunk: np.ndarray, cancel: CancelToken) -> np.ndarray:
         """Decode one chunk; returns a view (n_scored, n_vocab) of llama.cpp's logits, valid until the next."""
-        self.views.token[:] = chunk
-        if self.add_bos:
-            self.views.token[0] = self.bos
-        llama_cpp.llama_memory_clear(self.mem, True)
-        rc = llama_cpp.llama_decode(self.ctx, self.batch)
-        if cancel.cancelled:
-            raise Cancelled()
-        if rc != 0:
-            raise ModelError(f"llama.cpp failed to evaluate a chunk with {self.path.name} (code {rc}).")
-        return gc.logits_view(self.ctx, self.n_scored, self.n_vocab)
+        self.decode_chunk(chunk, f"a chunk with {self.path.name}", lambda: Cancelled() if cancel.cancelled else None)
+        return self.logits(self.n_scored)
 
 
 def read_text(text: str | Path) -> tuple[str, str]:
@@ -152,10 +139,6 @@ class _Pacer:
                                eta_s=self.overall.eta(self.done, self.total), extra=extra))
 
 
-def _chunks(tokens: np.ndarray, n_ctx: int, n_chunk: int) -> list[np.ndarray]:
-    return [tokens[i * n_ctx: (i + 1) * n_ctx] for i in range(n_chunk)]
-
-
 def _run_base(base: Path, key: BaseKey, text: str, n_ctx: int, threads: int, n_chunks: int | None,
               cutoff: float, pacer_factory: Any, n_models: int, cancel: CancelToken,
               warnings: list[str], root: Path, shared: bool) -> tuple[BaseCache, float, Any]:
@@ -163,22 +146,22 @@ def _run_base(base: Path, key: BaseKey, text: str, n_ctx: int, threads: int, n_c
         if n_ctx > em.n_ctx_train:
             warnings.append(f"The base was trained on {em.n_ctx_train} tokens of context; {n_ctx} were asked for.")
         tokens = em.tokenize(text, key.parse_special)
-        n_max = len(tokens) // n_ctx
-        if n_max < 1:
+        plan = ChunkPlan(len(tokens), n_ctx, n_chunks)
+        if plan.n_chunks < 1:
             raise InputError(f"The evaluation text tokenizes to only {len(tokens)} tokens; one chunk needs "
                              f"{n_ctx}. Add text or lower the context size (--ctx).")
-        n_chunk = n_max if n_chunks is None else max(1, min(n_chunks, n_max))
-        if n_max < 2:
+        n_chunk = plan.n_chunks
+        if plan.available < 2:
             warnings.append("The text fills a single chunk; llama-perplexity would refuse it (it needs "
                             "2 x n_ctx tokens). Figures from so few tokens are noisy.")
         pacer = pacer_factory(n_chunk * (1 + n_models))
-        writer = BaseCacheWriter(key, tokens[: n_chunk * n_ctx], em.n_scored, n_chunk,
+        writer = BaseCacheWriter(key, tokens[: plan.tokens_used], em.n_scored, n_chunk,
                                  {"base": str(base), "n_vocab": em.n_vocab, "tokens_total": int(len(tokens)),
                                   "add_bos": em.add_bos, "bos": em.bos}, root=root, shared=shared)
         try:
             meter = pacer.start_pass(f"base {base.name}")
             nll = 0.0
-            for i, chunk in enumerate(_chunks(tokens, n_ctx, n_chunk)):
+            for i, chunk in enumerate(plan.chunks(tokens)):
                 cancel.check()
                 logits = em.decode(chunk, cancel)
                 rows: BaseRows = base_rows(logits, chunk[em.first + 1:].astype(np.int64), cutoff)
@@ -204,7 +187,7 @@ def _run_model(path: Path, cache: BaseCache, n_ctx: int, threads: int, pacer: _P
         meter = pacer.start_pass(path.name)
         parts: list[ModelRows] = []
         ksum = 0.0
-        for i, chunk in enumerate(_chunks(cache.tokens, n_ctx, cache.n_chunks)):
+        for i, chunk in enumerate(ChunkPlan(len(cache.tokens), n_ctx, cache.n_chunks).chunks(cache.tokens)):
             cancel.check()
             logits = em.decode(chunk, cancel)
             try:
@@ -263,7 +246,7 @@ def evaluate(base: Path, models: Sequence[Path], text: str | Path, *, n_ctx: int
                 base, key, content, n_ctx, threads, n_chunks, cutoff,
                 lambda total: _Pacer(progress, total, n_ctx), len(model_paths), cancel, warnings,
                 root=scratch or root or Path(), shared=scratch is None)
-        if cache.meta.get("tokens_total", 0) // n_ctx < 2 and from_cache:
+        if ChunkPlan(int(cache.meta.get("tokens_total", 0)), n_ctx).available < 2 and from_cache:
             warnings.append("The text fills a single chunk; figures from so few tokens are noisy.")
 
         results = [_run_model(p, cache, n_ctx, threads, pacer, cancel) for p in model_paths]

@@ -1,14 +1,17 @@
 """A model and one llama.cpp context sized for whole chunks, with a reusable batch: what the importance
-matrix and the evaluation both run on. Frees everything on close; keeps every callback handed to C."""
+matrix, the evaluation and the behaviour checks run on, and the one decoder of a chunk (`decode_chunk`).
+Frees everything on close; keeps every callback handed to C."""
 
 from __future__ import annotations
 
+import ctypes
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
 import llama_cpp
+import numpy as np
 
 from medcal_gui.core.errors import ModelError
 from medcal_gui.llama import ggml_ctypes as gc
@@ -27,6 +30,14 @@ def ensure_backend() -> None:
         if not _backend_ready:
             llama_cpp.llama_backend_init()
             _backend_ready = True
+
+
+def model_meta(model: Any, key: str, size: int = 256) -> str | None:
+    """A metadata value of a loaded llama_model as text (llama_model_meta_val_str, at most `size` - 1 bytes),
+    None when the model has no such key."""
+    buf = (ctypes.c_char * size)()
+    n = llama_cpp.llama_model_meta_val_str(model, key.encode(), buf, size)
+    return buf.value.decode("utf-8", "replace") if n >= 0 else None
 
 
 class ChunkContext:
@@ -74,6 +85,42 @@ class ChunkContext:
         self.mem = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(n_ctx, 0, 1)
         self.views = gc.batch_views(self.batch, n_ctx)  # numpy views into the batch: kept with it
+
+    def decode_batch(self, n_tokens: int, what: str, *, batch: Any = None,
+                     stopped: Callable[[], BaseException | None] | None = None) -> None:
+        """llama_decode over the first `n_tokens` of `batch` (the context's own when None). What stopped it is
+        raised first: `stopped()`'s exception (a callback's error, a cancel), else a ModelError naming `what`."""
+        b = self.batch if batch is None else batch
+        b.n_tokens = n_tokens
+        rc = llama_cpp.llama_decode(self.ctx, b)
+        err = stopped() if stopped is not None else None
+        if err is not None:
+            raise err
+        if rc != 0:
+            raise ModelError(f"llama.cpp failed to evaluate {what} (code {rc}).")
+
+    def prepare_chunks(self, logits: slice) -> None:
+        """Set the batch up for `decode_chunk`: positions 0..n_ctx-1 in one sequence, logits asked for the
+        positions in `logits` only."""
+        v = self.views
+        v.pos[:] = np.arange(self.n_ctx, dtype=np.int32)
+        v.n_seq_id[:] = 1
+        v.logits[:] = 0
+        v.logits[logits] = 1
+
+    def decode_chunk(self, chunk: Sequence[int] | np.ndarray, what: str,
+                     stopped: Callable[[], BaseException | None] | None = None) -> None:
+        """Decode one chunk of n_ctx tokens as llama-imatrix and llama-perplexity do: from an empty KV cache, in
+        one batch, its first token replaced by BOS when the vocabulary adds one (after `prepare_chunks`)."""
+        self.views.token[:] = chunk
+        if self.add_bos:
+            self.views.token[0] = self.bos
+        llama_cpp.llama_memory_clear(self.mem, True)
+        self.decode_batch(self.n_ctx, what, stopped=stopped)
+
+    def logits(self, n_rows: int) -> np.ndarray:
+        """The last decode's logits, (n_rows, n_vocab): a view of llama.cpp's buffer, valid until the next."""
+        return gc.logits_view(self.ctx, n_rows, self.n_vocab)
 
     def close(self) -> None:
         if self.batch is not None:

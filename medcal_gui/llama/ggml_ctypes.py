@@ -305,3 +305,15 @@ def tokenize(vocab: Any, text: bytes, add_special: bool, parse_special: bool) ->
         if n >= 0:
             return np.ctypeslib.as_array(arr)[:n].astype(np.int32, copy=True)
         n_max = -n
+
+
+# LLAMA_API int32_t llama_token_to_piece(const struct llama_vocab * vocab, llama_token token, char * buf,
+#                                        int32_t length, int32_t lstrip, bool special);
+def token_piece(vocab: Any, token: int, special: bool) -> bytes:
+    """A token's bytes (special tokens as their text only when `special`); a negative return is the size needed."""
+    buf = (ctypes.c_char * 64)()
+    n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
+    if n < 0:
+        buf = (ctypes.c_char * -n)()
+        n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
+    return bytes(buf.raw[:n])

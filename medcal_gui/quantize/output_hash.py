@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medcal_gui.core.jobs import CancelToken
-from medcal_gui.modelfile.gguf_header import DEFAULT_ALIGNMENT, HeaderError, read_header
+from medcal_gui.gguf_files.gguf_header import DEFAULT_ALIGNMENT, HeaderError, read_header
 from medcal_gui.quantize.quantize_child import QuantizeJob
 from medcal_gui.quantize.quantize_process import TENSOR_LINE
 

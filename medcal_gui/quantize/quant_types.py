@@ -38,10 +38,16 @@ def _table_path() -> Path:
 
 
 @functools.cache
+def quant_types_doc() -> dict[str, Any]:
+    """quant_types.toml as parsed, once per process: the types, aliases, rules, advice and ladder read from it."""
+    with open(_table_path(), "rb") as fh:
+        return tomllib.load(fh)
+
+
+@functools.cache
 def _load() -> tuple[tuple[QuantType, ...], dict[str, str]]:
     path = _table_path()
-    with open(path, "rb") as fh:
-        data = tomllib.load(fh)
+    data = quant_types_doc()
     types: list[QuantType] = []
     for entry in data.get("type", []):
         qt = QuantType(
@@ -68,8 +74,7 @@ class QuantRules:
 
 @functools.cache
 def quant_rules() -> QuantRules:
-    with open(_table_path(), "rb") as fh:
-        rules = tomllib.load(fh).get("rules", {})
+    rules = quant_types_doc().get("rules", {})
     return QuantRules(float(rules.get("suggest_imatrix_below_bpw", 4.5)),
                       frozenset(str(n).upper() for n in rules.get("refuse_without_imatrix", [])))
 

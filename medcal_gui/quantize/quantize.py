@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from medcal_gui import __version__
+from medcal_gui.budget.limits import DISK_MARGIN, check, free_disk, model_shape, quantize_needs
 from medcal_gui.calibrate.imatrix_io import ImatrixData
 from medcal_gui.core.errors import InputError, MedcalError, ModelError
 from medcal_gui.core.file_hashes import file_sha256, known_sha256
@@ -40,8 +41,8 @@ from medcal_gui.core.fsutil import (
     write_text_atomic,
 )
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from medcal_gui.core.units import MiB
 from medcal_gui.llama.versions import manifest_versions
-from medcal_gui.modelfile.limits import DISK_MARGIN, check, free_disk, model_shape, quantize_needs
 from medcal_gui.quantize.output_hash import OutputHash
 from medcal_gui.quantize.quant_types import QuantType, get_quant_type, imatrix_advice, quant_rules
 from medcal_gui.quantize.quantize_child import QuantizeJob, run_quantize
@@ -56,7 +57,6 @@ from medcal_gui.quantize.tensor_types import (
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
 FREE_MARGIN = 1 * MiB  # on top of check_free_space's 5 %: llama.cpp pads, and the sidecars need room
 SIDECARS = (".sha256", ".manifest.json")
 

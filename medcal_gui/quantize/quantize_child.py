@@ -11,7 +11,7 @@ stdout with JSON lines `["log", level, line]`, then `["versions", {...}]` (what 
 finally `["done", rc]`.
 The child dies with its parent: on Linux through prctl(PR_SET_PDEATHSIG, SIGKILL), everywhere through a
 thread that polls the parent's pid, so a `kill -9` of `medcal quantize` (or of the GUI) stops the writing.
-Keep this module light: the child imports it fresh, and only it (plus quantize_ctypes, log_lines and
+Keep this module light: the child imports it fresh, and only it (plus quantize_ctypes, libc, log_lines and
 versions).
 """
 
@@ -25,7 +25,6 @@ from pathlib import Path
 
 PARENT_POLL_S = 0.25
 CHILD_FLAG = "--medcal-quantize-child"  # how a frozen bundle's executable is told to be the child (cli.main)
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass
@@ -84,18 +83,13 @@ def child_command() -> list[str]:
 def die_with_parent(parent_pid: int) -> None:
     """End this process as soon as `parent_pid` is gone, whatever it is doing (llama.cpp holds the GIL
     only briefly, so the watcher thread runs while a tensor is being quantized)."""
+    import signal
     import threading
     import time
 
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
+    from medcal_gui.llama.libc import set_parent_death_signal
 
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):
-            pass  # the polling thread below still works
+    set_parent_death_signal(signal.SIGKILL)  # where it cannot (not Linux), the polling thread below works
 
     def gone() -> bool:
         return os.getppid() != parent_pid

@@ -22,6 +22,7 @@ from typing import IO
 
 from medcal_gui.core.errors import Cancelled
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter
+from medcal_gui.core.units import MiB, format_bytes
 from medcal_gui.quantize.quantize_child import QuantizeJob, child_command
 
 log = logging.getLogger("medcal_gui.quantize.quantize")
@@ -36,7 +37,6 @@ TENSOR_LINE = re.compile(r"^\[\s*(?P<done>\d+)/\s*(?P<total>\d+)\]\s+(?P<name>\S
 SIZE_LINE = re.compile(r"(model|quant) size\s*=\s*([0-9.]+) MiB")
 FALLBACK_LINE = re.compile(r"(\d+) of (\d+) tensor\(s\) required fallback quantization")
 MISSING_LINE = re.compile(r"Missing importance matrix for tensor (\S+)")
-MiB = 1024 * 1024
 
 
 def _existing(folder: Path) -> Path:
@@ -106,7 +106,7 @@ class LogWatch:
             return f"{what}: this type needs an importance matrix for some tensors. Pass one (--imatrix)."
         if out is not None and ("iostream error" in text or "failed to write" in text or _disk_full(out)):
             free = shutil.disk_usage(_existing(out.parent)).free
-            return (f"{what}: disk full while writing {out} ({free / 1e6:.1f} MB free in {out.parent}). "
+            return (f"{what}: disk full while writing {out} ({format_bytes(free, rough=True)} free in {out.parent}). "
                     "Free some space or choose another folder.")
         if "imatrix size" in text:
             return f"{what}: the importance matrix does not fit this model (computed on another model?)."

@@ -292,8 +292,8 @@ def model_tensors(model: Path, prune_layers: Sequence[int] = ()) -> list[ModelTe
 
 @functools.lru_cache(maxsize=8)
 def _model_tensors(path: str, _size: int, _mtime_ns: int, prune_layers: tuple[int, ...]) -> list[ModelTensor]:
+    from medcal_gui.gguf_files.gguf_check import model_header
     from medcal_gui.llama import ggml_ctypes as gc
-    from medcal_gui.modelfile.model_info import model_header
 
     model = Path(path)
     header = model_header(model)  # the quick reader: the window asks at each edit

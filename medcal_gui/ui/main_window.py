@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from medcal_gui import __version__
 from medcal_gui.core.jobs import Progress
 from medcal_gui.core.progress_text import describe
+from medcal_gui.core.units import format_bytes
 from medcal_gui.ui import dialogs
 from medcal_gui.ui.dialogs import confirm_cancel
 from medcal_gui.ui.guide import GuideWindow
@@ -343,11 +344,11 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"The evaluation cache is empty ({usage.folder}).", 8000)
             return
         if not dialogs.ask_yes_no(self, "Clear the evaluation cache?",
-                                  f"Remove {usage.entries} saved base-model pass(es), {usage.bytes / 1e6:.1f} MB in "
+                                  f"Remove {usage.entries} saved base-model pass(es), {format_bytes(usage.bytes)} in "
                                   f"{usage.folder}? They are computed again the next time an evaluation needs them."):
             return
         freed = clear_cache()
-        self.statusBar().showMessage(f"Evaluation cache cleared: {freed / 1e6:.1f} MB freed.", 8000)
+        self.statusBar().showMessage(f"Evaluation cache cleared: {format_bytes(freed)} freed.", 8000)
 
     def about(self) -> None:
         QMessageBox.about(self, "About medcal", about_text())

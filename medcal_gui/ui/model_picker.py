@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 from medcal_gui.convert.hf_to_gguf import convert_hf, is_hf_model_dir
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.jobs import Progress
-from medcal_gui.modelfile.demo_model import DEMO_MODEL_LABEL, demo_model_path, demo_model_ready, prepare_demo_model
+from medcal_gui.core.units import format_bytes
+from medcal_gui.gguf_files.demo_model import DEMO_MODEL_LABEL, demo_model_path, demo_model_ready, prepare_demo_model
 from medcal_gui.ui import dialogs
 from medcal_gui.ui.workbench import Workbench
 
@@ -100,11 +101,11 @@ class ModelPicker(QWidget):
                                       f"{out.name} was converted from {hf_dir.name} before. Use it?"):
                 self.chosen.emit(out)
             return
-        size_gb = sum(f.stat().st_size for f in hf_dir.glob("*.safetensors")) / 1e9
+        size = sum(f.stat().st_size for f in hf_dir.glob("*.safetensors"))
         if not dialogs.ask_yes_no(
                 self, "Convert to GGUF?",
                 f"{hf_dir.name} is a Hugging Face model folder. llama.cpp reads GGUF files, so medcal converts "
-                f"it first (F16, about {size_gb:.1f} GB, written to {out}). Convert now?"):
+                f"it first (F16, about {format_bytes(size, rough=True)}, written to {out}). Convert now?"):
             return
         self.preparing = True
         self.demo_bar.setVisible(True)

@@ -64,7 +64,7 @@ def take_screenshots(win: MainWindow, folder: Path) -> list[Path]:
     win.format.set_side_by_side(False)
     quantize = win.pane("quantize")
     if getattr(quantize, "model", True) is None:
-        from medcal_gui.modelfile.demo_model import demo_model_path, demo_model_ready
+        from medcal_gui.gguf_files.demo_model import demo_model_path, demo_model_ready
 
         if demo_model_ready():  # show a real model card; never prepare one just for a screenshot
             quantize.set_model(demo_model_path())  # type: ignore[attr-defined]

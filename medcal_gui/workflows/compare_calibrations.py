@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,7 @@ def uniform_imatrix(like: ImatrixData) -> ImatrixData:
 
 def _prefixed(progress: ProgressCallback, prefix: str) -> ProgressCallback:
     def inner(p: Progress) -> None:
-        msg = f"{prefix} {p.message}".strip()
-        progress(Progress(p.stage, p.done, p.total, msg, p.unit, p.rate, p.rate_unit, p.eta_s, p.extra))
+        progress(replace(p, message=f"{prefix} {p.message}".strip()))
 
     return inner
 
@@ -267,7 +266,7 @@ def _compare(model: Path, qtype: str, heldout: Path, calibrations: Sequence[tupl
     res.seconds = time.monotonic() - t0
     write_text_atomic(res.table_json, json.dumps(res.to_json(), indent=2, ensure_ascii=False) + "\n")
     if plot:
-        from medcal_gui.evaluate.eval_plot import plot_ranking
+        from medcal_gui.core.svg_chart import plot_ranking
 
         try:
             res.plot = plot_ranking([r.name for r in rows], [r.eval.kld_mean for r in rows],

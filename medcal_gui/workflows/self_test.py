@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medcal_gui.core.errors import MedcalError
+from medcal_gui.core.units import format_bytes
 from medcal_gui.llama.versions import compiled_cpu_features, is_frozen, versions
 
 QTYPE = "Q4_K_M"
@@ -113,7 +114,7 @@ def step_model(work: Path) -> str:
     from medcal_gui.llama.tiny_model import write_tiny_gemma3
 
     path = write_tiny_gemma3(work / "tiny-gemma3-f32.gguf")
-    return f"{path.stat().st_size / 1e6:.1f} MB F32"
+    return f"{format_bytes(path.stat().st_size)} F32"
 
 
 def step_format(work: Path) -> str:
@@ -175,7 +176,7 @@ def step_quantize(work: Path) -> str:
 
     res = quantize_model(work / "tiny-gemma3-f32.gguf", work / f"tiny-{QTYPE}.gguf", QTYPE,
                          imatrix=work / "imatrix.gguf", threads=_threads())
-    return f"{res.qtype} {res.output_bytes / 1e6:.2f} MB from {res.input_bytes / 1e6:.1f} MB, {res.tensors} tensors"
+    return f"{res.qtype} {format_bytes(res.output_bytes)} from {format_bytes(res.input_bytes)}, {res.tensors} tensors"
 
 
 def step_generate(work: Path) -> str:

@@ -18,7 +18,7 @@ from medcal_gui.calibrate.imatrix_io import ImatrixData
 from medcal_gui.cli.main import main
 from medcal_gui.core.errors import Cancelled, InputError
 from medcal_gui.core.jobs import CancelToken, Progress
-from medcal_gui.modelfile.gguf_header import read_header
+from medcal_gui.gguf_files.gguf_header import read_header
 
 CTX = 128
 NAMES = sorted(f"blk.{i}.{w}.weight" for i in range(2)

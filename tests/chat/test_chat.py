@@ -171,7 +171,7 @@ def hostile_models(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.mark.parametrize("case", sorted(HOSTILE_TEMPLATES))
 def test_a_hostile_template_gives_one_message_offering_gemmas(hostile_models: dict[str, Path], case: str) -> None:
     from medcal_gui.chat.chat_template import RENDER_TIME_S, ChatTemplateError
-    from medcal_gui.modelfile.model_info import inspect_model
+    from medcal_gui.inspection.model_info import inspect_model
 
     model = hostile_models[case]
     t0 = time.monotonic()
@@ -198,7 +198,7 @@ def test_inspect_of_a_hostile_template_stays_small_and_quick(hostile_models: dic
     models = [str(hostile_models[k]) for k in ("huge_repeat", "huge_ljust", "huge_format", "nested_loops")]
     # the child's own peak: VmHWM belongs to its address space, made anew at exec (getrusage's maxrss would
     # carry over the forking pytest process's size, and RUSAGE_CHILDREN every child's this run waited for)
-    code = ("import re, sys; from medcal_gui.modelfile.model_info import inspect_model\n"
+    code = ("import re, sys; from medcal_gui.inspection.model_info import inspect_model\n"
             "for m in sys.argv[1:]: assert inspect_model(m).chat_template_problem\n"
             "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))")
     t0 = time.monotonic()

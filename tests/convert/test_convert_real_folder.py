@@ -127,7 +127,7 @@ def test_tokenizer_json_only_folder(real_dir: Path, real_ref: tuple[Path, Path],
 @needs_hf
 def test_convert_checks_free_disk_and_memory_first(causal_dir: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from medcal_gui.modelfile.limits import LimitError
+    from medcal_gui.budget.limits import LimitError
 
     monkeypatch.setenv("MEDCAL_FAKE_FREE_DISK", "1K")
     with pytest.raises(LimitError, match=r"The conversion needs about .* of free disk in .*; 0 MB are free"):

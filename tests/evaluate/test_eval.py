@@ -303,7 +303,7 @@ def test_a_base_pass_that_cannot_fit_is_refused_before_it_starts(tiny_model: Pat
 
     monkeypatch.setenv("MEDCAL_EVAL_CACHE", str(small_disk / "eval"))
     seen: list[Progress] = []
-    # the limits check (modelfile/limits.py) refuses first; the cache's own check is the second line of defence
+    # the limits check (budget/limits.py) refuses first; the cache's own check is the second line of defence
     with pytest.raises(MedcalError, match="(?s)(free disk|Not enough free space).*evaluation cache"):
         evaluate(tiny_model, [tiny_model], eval_text, n_ctx=N_CTX, n_chunks=3, use_cache=False,
                  progress=seen.append)

@@ -22,7 +22,7 @@ from medcal_gui.cli.main import main
 from medcal_gui.core.errors import Cancelled
 from medcal_gui.core.jobs import CancelToken, Progress
 from medcal_gui.core.ownership import MARKER, is_marked
-from medcal_gui.workflows.ladder import RUNGS_KIND
+from medcal_gui.workflows.ladder.ladder import RUNGS_KIND
 from medcal_gui.workflows.recipe.candidates import WORK_KIND
 from medcal_gui.workflows.recipe.recipe import run_recipe
 
@@ -262,7 +262,7 @@ def test_recipe_target_far_too_small_is_refused_before_any_candidate(capsys: pyt
                                                                      tmp_path: Path) -> None:
     msg = one_line_error(capsys, "recipe", "-m", tiny_model, "--imatrix", imatrix, "--target-size", "1KB",
                          "--types", TYPES, "-o", tmp_path / "r.gguf", "-t", "1")
-    assert msg.startswith("The target 0.00 MB (1000 bytes) is below the smallest file these types can make: the "
+    assert msg.startswith("The target 1 kB (1000 bytes) is below the smallest file these types can make: the "
                           "tensors alone take at least ")
     assert snapshot(tmp_path) == {}
 
@@ -298,7 +298,7 @@ def test_a_failed_ladder_removes_the_folders_it_made_and_nothing_else(capsys: py
 def test_a_cancelled_ladder_before_any_rung_leaves_the_new_folder_as_it_was(tiny_model: Path,
                                                                             texts: tuple[Path, Path],
                                                                             tmp_path: Path) -> None:
-    from medcal_gui.workflows.ladder import run_ladder
+    from medcal_gui.workflows.ladder.ladder import run_ladder
 
     token = CancelToken()
 

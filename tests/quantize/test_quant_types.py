@@ -105,3 +105,26 @@ def test_the_imatrix_thresholds_come_from_the_data_file() -> None:
     for qt in low:
         advised = imatrix_advice(qt, False) is not None
         assert advised == (qt.bpw < rules.suggest_imatrix_below_bpw), qt.name
+
+
+def test_quant_types_toml_is_parsed_once_for_types_rules_and_advice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tomllib
+
+    from medcal_gui.quantize import quant_advice, quant_types
+
+    caches = (quant_types.quant_types_doc, quant_types._load, quant_types.quant_rules, quant_advice._caveats)
+    parsed: list[object] = []
+    real_load = tomllib.load
+    monkeypatch.setattr(tomllib, "load", lambda fh: parsed.append(fh) or real_load(fh))
+    for c in caches:
+        c.cache_clear()
+    try:
+        quant_types.all_quant_types()
+        quant_types.quant_rules()
+        quant_advice.default_ladder_types()
+        quant_advice.recommended_type()
+        quant_advice.caveat("Q4_K_M")
+        assert len(parsed) == 1
+    finally:
+        for c in caches:
+            c.cache_clear()

@@ -19,6 +19,7 @@ from medcal_gui.calibrate.imatrix import compute_imatrix
 from medcal_gui.core.errors import InputError, ModelError, OutputError
 from medcal_gui.core.fsutil import TMP_PREFIX, check_output_path, stale_partials
 from medcal_gui.core.jobs import Progress
+from medcal_gui.core.units import format_bytes
 from medcal_gui.quantize.quantize import quantize_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,7 +113,7 @@ def test_kill_9_of_quantize_takes_its_child_along_and_the_next_run_removes_the_p
     nxt = _cli("--model", str(tiny_model), "--type", "Q8_0", "-o", str(out.parent / "next.gguf"))
     stdout, stderr = nxt.communicate(timeout=120)
     assert nxt.returncode == 0, stderr
-    assert f"Removed {partial.name} ({size / 1e6:.1f} MB)" in stdout
+    assert f"Removed {partial.name} ({format_bytes(size)})" in stdout
     assert not partial.exists() and _partials(out.parent) == []
 
 

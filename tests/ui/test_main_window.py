@@ -217,11 +217,11 @@ def test_file_menu_clears_the_evaluation_cache_after_asking(window, monkeypatch,
     asked: list[str] = []
     monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, text: asked.append(text) or False)
     window.clear_cache_action.trigger()
-    assert entry.is_dir() and len(asked) == 1 and "1 saved base-model pass(es), 0.2 MB" in asked[0]  # No keeps it
+    assert entry.is_dir() and len(asked) == 1 and "1 saved base-model pass(es), 200 kB" in asked[0]  # No keeps it
     monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, text: True)
     window.clear_cache_action.trigger()
     assert not entry.exists()
-    assert "0.2 MB freed" in window.statusBar().currentMessage()
+    assert "200 kB freed" in window.statusBar().currentMessage()
     window.clear_cache_action.trigger()
     assert "The evaluation cache is empty" in window.statusBar().currentMessage()
 

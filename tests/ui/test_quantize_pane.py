@@ -11,6 +11,7 @@ from medcal_gui.calibrate.tokens import count_tokens
 from medcal_gui.core.errors import Cancelled
 from medcal_gui.core.fsutil import TMP_PREFIX
 from medcal_gui.core.jobs import CancelToken, Progress, no_progress
+from medcal_gui.core.units import format_bytes
 from medcal_gui.dataset.holdout import calibration_text, split_records
 from medcal_gui.dataset.reading.loader import LoadOptions
 from medcal_gui.ui.panes.narratives_pane import load_inputs
@@ -67,10 +68,10 @@ def test_token_and_chunk_counts_are_count_tokens_figures(pane: QuantizePane, tin
 def test_sizes_are_estimates_until_the_dry_run_gives_the_selected_one(qtbot, pane: QuantizePane) -> None:  # type: ignore[no-untyped-def]
     pane.table.select("Q8_0")
     qtbot.waitUntil(lambda: pane.table.is_exact("Q8_0"), timeout=10000)
-    assert pane.table.size_cell("Q8_0") == f"{pane.table.exact['Q8_0'] / 1e6:,.1f} MB"
+    assert pane.table.size_cell("Q8_0") == format_bytes(pane.table.exact["Q8_0"])
     assert pane.table.item(pane.table.row_of("Q8_0"), 2).font().bold()
     q2k = int(pane.info.parameter_count * 3.16 / 8)  # Q2_K: 3.16 bits per weight
-    assert pane.table.size_cell("Q2_K") == f"≈{q2k / 1e6:,.1f} MB"
+    assert pane.table.size_cell("Q2_K") == f"≈{format_bytes(q2k)}"
     assert pane.table.item(pane.table.row_of("IQ2_XXS"), 3).text() == "requires"
     assert "ignores the importance matrix" in pane.advice.text()
     assert pane.run_btn.text() == "Run: quantize"
@@ -162,8 +163,8 @@ def test_the_chunks_that_will_run_follow_the_chunks_box(qtbot, pane: QuantizePan
 
 
 def test_the_dry_run_size_says_why_it_is_above_the_estimate(qtbot, pane: QuantizePane) -> None:  # type: ignore[no-untyped-def]
+    from medcal_gui.presenters.quantize_facts import size_note
     from medcal_gui.quantize.quant_types import get_quant_type
-    from medcal_gui.workflows.quantize_facts import size_note
 
     pane.table.select("Q2_K")
     qtbot.waitUntil(lambda: pane.table.is_exact("Q2_K"), timeout=20000)
@@ -175,8 +176,8 @@ def test_the_dry_run_size_says_why_it_is_above_the_estimate(qtbot, pane: Quantiz
 def test_the_run_button_says_what_the_run_needs_and_warns_when_it_does_not_fit(
         qtbot, pane: QuantizePane, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Issue 16: the memory and disk estimate next to Run, against what is free (a fake small figure)."""
+    from medcal_gui.presenters.quantize_facts import run_needs
     from medcal_gui.quantize.quant_types import get_quant_type
-    from medcal_gui.workflows.quantize_facts import run_needs
 
     qtbot.waitUntil(lambda: pane.shape is not None, timeout=20000)
     pane._update()

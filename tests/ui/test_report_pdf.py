@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor, QImage
 
 from medcal_gui.calibrate.imatrix import compute_imatrix
 from medcal_gui.cli.main import main as cli_main
-from medcal_gui.evaluate.eval_plot import plot_eval
+from medcal_gui.core.svg_chart import plot_eval
 from medcal_gui.evaluate.evaluate import evaluate
 from medcal_gui.quantize.quantize import quantize_model
 from medcal_gui.quantize.quantize_process import warm_children

@@ -37,7 +37,7 @@ def test_self_test_passes_end_to_end(own_tmp: Path, capsys: pytest.CaptureFixtur
     assert re.search(r"format [1-9]\d* records", line), line
     assert re.search(r"cpu features ok, (AMX probe not needed|AMX usable|AMX crashes here)", line), line
     assert re.search(r"imatrix [1-4] chunks x 128 tokens, [1-9]\d* entries", line), line
-    assert re.search(r"quantize Q4_K_M \d+\.\d+ MB from \d+\.\d+ MB, \d+ tensors", line), line
+    assert re.search(r"quantize Q4_K_M [\d.]+ [kMG]B from [\d.]+ [kMG]B, \d+ tensors", line), line
     assert f"generate {self_test.GEN_TOKENS} tokens from the Q4_K_M model" in line
     assert list(own_tmp.iterdir()) == [], "the self-test left files behind"
 

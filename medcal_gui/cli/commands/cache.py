@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from medcal_gui.core.units import format_bytes
+
 NAME = "cache"
 HELP = "show the evaluation cache's size, or empty it (--clear)"
 DESCRIPTION = (
@@ -25,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     u = cache_usage()  # refuses a bad MEDCAL_EVAL_CACHE_MB, and a folder holding what medcal did not write
     if args.clear:
         freed = clear_cache()
-        print(f"evaluation cache {u.folder} cleared: {freed / 1e6:.1f} MB freed")
+        print(f"evaluation cache {u.folder} cleared: {format_bytes(freed)} freed")
         return 0
     print(f"evaluation cache {u.folder}: {u.entries} entr{'y' if u.entries == 1 else 'ies'}, "
-          f"{u.bytes / 1e6:.1f} MB (limit {u.limit / 1e6:.0f} MB)")
+          f"{format_bytes(u.bytes)} (limit {u.limit / 1e6:.0f} MB)")
     return 0

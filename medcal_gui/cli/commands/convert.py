@@ -8,6 +8,7 @@ from pathlib import Path
 from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
+from medcal_gui.core.units import format_bytes
 
 NAME = "convert"
 HELP = "convert a Hugging Face Gemma 3 / MedGemma folder (safetensors) to GGUF"
@@ -43,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
         print_json(res.to_json())
         return 0
     print_warnings(res.warnings)
-    print(f"wrote {res.out} ({res.architecture} language model, {res.outtype}, {res.output_bytes / 1e6:.1f} MB, "
+    print(f"wrote {res.out} ({res.architecture} language model, {res.outtype}, {format_bytes(res.output_bytes)}, "
           f"{res.tensors} tensors, {res.n_vocab} tokens, {res.seconds:.1f} s)")
     if res.mmproj is not None:
-        print(f"wrote {res.mmproj} (vision tower, {res.mmproj_bytes / 1e6:.1f} MB, {res.mmproj_tensors} tensors)")
+        print(f"wrote {res.mmproj} (vision tower, {format_bytes(res.mmproj_bytes)}, {res.mmproj_tensors} tensors)")
     print(f"wrote {res.sha256_file}")
     print(f"wrote {res.manifest}")
     return 0

@@ -9,7 +9,7 @@ from medcal_gui.cli import flags
 from medcal_gui.cli.output import print_json
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
-from medcal_gui.modelfile import DEMO_MODEL_LABEL
+from medcal_gui.gguf_files import DEMO_MODEL_LABEL
 
 NAME = "demo-model"
 HELP = "prepare the demo model (Gemma 3 270M dequantized to F16) and print its path"
@@ -28,7 +28,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     token = CancelToken()
     bar = TerminalProgress(quiet=args.json)
-    from medcal_gui.modelfile.demo_model import demo_model_ready, prepare_demo_model
+    from medcal_gui.gguf_files.demo_model import demo_model_ready, prepare_demo_model
 
     if args.output_dir is not None:
         from medcal_gui.core.fsutil import check_output_dir

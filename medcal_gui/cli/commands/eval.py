@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     plot = None
     if args.plot is not None:
-        from medcal_gui.evaluate.eval_plot import plot_eval
+        from medcal_gui.core.svg_chart import plot_eval
 
         try:
             plot = plot_eval([m.name for m in res.models], [m.kld_values for m in res.models],

@@ -19,7 +19,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from medcal_gui.core.errors import ModelError
     from medcal_gui.core.fsutil import check_input_file
-    from medcal_gui.modelfile.model_info import inspect_model
+    from medcal_gui.inspection.model_info import inspect_model
 
     check_input_file(args.model, "model file", error=ModelError)  # a FIFO was reported as an empty file
 

@@ -54,8 +54,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from medcal_gui.core.units import finite_float, parse_size
-    from medcal_gui.workflows.ladder import MAX_REPS, Constraints, run_ladder
-    from medcal_gui.workflows.ladder_report import markdown
+    from medcal_gui.workflows.ladder.ladder import MAX_REPS, run_ladder
+    from medcal_gui.workflows.ladder.ladder_report import markdown
+    from medcal_gui.workflows.ladder.results import Constraints
 
     c = Constraints(max_kld=None if args.max_kld is None else finite_float(args.max_kld, "--max-kld", low=0),
                     max_size=None if args.max_size is None else parse_size(args.max_size, "--max-size"),

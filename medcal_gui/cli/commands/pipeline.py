@@ -10,6 +10,7 @@ from medcal_gui.cli.dataset_args import add_format_args, add_load_args, load_opt
 from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
+from medcal_gui.core.units import format_bytes
 from medcal_gui.dataset.holdout import HELDOUT_FRACTION
 
 NAME = "pipeline"
@@ -63,6 +64,6 @@ def run(args: argparse.Namespace) -> int:
     if imat:
         print(f"imatrix: {imat.entries} entries from {imat.chunks} chunks -> {imat.out}")
     q = res.run.quant
-    print(f"quantized {q.qtype}: {q.output_bytes / 1e6:.1f} MB -> {q.out} ({res.seconds:.1f} s in all)")
+    print(f"quantized {q.qtype}: {format_bytes(q.output_bytes)} -> {q.out} ({res.seconds:.1f} s in all)")
     print_warnings(res.warnings)
     return 0

@@ -9,6 +9,7 @@ from medcal_gui.cli import flags
 from medcal_gui.cli.output import print_json, print_warnings
 from medcal_gui.cli.progress import TerminalProgress, sigint_cancels
 from medcal_gui.core.jobs import CancelToken
+from medcal_gui.core.units import format_bytes
 
 NAME = "quantize"
 HELP = "quantize a GGUF model (llama-quantize), optionally guided by an importance matrix"
@@ -84,14 +85,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print_warnings(res.warnings)
     for m in res.tensor_types:
-        print(f"{m['pattern']}={m['type']}: {m['tensors']} tensors ({m['input_bytes'] / 1e6:.1f} MB at the input)")
+        print(f"{m['pattern']}={m['type']}: {m['tensors']} tensors ({format_bytes(m['input_bytes'])} at the input)")
     if res.prune_layers:
         print(f"pruned layers: {', '.join(map(str, res.prune_layers))}")
-    mb_in, mb_out = res.input_bytes / 1e6, res.output_bytes / 1e6
+    size_in, size_out = format_bytes(res.input_bytes), format_bytes(res.output_bytes)
     if res.dry_run:
-        print(f"{res.model} as {res.qtype}: about {mb_out:.1f} MB (from {mb_in:.1f} MB); nothing written")
+        print(f"{res.model} as {res.qtype}: about {size_out} (from {size_in}); nothing written")
         return 0
-    print(f"wrote {res.out} ({res.qtype}, {mb_out:.1f} MB from {mb_in:.1f} MB, {res.tensors} tensors, "
+    print(f"wrote {res.out} ({res.qtype}, {size_out} from {size_in}, {res.tensors} tensors, "
           f"{res.seconds:.1f} s)")
     print(f"wrote {res.sha256_file}")
     print(f"wrote {res.manifest}")

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from medcal_gui.dataset.formatting import format_dataset
 from medcal_gui.dataset.records import Record
-from medcal_gui.dataset.validation.validate import ValidationReport, validate_text
+from medcal_gui.dataset.validation.results import ValidationReport
+from medcal_gui.dataset.validation.validate import validate_text
 from medcal_gui.dataset.variants import Variant
 
 

@@ -3,11 +3,8 @@ report (`ValidationReport.problems` and the turn counters), never from the wordi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from medcal_gui.dataset.validation.validate import ValidationReport
+from medcal_gui.dataset.validation.narrative_checks import LONG_CHARS, SHORT_CHARS
+from medcal_gui.dataset.validation.results import Check, ValidationReport
 
 # The kinds counted in ValidationReport.problems, by who counts them.
 PROBLEM_KINDS = (
@@ -18,16 +15,6 @@ PROBLEM_KINDS = (
     "changed", "count_mismatch",  # narratives compared with their sources
     "duplicates", "short", "long", "phi",  # per-narrative warnings
 )
-
-
-@dataclass(frozen=True)
-class Check:
-    status: str  # pass | fail | warn | info
-    title: str
-    detail: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"status": self.status, "title": self.title, "detail": self.detail}
 
 
 def _status(ok: bool) -> str:
@@ -97,3 +84,13 @@ def chat_checks(r: ValidationReport, short_chars: int, long_chars: int) -> list[
               else "Not compared: no source narratives were given."),
         *common_checks(r, short_chars, long_chars),
     ]
+
+
+def finish_checks(r: ValidationReport) -> None:
+    """(Re)compute the checklist from the counts, e.g. once the written file's size is known."""
+    if r.kind == "chat":
+        r.checks = chat_checks(r, SHORT_CHARS, LONG_CHARS)
+    else:
+        r.checks = [records_present(r, f"{r.records} narratives (original format"
+                                    + (f", {r.encoding_label})" if r.encoding_label else ")")),
+                    *common_checks(r, SHORT_CHARS, LONG_CHARS)]

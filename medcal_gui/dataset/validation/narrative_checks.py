@@ -6,28 +6,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from medcal_gui.dataset.records import estimate_tokens, population_of
 from medcal_gui.dataset.special_tokens import find_special_token
 from medcal_gui.dataset.validation import phi
-
-if TYPE_CHECKING:
-    from medcal_gui.dataset.validation.validate import ValidationReport
+from medcal_gui.dataset.validation.results import RecordStat, ValidationReport
 
 SHORT_CHARS = 80  # a narrative shorter than this is suspicious
 LONG_CHARS = 8000  # about 2,000 tokens: four imatrix chunks of 512 for one record
 MAX_LISTED = 20  # per kind of warning, so a huge file gives a readable report
-
-
-@dataclass
-class RecordStat:
-    id: str
-    line: int
-    population: str
-    chars: int
-    tokens_est: int
 
 
 class Limited:

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from medcal_gui.core.errors import InputError
 from medcal_gui.dataset.reading.inputs import open_input, read_error
@@ -23,84 +20,18 @@ from medcal_gui.dataset.records import (
     START_TURN,
     estimate_tokens,
 )
-from medcal_gui.dataset.validation import phi
-from medcal_gui.dataset.validation.checks import Check, chat_checks, common_checks, records_present
+from medcal_gui.dataset.validation.checks import finish_checks
 from medcal_gui.dataset.validation.narrative_checks import (
     LONG_CHARS,
     SHORT_CHARS,
     Limited,
     NarrativeChecks,
-    RecordStat,
     narrative_digest,
 )
+from medcal_gui.dataset.validation.results import ValidationReport
 
-__all__ = ["LONG_CHARS", "SHORT_CHARS", "Check", "RecordStat", "ValidationReport", "narrative_digest", "validate_file",
-           "validate_text"]
-
-@dataclass
-class ValidationReport:
-    source: str | None = None
-    kind: str = "chat"  # "chat" (formatted) or "narratives" (original format)
-    layout: str | None = None  # seed | gemma | mixed
-    records: int = 0
-    expected_records: int | None = None
-    start_turns: int = 0
-    end_turns: int = 0
-    user_turns: int = 0
-    model_turns: int = 0
-    marker: str | None = None
-    file_size: int | None = None
-    utf8_valid: bool = True
-    latin1_ok: bool = True
-    compared: int = 0  # narratives compared with their source (0: no source given)
-    encoding_label: str | None = None  # how a narrative file was decoded
-    populations: dict[str, int] = field(default_factory=dict)
-    tokens_total_est: int = 0
-    per_record: list[RecordStat] = field(default_factory=list)
-    phi: list[phi.PhiHit] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
-    problems: dict[str, int] = field(default_factory=dict)  # count per kind (checks.PROBLEM_KINDS)
-    first_changed: str | None = None  # the first "differs from its source" message
-
-    def count(self, kind: str, n: int = 1) -> None:
-        if n:
-            self.problems[kind] = self.problems.get(kind, 0) + n
-
-    def finish_checks(self) -> None:
-        """(Re)compute the checklist from the counts, e.g. once the written file's size is known."""
-        if self.kind == "chat":
-            self.checks = chat_checks(self, SHORT_CHARS, LONG_CHARS)
-        else:
-            self.checks = [records_present(self, f"{self.records} narratives (original format"
-                                           + (f", {self.encoding_label})" if self.encoding_label else ")")),
-                           *common_checks(self, SHORT_CHARS, LONG_CHARS)]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def token_stats(self) -> dict[str, float]:
-        toks = [r.tokens_est for r in self.per_record]
-        if not toks:
-            return {"min": 0, "mean": 0, "max": 0, "total": 0}
-        return {"min": min(toks), "mean": round(statistics.fmean(toks), 1), "max": max(toks),
-                "total": self.tokens_total_est}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source, "kind": self.kind, "layout": self.layout, "records": self.records,
-            "expected_records": self.expected_records, "populations": dict(self.populations),
-            "turns": {"start_of_turn": self.start_turns, "end_of_turn": self.end_turns,
-                      "user": self.user_turns, "model": self.model_turns},
-            "marker": self.marker, "file_size": self.file_size, "utf8_valid": self.utf8_valid,
-            "latin1_ok": self.latin1_ok, "narratives_compared": self.compared, "tokens_est": self.token_stats(),
-            "errors": list(self.errors), "warnings": list(self.warnings),
-            "phi": [h.to_json() for h in self.phi], "checks": [c.to_json() for c in self.checks],
-            "problems": dict(self.problems),
-            "per_record": [vars(r) for r in self.per_record],
-        }
+__all__ = ["LONG_CHARS", "SHORT_CHARS", "ValidationReport", "narrative_digest", "validate_chat_lines",
+           "validate_file", "validate_text"]
 
 
 def _split_user(content: str) -> tuple[str | None, str | None, str]:
@@ -223,7 +154,7 @@ def _finish_chat(r: ValidationReport) -> None:
     if not (r.user_turns == r.model_turns == r.records):
         r.errors.append(f"User turns ({r.user_turns}), model turns ({r.model_turns}) and records "
                         f"({r.records}) should be equal.")
-    r.finish_checks()
+    finish_checks(r)
 
 
 def _binary_lines(path: Path, report: ValidationReport) -> Iterator[tuple[int, str]]:
@@ -297,7 +228,7 @@ def _validate_narrative_file(path: Path, report: ValidationReport) -> Validation
     report.warnings.extend(i.message for i in scan.issues())
     if report.expected_records is not None and report.records != report.expected_records:
         report.errors.append(f"Expected {report.expected_records} records, found {report.records}.")
-    report.finish_checks()
+    finish_checks(report)
     return report
 
 

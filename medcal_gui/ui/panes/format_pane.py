@@ -27,7 +27,7 @@ from medcal_gui.dataset.export import ExportResult, export_dataset
 from medcal_gui.dataset.formatting import DEFAULT_LAYOUT, LAYOUTS, format_record
 from medcal_gui.dataset.records import Record
 from medcal_gui.dataset.validation.checklist import check_dataset
-from medcal_gui.dataset.validation.validate import ValidationReport
+from medcal_gui.dataset.validation.results import ValidationReport
 from medcal_gui.dataset.variants import DEFAULT_VARIANT, Variant, load_variants
 from medcal_gui.ui.panes.base import Pane
 from medcal_gui.ui.variant_editor import VariantEditor

@@ -25,31 +25,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medcal_gui.budget.limits import model_shape
 from medcal_gui.calibrate.tokens import TokenReport, count_tokens
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
+from medcal_gui.core.units import format_bytes
 from medcal_gui.dataset.formatting import DEFAULT_LAYOUT
 from medcal_gui.dataset.holdout import calibration_text
 from medcal_gui.dataset.variants import DEFAULT_VARIANT, Variant, load_variants
-from medcal_gui.modelfile.limits import model_shape
-from medcal_gui.modelfile.model_info import ModelInfo, inspect_model
-from medcal_gui.quantize.quant_types import get_quant_type
-from medcal_gui.ui.jobs.background import Failed, LatestJob
-from medcal_gui.ui.model_picker import ModelPicker, model_label
-from medcal_gui.ui.panes.base import Pane
-from medcal_gui.ui.widgets.fields import reserved_label, spin
-from medcal_gui.ui.widgets.model_card import ModelCard, colour
-from medcal_gui.ui.widgets.quant_table import QuantTable, size_text
-from medcal_gui.ui.widgets.stage_progress import StageProgress
-from medcal_gui.ui.widgets.tensor_types_editor import TensorTypesEditor
-from medcal_gui.ui.workbench import Workbench
-from medcal_gui.workflows.calibrate_quantize import (
-    CalibrationText,
-    RunPlan,
-    RunResult,
-    estimate_size,
-    run_quantize,
-)
-from medcal_gui.workflows.quantize_facts import (
+from medcal_gui.inspection.model_info import ModelInfo, inspect_model
+from medcal_gui.presenters.quantize_facts import (
     cancel_message,
     computes_imatrix,
     imatrix_notes,
@@ -60,6 +44,23 @@ from medcal_gui.workflows.quantize_facts import (
     run_needs,
     size_note,
     token_summary,
+)
+from medcal_gui.quantize.quant_types import get_quant_type
+from medcal_gui.ui.jobs.background import Failed, LatestJob
+from medcal_gui.ui.model_picker import ModelPicker, model_label
+from medcal_gui.ui.panes.base import Pane
+from medcal_gui.ui.widgets.fields import reserved_label, spin
+from medcal_gui.ui.widgets.model_card import ModelCard, colour
+from medcal_gui.ui.widgets.quant_table import QuantTable
+from medcal_gui.ui.widgets.stage_progress import StageProgress
+from medcal_gui.ui.widgets.tensor_types_editor import TensorTypesEditor
+from medcal_gui.ui.workbench import Workbench
+from medcal_gui.workflows.calibrate_quantize import (
+    CalibrationText,
+    RunPlan,
+    RunResult,
+    estimate_size,
+    run_quantize,
 )
 
 DEFAULT_TYPE = "Q4_K_M"
@@ -85,7 +86,7 @@ class QuantizePane(Pane):
         self._counter = LatestJob(bench, "Counting tokens", self)
         self._sizer = LatestJob(bench, "Estimating the size", self)
         self._shaper = LatestJob(bench, "Reading the model's shape", self)
-        self.shape: Any = None  # modelfile.limits.ModelShape, for the memory and disk line
+        self.shape: Any = None  # budget.limits.ModelShape, for the memory and disk line
         self._build()
         s = bench.settings
         self.table.select(s.quant_type or DEFAULT_TYPE)
@@ -490,7 +491,7 @@ class QuantizePane(Pane):
             self.imatrix_stage.finish(f"{im.chunks} chunks · {im.tokens_per_s:,.0f} tokens/s{ppl}")
             made = f" and the importance matrix {res.imatrix_path.name}"
         self.quant_stage.finish(f"{q.tensors} tensors in {q.seconds:.1f} s")
-        self._run_ended(f"<b>Done</b>: {q.out} ({size_text(q.output_bytes)}, sha256 {(q.sha256 or '')[:12]}…){made}."
+        self._run_ended(f"<b>Done</b>: {q.out} ({format_bytes(q.output_bytes)}, sha256 {(q.sha256 or '')[:12]}…){made}."
                         + "".join(f"<br>ℹ {w}" for w in q.warnings))
         self.bench.last_quant = q.out  # read by step 4
         self.bench.settings.set("quantize/last_output", str(q.out))

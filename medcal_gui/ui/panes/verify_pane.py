@@ -33,13 +33,7 @@ from medcal_gui.chat.chat_presets import ChatPreset, presets_for_variant, stream
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
 from medcal_gui.evaluate.evaluate import EvalResult, evaluate
-from medcal_gui.ui.panes.base import Pane
-from medcal_gui.ui.views.chat_params import ChatParams
-from medcal_gui.ui.views.chat_view import ChatTranscript, PieceBuffer
-from medcal_gui.ui.views.eval_view import EvalResults
-from medcal_gui.ui.widgets.fields import reserved_label, spin
-from medcal_gui.ui.workbench import Workbench
-from medcal_gui.workflows.verify_facts import (
+from medcal_gui.presenters.verify_facts import (
     DEMO_CHAT_NOTE,
     DEMO_MAX_TOKENS,
     held_out_count,
@@ -47,6 +41,12 @@ from medcal_gui.workflows.verify_facts import (
     heldout_split,
     is_demo_model,
 )
+from medcal_gui.ui.panes.base import Pane
+from medcal_gui.ui.views.chat_params import ChatParams
+from medcal_gui.ui.views.chat_view import ChatTranscript, PieceBuffer
+from medcal_gui.ui.views.eval_view import EvalResults
+from medcal_gui.ui.widgets.fields import reserved_label, spin
+from medcal_gui.ui.workbench import Workbench
 
 CHAT_CTX = 2048
 STARTED = "\x00started"  # a piece that says a target's turn began (the pane shows its user turn then)

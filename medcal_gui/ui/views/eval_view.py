@@ -7,12 +7,12 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from medcal_gui.core.jobs import Progress
 from medcal_gui.evaluate.evaluate import ModelEval
+from medcal_gui.evaluate.kld_reading import kld_guide
 from medcal_gui.ui.views.eval_figures import FiguresTable
 from medcal_gui.ui.views.kld_chart import KldHistogram
 from medcal_gui.ui.widgets.fields import reserved_label
 from medcal_gui.ui.widgets.model_card import colour
 from medcal_gui.ui.widgets.stage_progress import StageProgress
-from medcal_gui.workflows.verify_facts import kld_band, kld_reading
 
 
 class EvalResults(QWidget):
@@ -45,5 +45,6 @@ class EvalResults(QWidget):
         self.figures.set_result(m)
         self.chart.set_values(m.kld_values, m.kld_mean, m.kld_p99)
         self.stage.finish(f"{chunks} chunk" + ("" if chunks == 1 else "s"))
-        self.reading.setText(f"<span style='color:{colour(kld_band(m.kld_mean).kind, self)}'>●</span> "
-                             + kld_reading(m.kld_mean))
+        guide = kld_guide()
+        self.reading.setText(f"<span style='color:{colour(guide.band(m.kld_mean).kind, self)}'>●</span> "
+                             + guide.reading(m.kld_mean))

@@ -1,36 +1,24 @@
 """A histogram of per-token KL divergence, drawn with QPainter (no QtCharts: PySide6-Essentials only).
 
-KLD values span many decades (most tokens near 0, a tail of badly predicted ones), so the bins are
-logarithmic: one bin for values below 1e-6 ("≈0"), then two bins per decade up to 10. The mean and the 99th
-percentile are marked.
+The bins, the axis' positions and its labels are core.histogram's, the ones `medcal eval --plot` draws too.
+The mean and the 99th percentile are marked.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from medcal_gui.core.histogram import N_BINS, kld_bins, kld_slot, kld_ticks
 from medcal_gui.ui.widgets.model_card import colour
-
-LOW, HIGH, PER_DECADE = -6, 1, 2
-EDGES = np.array([0.0] + [10.0 ** (LOW + i / PER_DECADE) for i in range((HIGH - LOW) * PER_DECADE + 1)])
-
-
-def histogram(values: np.ndarray) -> np.ndarray:
-    """Counts per bin: [< 1e-6, then log bins up to 10 (the last one also takes anything above)]."""
-    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, EDGES[-1] * 0.999999)
-    counts, _ = np.histogram(v, bins=EDGES)
-    return counts
 
 
 class KldHistogram(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.counts = np.zeros(len(EDGES) - 1, dtype=np.int64)
+        self.counts = np.zeros(N_BINS, dtype=np.int64)
         self.n = 0
         self.mean: float | None = None
         self.p99: float | None = None
@@ -41,7 +29,7 @@ class KldHistogram(QWidget):
         return QSize(360, 180)
 
     def set_values(self, values: np.ndarray, mean: float | None = None, p99: float | None = None) -> None:
-        self.counts = histogram(values)
+        self.counts = kld_bins(values)[1]
         self.n = int(np.asarray(values).size)
         self.mean, self.p99 = mean, p99
         self.update()
@@ -50,13 +38,8 @@ class KldHistogram(QWidget):
         self.set_values(np.empty(0))
 
     def _x(self, value: float, plot: QRectF) -> float:
-        """Where `value` falls on the axis (the ≈0 bin takes the first slot)."""
-        n_bins = len(EDGES) - 1
-        slot = plot.width() / n_bins
-        if value < EDGES[1]:
-            return plot.left() + slot / 2
-        pos = 1 + (math.log10(value) - LOW) * PER_DECADE
-        return plot.left() + min(pos, n_bins) * slot
+        """Where `value` falls on the axis."""
+        return plot.left() + kld_slot(value) * plot.width() / N_BINS
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
@@ -91,9 +74,7 @@ class KldHistogram(QWidget):
         p.setPen(text)
         p.drawText(QRectF(0, plot.top() - h / 2, plot.left() - 4, h), Qt.AlignmentFlag.AlignRight, f"{top:,}")
         p.drawText(QRectF(0, plot.bottom() - h / 2, plot.left() - 4, h), Qt.AlignmentFlag.AlignRight, "0")
-        labels = [(EDGES[1] / 10, "≈0")] + [(10.0 ** d, f"1e{d}" if d < -2 else f"{10.0 ** d:g}")
-                                            for d in range(LOW + 1, HIGH + 1, 2)]
-        for value, label in labels:
+        for value, label in kld_ticks():
             x = self._x(value, plot)
             w = fm.horizontalAdvance(label)
             p.drawText(QRectF(x - w / 2 - 2, plot.bottom() + 2, w + 4, h), Qt.AlignmentFlag.AlignCenter, label)

@@ -4,6 +4,7 @@ recommendation; per rung "Chat with this" and "Reveal file")."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,16 @@ from PySide6.QtWidgets import (
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.fsutil import ensure_dir, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback
-from medcal_gui.core.units import parse_size
+from medcal_gui.core.units import format_bytes, parse_size
 from medcal_gui.dataset.holdout import heldout_text
-from medcal_gui.quantize.quant_advice import kld_guidance
+from medcal_gui.evaluate.kld_reading import kld_guide
 from medcal_gui.ui.jobs.job_controls import JobControls
 from medcal_gui.ui.views.recipe_controls import RecipeControls
 from medcal_gui.ui.widgets.screen_fit import fit_to_screen
 from medcal_gui.ui.widgets.stage_progress import StageProgress
-from medcal_gui.workflows.ladder import SHARED, Constraints, LadderResult, run_ladder
-from medcal_gui.workflows.ladder_report import chart_svg, size_text
+from medcal_gui.workflows.ladder.ladder import SHARED, run_ladder
+from medcal_gui.workflows.ladder.ladder_report import chart_svg
+from medcal_gui.workflows.ladder.results import Constraints, LadderResult
 
 COLUMNS = ("Type", "Size", "Bits/wt", "Mean KLD", "KLD 99%", "Same top", "PPL ratio", "pp512 t/s",
            "tg128 t/s", "tg speed-up", "Pareto", "", "")
@@ -56,8 +58,7 @@ class LadderProgress(QWidget):
     def update_from(self, p: Progress) -> None:
         row = int(p.extra.get("rung", SHARED))
         if 0 <= row < len(self.rows):
-            self.rows[row].set_progress(Progress(p.stage, p.done, p.total, f"{p.stage}: {p.message}", p.unit,
-                                                 p.rate, p.rate_unit, p.eta_s))
+            self.rows[row].set_progress(replace(p, message=f"{p.stage}: {p.message}"))
 
 
 def _svg_widget(svg: str) -> QWidget:
@@ -84,7 +85,7 @@ class LadderView(QDialog):
         self.setWindowTitle(f"Quant ladder of {Path(res.base['file']).name}")
         rec = res.recommendation
         self.recommendation = QLabel(f"<b>Recommendation</b>: {rec.get('text', '')}<br><small>"
-                                     f"{kld_guidance().summary}</small>")
+                                     f"{kld_guide().summary}</small>")
         self.recommendation.setWordWrap(True)
         mcq = res.base.get("mcq")
         columns = list(COLUMNS[:-2]) + (["Accuracy", "Lost / gained (p)"] if mcq else []) + ["", ""]
@@ -95,7 +96,7 @@ class LadderView(QDialog):
         self.chat_buttons: list[QPushButton] = []
         self.reveal_buttons: list[QPushButton] = []
         for row, r in enumerate(res.rungs):
-            cells = [r.type, size_text(r.bytes), f"{r.bpw:.2f}", f"{r.kld_mean:.5f}", f"{r.kld_p99:.4f}",
+            cells = [r.type, format_bytes(r.bytes), f"{r.bpw:.2f}", f"{r.kld_mean:.5f}", f"{r.kld_p99:.4f}",
                      f"{r.same_top_pct:.2f} %", f"{r.ppl_ratio:.4f}", f"{r.pp_tokens_per_s:.1f} ± {r.pp_sd:.1f}",
                      f"{r.tg_tokens_per_s:.1f} ± {r.tg_sd:.1f}", f"{r.speedup_tg:.2f}x", "yes" if r.pareto else "no"]
             if mcq:
@@ -137,7 +138,7 @@ class LadderView(QDialog):
         kld = (rec.kld or {}).get("kld_mean")
         row = self.table.rowCount()
         self.table.insertRow(row)
-        cells = ["recipe", size_text(rec.bytes), f"{rec.bpw:.2f}", f"{kld:.5f}" if kld is not None else "–"]
+        cells = ["recipe", format_bytes(rec.bytes), f"{rec.bpw:.2f}", f"{kld:.5f}" if kld is not None else "–"]
         for col, text in enumerate(cells):
             item = QTableWidgetItem(text)
             item.setToolTip(f"{rec.out.name}: one type per tensor ({rec.recipe_file.name})")
@@ -149,7 +150,7 @@ class LadderView(QDialog):
         self.table.setCellWidget(row, self.table.columnCount() - 1, reveal)
         self.table.resizeColumnsToContents()
         if kld is not None:
-            self._recipes.append((f"recipe {size_text(rec.bytes)}", rec.bytes, kld))
+            self._recipes.append((f"recipe {format_bytes(rec.bytes)}", rec.bytes, kld))
             chart = _svg_widget(chart_svg(self.res, self._recipes))
             self.layout().replaceWidget(self.chart, chart)
             self.chart.setParent(None)

@@ -14,13 +14,13 @@ from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QLineEdit, QPushBu
 
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.jobs import CancelToken, ProgressCallback
-from medcal_gui.core.units import parse_size
+from medcal_gui.core.units import format_bytes, parse_size
 from medcal_gui.ui.jobs.job_controls import JobControls
 from medcal_gui.ui.widgets.stage_progress import StageProgress
-from medcal_gui.workflows.ladder import LadderResult
-from medcal_gui.workflows.ladder_report import size_text
+from medcal_gui.workflows.ladder.results import LadderResult
 from medcal_gui.workflows.recipe.candidates import check_candidate_types, default_candidate_types
-from medcal_gui.workflows.recipe.recipe import RecipeResult, run_recipe
+from medcal_gui.workflows.recipe.recipe import run_recipe
+from medcal_gui.workflows.recipe.results import RecipeResult
 
 _BPW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:bpw|bits?(?: per weight)?)\s*$", re.IGNORECASE)
 
@@ -48,7 +48,7 @@ class RecipeControls(JobControls):
         self.target.setToolTip("A stock type's size (the recipe may not be larger), a size such as 250MB, "
                                "or bits per weight such as 4.5bpw")
         for r in sorted(ladder.rungs, key=lambda r: r.bytes):
-            self.target.addItem(f"{r.type}'s size: {size_text(r.bytes)} ({r.bpw:.2f} bpw)", r.bytes)
+            self.target.addItem(f"{r.type}'s size: {format_bytes(r.bytes)} ({r.bpw:.2f} bpw)", r.bytes)
         # Q4_K_M's size by default: the size most people ship at
         self.target.setCurrentIndex(max(0, self.target.findText("Q4_K_M's", Qt.MatchFlag.MatchStartsWith)))
         defaults = ", ".join(default_candidate_types())
@@ -128,9 +128,9 @@ class RecipeControls(JobControls):
         near = min((r for r in self.ladder.rungs if r.bytes >= res.bytes), key=lambda r: r.bytes, default=None)
         versus = ""
         if kld is not None and near is not None and near.kld_mean > 0:
-            versus = (f"; {near.type} ({size_text(near.bytes)}): {near.kld_mean:.5f}, "
+            versus = (f"; {near.type} ({format_bytes(near.bytes)}): {near.kld_mean:.5f}, "
                       f"{100 * (kld / near.kld_mean - 1):+.0f} %")
-        self._ended(f"<b>Recipe</b> {res.out.name}: {size_text(res.bytes)} ({res.bpw:.2f} bpw), mean KLD "
+        self._ended(f"<b>Recipe</b> {res.out.name}: {format_bytes(res.bytes)} ({res.bpw:.2f} bpw), mean KLD "
                     + (f"{kld:.5f}" if kld is not None else "not measured") + versus
                     + f". Rebuild with stock tools: <code>{res.recipe_file.name}</code>.")
         self.finished.emit(res)

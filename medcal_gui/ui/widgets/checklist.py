@@ -7,7 +7,7 @@ import html
 
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from medcal_gui.dataset.validation.validate import ValidationReport
+from medcal_gui.dataset.validation.results import ValidationReport
 from medcal_gui.ui.widgets.highlighter import is_dark
 
 STATUS_WORD = {"pass": "Pass", "fail": "Fail", "warn": "Warning", "info": "Info"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from medcal_gui.modelfile.model_info import ModelInfo
+from medcal_gui.core.units import format_bytes
+from medcal_gui.inspection.model_info import ModelInfo
 from medcal_gui.ui.widgets.highlighter import is_dark
 
 ROWS = (
@@ -33,9 +34,6 @@ def colour(kind: str, widget: QWidget | None = None) -> str:
     return dark if is_dark(widget.palette() if widget is not None else None) else light
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB" if n < 1e9 else f"{n / 1e9:,.2f} GB"
-
 
 def card_values(info: ModelInfo) -> dict[str, str]:
     """The card's rows as text (also what the tests read)."""
@@ -51,7 +49,7 @@ def card_values(info: ModelInfo) -> dict[str, str]:
         "architecture": info.architecture,
         "params": f"{info.parameter_count:,} ({info.parameter_count / 1e6:,.0f}M)",
         "file_type": info.file_type,
-        "size": _mb(info.size_bytes),
+        "size": format_bytes(info.size_bytes),
         "context": f"{info.context_length:,}" if info.context_length else "unknown",
         "vocab": (f"{info.vocab_size:,}" if info.vocab_size else "unknown")
         + (f" ({info.tokenizer_model})" if info.tokenizer_model else ""),

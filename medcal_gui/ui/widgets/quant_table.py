@@ -9,18 +9,16 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
+from medcal_gui.core.units import format_bytes
+from medcal_gui.presenters.quantize_facts import estimate_bytes
 from medcal_gui.quantize.quant_advice import caveat, default_ladder_types, recommended_type
 from medcal_gui.quantize.quant_types import QuantType, all_quant_types
 from medcal_gui.ui.widgets.model_card import colour
-from medcal_gui.workflows.quantize_facts import estimate_bytes
 
 COLUMNS = ("Type", "Bits/wt", "Size", "Imatrix", "Note")
 IMATRIX_WORDS = {"ignores": "ignores", "benefits": "benefits", "requires": "requires"}
 IMATRIX_COLOUR = {"ignores": "info", "benefits": "ok", "requires": "warn"}
 
-
-def size_text(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB" if n < 1e9 else f"{n / 1e9:,.2f} GB"
 
 
 class QuantTable(QTableWidget):
@@ -142,10 +140,10 @@ class QuantTable(QTableWidget):
             font.setBold(qt.name in self.exact)
             item.setFont(font)
             if qt.name in self.exact:
-                item.setText(size_text(self.exact[qt.name]))
+                item.setText(format_bytes(self.exact[qt.name]))
                 item.setToolTip(f"{qt.name}: llama.cpp's own size estimate (a dry run of the quantizer)")
             elif self.parameters:
-                item.setText(f"≈{size_text(estimate_bytes(qt, self.parameters))}")
+                item.setText(f"≈{format_bytes(estimate_bytes(qt, self.parameters))}")
                 item.setToolTip(f"{qt.name}: rough estimate, bits per weight × parameters; choose the type "
                                 "for llama.cpp's own figure")
             else:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from medcal_gui.core.errors import MedcalError
 from medcal_gui.core.jobs import CancelToken, ProgressCallback
+from medcal_gui.core.units import format_bytes
 from medcal_gui.quantize.tensor_types import (
     RuleMatch,
     TensorTypeRule,
@@ -48,9 +49,6 @@ PATTERN, TYPE, TENSORS, SIZE = range(4)
 COMMON = ("q8_0", "q6_K", "q5_K", "q4_K", "q3_K", "q2_K", "iq4_xs", "iq4_nl", "iq3_s", "iq3_xxs", "iq2_xxs",
           "q5_0", "q4_0", "f16", "bf16", "f32")
 
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.0f} kB"
 
 
 class TensorTypesEditor(QWidget):
@@ -223,7 +221,8 @@ class TensorTypesEditor(QWidget):
         self.matches = matches
         for row, m in zip(rows, matches, strict=True):
             self._cell(row, TENSORS, str(len(m.tensors)), "\n".join(m.tensors[:40]), bad=not m.tensors)
-            self._cell(row, SIZE, f"{_mb(m.input_bytes)} → {_mb(m.output_bytes)}" if m.tensors else "",
+            sizes = f"{format_bytes(m.input_bytes)} → {format_bytes(m.output_bytes)}"
+            self._cell(row, SIZE, sizes if m.tensors else "",
                        "at the input → in the output (estimated from the type's row size)")
         notes = override_warnings(matches)
         self.status.setText("<br>".join(f"<span style='color:{colour('warn', self)}'>⚠ {n}</span>" for n in notes))

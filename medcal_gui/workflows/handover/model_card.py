@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from medcal_gui.core.units import format_bytes
 from medcal_gui.workflows.handover.escaping import md_cell, md_code, md_text, yaml_quote
 from medcal_gui.workflows.handover.publish_facts import PublishFacts, QuantFile
 
@@ -64,7 +65,7 @@ def speed_text(f: dict[str, Any]) -> str:
 
 def file_row(q: QuantFile) -> list[str]:
     f = q.figures
-    return [md_cell(q.name), md_cell(q.qtype), f"{q.bytes / 1e6:,.1f} MB", _num(f.get("bpw"), ".2f"),
+    return [md_cell(q.name), md_cell(q.qtype), format_bytes(q.bytes), _num(f.get("bpw"), ".2f"),
             _num(f.get("kld_mean"), ".5f"),
             _num(f.get("same_top_pct"), ".1f") + (" %" if f.get("same_top_pct") is not None else ""),
             _num(f.get("ppl_ratio"), ".4f"), speed_text(f), pct_text(f.get("agreement")), pct_text(f.get("accuracy"))]

@@ -24,6 +24,7 @@ from medcal_gui import __version__
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.fsutil import sha256_file
 from medcal_gui.core.jobs import CancelToken
+from medcal_gui.core.units import format_bytes
 from medcal_gui.workflows.handover.escaping import one_line, shell_word, slug
 from medcal_gui.workflows.handover.shapes import read_json
 
@@ -121,7 +122,7 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
 def _type_of(path: Path, manifest: dict[str, Any] | None) -> str:
     if manifest and isinstance(manifest.get("type"), dict) and manifest["type"].get("name"):
         return str(manifest["type"]["name"])  # a type of the table: shapes.MANIFEST checked it
-    from medcal_gui.modelfile.model_info import inspect_model
+    from medcal_gui.inspection.model_info import inspect_model
 
     return slug(inspect_model(path).file_type, "unknown")
 
@@ -201,7 +202,7 @@ def not_an_imatrix(path: Path) -> str | None:
     except OSError as exc:
         return f"cannot read it: {exc.strerror or exc}"
     if not gguf and size > IMATRIX_LIMIT:
-        return f"{size / 1e9:.1f} GB and not a GGUF file"
+        return f"{format_bytes(size)} and not a GGUF file"
     try:
         ImatrixData.load(path)
     except (InputError, ValueError) as exc:

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from medcal_gui.core.errors import InputError
+from medcal_gui.core.svg_chart import ranking_svg
 from medcal_gui.core.text_files import read_utf8
-from medcal_gui.evaluate.eval_plot import ranking_svg
+from medcal_gui.core.units import format_bytes
 from medcal_gui.workflows.handover.escaping import one_line
 from medcal_gui.workflows.handover.model_card import CAUTION, pct_text, speed_text
 from medcal_gui.workflows.handover.publish_facts import PublishFacts
@@ -97,7 +98,7 @@ def _inputs(facts: PublishFacts) -> list[str]:
 
 
 def _outputs(facts: PublishFacts) -> list[str]:
-    rows = [[_e(q.name), _e(q.qtype), f"{q.bytes / 1e6:,.1f} MB", _hash(q.sha256)] for q in facts.quants]
+    rows = [[_e(q.name), _e(q.qtype), format_bytes(q.bytes), _hash(q.sha256)] for q in facts.quants]
     return ["<h2>2. What came out</h2>", _table(["file", "type", "size", "sha256"], rows),
             f'<p class="small">Source files: {", ".join(_e(q.source.name) for q in facts.quants)}.</p>']
 

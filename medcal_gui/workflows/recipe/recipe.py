@@ -19,7 +19,6 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import check_input_file, check_output_path, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from medcal_gui.core.ownership import mark_folder
+from medcal_gui.core.units import format_bytes
 from medcal_gui.evaluate.eval_cache import text_sha256
 from medcal_gui.quantize.quantize_process import warm_children
 from medcal_gui.workflows.preflight import (
@@ -52,43 +52,10 @@ from medcal_gui.workflows.recipe.candidates import (
 from medcal_gui.workflows.recipe.checks import check_target, check_work_folder, file_id, smallest_tensor_bytes
 from medcal_gui.workflows.recipe.layout import pad, read_layout, tensor_bytes
 from medcal_gui.workflows.recipe.probes import ProbeFit, layer_of, run_probes, tensor_class
+from medcal_gui.workflows.recipe.results import RecipeResult
 
 CANDIDATE_KEY = "medcal.recipe.candidate"
 TARGET_KEY = "recipe.target"  # medcal.recipe.target in the output
-
-
-@dataclass
-class RecipeResult:
-    model: Path
-    out: Path
-    recipe_file: Path
-    budget: int
-    predicted_bytes: int
-    bytes: int
-    bpw: float
-    parameters: int
-    file_type: str
-    sha256: str
-    choice: dict[str, str]  # tensor -> ggml type
-    tensors: list[dict[str, Any]]  # per quantizable tensor: name, type, bytes, error, weight, class, layer
-    weighted_error: float
-    bound: float
-    optimal: bool
-    predicted_kld: float | None
-    kld: dict[str, Any] | None  # measured on the held-out text
-    probes: ProbeFit | None
-    stock: list[dict[str, Any]] = field(default_factory=list)  # stock types near this size
-    seconds: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    outputs: dict[str, str] = field(default_factory=dict)
-    rebuild_command: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "probes"}
-        for k in ("model", "out", "recipe_file"):
-            d[k] = str(d[k])
-        d["probes"] = self.probes.to_json() if self.probes else None
-        return d
 
 
 def _read_json(path: Path) -> Any:
@@ -164,9 +131,6 @@ def _probes(base: Path, imatrix: Path, heldout: Path, opts: list[TensorOptions],
     return fit, []
 
 
-def size_text(n: int) -> str:
-    return f"{n / 1e6:.2f} MB" if n < 1e9 else f"{n / 1e9:.3f} GB"
-
 
 @warm_children()  # its quantizations find their child started
 def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None = None,
@@ -181,7 +145,7 @@ def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None
     replaced `out` removes it and every file beside it that describes it, so nothing describes a GGUF that is
     not there. The work folder keeps only whole measurements (removed again when this run made it and failed
     before measuring anything)."""
-    from medcal_gui.modelfile.model_info import inspect_model
+    from medcal_gui.inspection.model_info import inspect_model
     from medcal_gui.quantize.quant_types import get_quant_type
     from medcal_gui.quantize.quantize import SIDECARS
     from medcal_gui.workflows.recipe.recipe_report import ladder_inputs, report_paths
@@ -228,8 +192,8 @@ def run_recipe(base: Path, imatrix: Path, out: Path, *, target_bytes: int | None
     assert target_bytes is not None
     floor = smallest_tensor_bytes(base, names)
     if floor is not None and target_bytes < floor:
-        raise InputError(f"The target {size_text(target_bytes)} ({target_bytes} bytes) is below the smallest file "
-                         f"these types can make: the tensors alone take at least {size_text(floor)} ({floor} bytes, "
+        raise InputError(f"The target {format_bytes(target_bytes)} ({target_bytes} bytes) is below the smallest file "
+                         f"these types can make: the tensors alone take at least {format_bytes(floor)} ({floor} bytes, "
                          f"{8 * floor / n_params:.2f} bits per weight). Give a larger target or add smaller types "
                          "to --types.")
 
@@ -290,8 +254,8 @@ def _build(base: Path, imatrix: Path, out: Path, recipe_file: Path, work: Path, 
         alloc = allocate(items, target_bytes - fixed)
     except BudgetTooSmall as exc:
         smallest = fixed + exc.smallest
-        raise InputError(f"The target {size_text(target_bytes)} ({target_bytes} bytes) is below the smallest "
-                         f"file these types can make: {size_text(smallest)} ({smallest} bytes, "
+        raise InputError(f"The target {format_bytes(target_bytes)} ({target_bytes} bytes) is below the smallest "
+                         f"file these types can make: {format_bytes(smallest)} ({smallest} bytes, "
                          f"{8 * smallest / n_params:.2f} bits per weight). Give a larger target or add smaller "
                          f"types to --types (the measurements are kept in {work} for the next run).") from None
     choice = {o.name: items[i][c].label for i, (o, c) in enumerate(zip(opts, alloc.choice, strict=True))}

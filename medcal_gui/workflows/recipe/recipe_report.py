@@ -9,16 +9,15 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from xml.sax.saxutils import escape
 
 from medcal_gui.core.file_hashes import file_sha256
 from medcal_gui.core.fsutil import write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from medcal_gui.core.units import format_bytes
 from medcal_gui.workflows.recipe.candidates import check_owned
-
-if TYPE_CHECKING:
-    from medcal_gui.workflows.recipe.recipe import RecipeResult
+from medcal_gui.workflows.recipe.results import RecipeResult
 
 NEAR = 0.15  # stock types within 15 % of the recipe's size are compared by default
 KLD_FIELDS = ("kld_mean", "kld_median", "kld_p99", "same_top_pct", "rms_dp_pct", "ppl_ratio")
@@ -208,9 +207,6 @@ def stock_near(res: RecipeResult, heldout: Path, imatrix: Path, work: Path, comp
                           "recipe_not_larger": res.bytes <= size})
 
 
-def _size(n: float) -> str:
-    return f"{n / 1e6:.2f} MB" if n < 1e9 else f"{n / 1e9:.3f} GB"
-
 
 def by_class(res: RecipeResult) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
@@ -227,7 +223,7 @@ def by_class(res: RecipeResult) -> list[dict[str, Any]]:
 
 
 def markdown(res: RecipeResult) -> str:
-    lines = [f"# Recipe for {res.model.name}: {_size(res.bytes)} ({res.bpw:.3f} bits per weight)", "",
+    lines = [f"# Recipe for {res.model.name}: {format_bytes(res.bytes)} ({res.bpw:.3f} bits per weight)", "",
              f"- budget {res.budget} bytes; predicted from the layout {res.predicted_bytes}; written "
              f"{res.bytes} ({'equal' if res.bytes == res.predicted_bytes else 'DIFFERENT'})",
              f"- weighted error {res.weighted_error:.6g}; "
@@ -242,12 +238,12 @@ def markdown(res: RecipeResult) -> str:
         lines += ["", "| file | size | bpw | mean KLD | p99 KLD | same top % | recipe's KLD vs it |",
                   "|---|---|---|---|---|---|---|"]
         assert res.kld is not None
-        lines.append(f"| **recipe** | {_size(res.bytes)} | {res.bpw:.3f} | {res.kld['kld_mean']:.5f} | "
+        lines.append(f"| **recipe** | {format_bytes(res.bytes)} | {res.bpw:.3f} | {res.kld['kld_mean']:.5f} | "
                      f"{res.kld['kld_p99']:.4f} | {res.kld['same_top_pct']:.2f} | |")
         for s in res.stock:
             ch = s["recipe_kld_change_pct"]
             name = s["type"] + (" (ladder)" if s.get("from_ladder") else "")
-            lines.append(f"| {name} | {_size(s['bytes'])} | {s['bpw']:.3f} | {s['kld_mean']:.5f} | "
+            lines.append(f"| {name} | {format_bytes(s['bytes'])} | {s['bpw']:.3f} | {s['kld_mean']:.5f} | "
                          f"{s['kld_p99']:.4f} | {s['same_top_pct']:.2f} | "
                          f"{'' if ch is None else f'{ch:+.1f} %'}{'' if s['recipe_not_larger'] else ' (larger)'} |")
     lines += ["", "| class | tensors | parameters | bytes | bpw | types | error weight |",
@@ -291,7 +287,7 @@ def chart_svg(res: RecipeResult) -> str:
     height = top + cell_h * len(kinds) + 60
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
            'font-size="10">',
-           f'<text x="{left}" y="18" font-size="13">{escape(res.model.name)}: recipe at {_size(res.bytes)} '
+           f'<text x="{left}" y="18" font-size="13">{escape(res.model.name)}: recipe at {format_bytes(res.bytes)} '
            f'({res.bpw:.2f} bpw), type per tensor</text>',
            f'<text x="{left}" y="34" fill="#52606d">colour: bits per weight of the type (red 2, blue 9)</text>']
     for j, layer in enumerate(layers):

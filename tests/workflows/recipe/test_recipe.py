@@ -135,7 +135,7 @@ def test_probes_weigh_classes_and_the_report_compares_stock(tiny_model: Path, im
 
 def test_a_ladder_of_the_same_model_serves_the_stock_comparison(tiny_model: Path, imatrix: Path, heldout: Path,
                                                                 folder: Path) -> None:
-    from medcal_gui.workflows.ladder import run_ladder
+    from medcal_gui.workflows.ladder.ladder import run_ladder
 
     lad = run_ladder(tiny_model, heldout, imatrix=imatrix, types=["Q4_K_M"], threads=1, out_dir=folder / "lad",
                      n_ctx=64, eval_chunks=2, reps=1)

@@ -7,18 +7,14 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from medcal_gui.core.fsutil import atomic_path, write_text_atomic
 from medcal_gui.core.svg_chart import Point, RefLine, scatter_svg
-from medcal_gui.quantize.quant_advice import caveat, kld_guidance
-
-if TYPE_CHECKING:
-    from medcal_gui.workflows.ladder import Constraints, LadderResult, Rung
-
-
-def size_text(n: float) -> str:
-    return f"{n / 1e6:,.1f} MB" if n < 1e9 else f"{n / 1e9:,.2f} GB"
+from medcal_gui.core.units import format_bytes
+from medcal_gui.evaluate.kld_reading import kld_guide
+from medcal_gui.quantize.quant_advice import caveat
+from medcal_gui.workflows.ladder.results import Constraints, LadderResult, Rung
 
 
 def mark_pareto(rungs: list[Rung]) -> None:
@@ -39,7 +35,7 @@ def _limits(max_kld: float | None, c: Constraints) -> str:
     if max_kld is not None:
         parts.append(f"mean KLD ≤ {max_kld:g}")
     if c.max_size is not None:
-        parts.append(f"size ≤ {size_text(c.max_size)}")
+        parts.append(f"size ≤ {format_bytes(c.max_size)}")
     if c.min_tg is not None:
         parts.append(f"generation ≥ {c.min_tg:g} tokens/s")
     return ", ".join(parts)
@@ -48,7 +44,7 @@ def _limits(max_kld: float | None, c: Constraints) -> str:
 def recommend(rungs: list[Rung], c: Constraints) -> dict[str, Any]:
     """The smallest rung meeting the constraints (a near-lossless KLD when no --max-kld is given), or, with
     only a size limit, the best fidelity within it. Returns {type, text, rule}; type None when none meets."""
-    g = kld_guidance()
+    g = kld_guide()
     by_size = sorted(rungs, key=lambda r: (r.bytes, r.kld_mean))
     if c.max_kld is None and c.max_size is not None:
         max_kld, rule = None, "best fidelity within the size"
@@ -64,11 +60,11 @@ def recommend(rungs: list[Rung], c: Constraints) -> dict[str, Any]:
     if pick is None:
         best = min(rungs, key=lambda r: r.kld_mean)
         return {"type": None, "rule": rule, "limits": limits,
-                "text": f"No rung meets {limits}. The closest to the base is {best.type} ({size_text(best.bytes)}, "
+                "text": f"No rung meets {limits}. The closest to the base is {best.type} ({format_bytes(best.bytes)}, "
                         f"KLD {best.kld_mean:.4g}); loosen a limit or add larger types."}
-    lv = g.reading(pick.kld_mean)
-    text = (f"{pick.type}: {size_text(pick.bytes)}, {pick.speedup_tg:.1f}x the base's generation speed, "
-            f"KLD {pick.kld_mean:.4g} ({lv.label}: {lv.words}).")
+    band = g.band(pick.kld_mean)
+    text = (f"{pick.type}: {format_bytes(pick.bytes)}, {pick.speedup_tg:.1f}x the base's generation speed, "
+            f"KLD {pick.kld_mean:.4g} ({band.label}: {band.reading}).")
     larger = [r for r in by_size if r.bytes > pick.bytes]
     if larger:
         nxt = larger[0]
@@ -102,22 +98,22 @@ def markdown(res: LadderResult) -> str:
     head = ("| type | size | bits/wt | mean KLD | median KLD | KLD 99% | same top | RMS Δp | PPL ratio | "
             "pp512 t/s | tg128 t/s | tg speed-up | Pareto |\n")
     head += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n"
-    rows = [f"| base ({Path(b['file']).name}) | {size_text(b['bytes'])} | {b['bpw']:.2f} | 0 | 0 | 0 | 100 % | 0 % | "
-            f"1 | {b['pp_tokens_per_s']:.1f} ± {b['pp_sd']:.1f} | {b['tg_tokens_per_s']:.1f} ± {b['tg_sd']:.1f} | "
-            "1.00x | |"]
+    rows = [f"| base ({Path(b['file']).name}) | {format_bytes(b['bytes'])} | {b['bpw']:.2f} | 0 | 0 | 0 | 100 % | "
+            f"0 % | 1 | {b['pp_tokens_per_s']:.1f} ± {b['pp_sd']:.1f} | {b['tg_tokens_per_s']:.1f} ± {b['tg_sd']:.1f} "
+            "| 1.00x | |"]
     mcq = b.get("mcq")
     if mcq:  # the behaviour columns, with a question file
         head = head.replace(" Pareto |\n", " Pareto | accuracy | lost / gained (McNemar p) |\n", 1)
         head = head.replace("|:---:|\n", "|:---:|---:|---:|\n", 1)
         rows[0] += f" {mcq['accuracy_pct']:.1f} % | |"
     for r in res.rungs:
-        rows.append(f"| {r.type} | {size_text(r.bytes)} | {r.bpw:.2f} | {r.kld_mean:.5f} | {r.kld_median:.5f} | "
+        rows.append(f"| {r.type} | {format_bytes(r.bytes)} | {r.bpw:.2f} | {r.kld_mean:.5f} | {r.kld_median:.5f} | "
                     f"{r.kld_p99:.4f} | {r.same_top_pct:.2f} % | {r.rms_dp_pct:.2f} % | {r.ppl_ratio:.4f} | "
                     f"{r.pp_tokens_per_s:.1f} ± {r.pp_sd:.1f} | {r.tg_tokens_per_s:.1f} ± {r.tg_sd:.1f} | "
                     f"{r.speedup_tg:.2f}x | {'yes' if r.pareto else 'no'} |"
                     + (f" {r.mcq_accuracy_pct:.1f} % | {r.mcq_lost} / {r.mcq_gained} (p = {r.mcq_p:.3f}) |"
                        if mcq and r.mcq_accuracy_pct is not None else ""))
-    g = kld_guidance()
+    g = kld_guide()
     rec = res.recommendation
     foot = [
         "",
@@ -138,7 +134,7 @@ def markdown(res: LadderResult) -> str:
 
 def chart_svg(res: LadderResult, extra: Sequence[tuple[str, int, float]] = ()) -> str:
     """Size against mean KLD of every rung; `extra` adds (label, bytes, mean KLD) points, e.g. a recipe."""
-    g = kld_guidance()
+    g = kld_guide()
     pts = [Point(r.bytes / 1e6, r.kld_mean, r.type, muted=not r.pareto) for r in res.rungs]
     pts += [Point(b / 1e6, kld, label) for label, b, kld in extra]
     front = [(r.bytes / 1e6, r.kld_mean) for r in res.rungs if r.pareto]

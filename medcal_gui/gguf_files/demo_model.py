@@ -26,8 +26,8 @@ from medcal_gui.core.errors import ModelError
 from medcal_gui.core.fsutil import atomic_path, check_free_space, ensure_dir, sha256_file, write_text_atomic
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.core.resources import user_cache_dir
-from medcal_gui.modelfile import DEMO_MODEL_LABEL
-from medcal_gui.modelfile.gguf_check import open_gguf
+from medcal_gui.gguf_files import DEMO_MODEL_LABEL
+from medcal_gui.gguf_files.gguf_check import open_gguf
 
 LOG = logging.getLogger(__name__)
 

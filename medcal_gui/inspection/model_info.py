@@ -8,11 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUFReader
-
 from medcal_gui.core.markers import TURN_END, TURN_START
-from medcal_gui.modelfile.gguf_check import check_model_header, open_gguf
-from medcal_gui.modelfile.gguf_header import GGUFHeader, HeaderError, TensorInfo, read_header
+from medcal_gui.core.units import format_bytes
+from medcal_gui.gguf_files.gguf_check import model_header
 from medcal_gui.quantize.quant_types import quant_type_for_ftype
 
 TOKEN_TYPE_CONTROL = 3  # llama_token_type / gguf TokenType.CONTROL
@@ -74,7 +72,7 @@ class ModelInfo:
             f"Parameters:       {self.parameter_count:,} ({self.parameter_count / 1e6:.0f}M)",
             f"File type:        {self.file_type}" + (" (quantized)" if self.is_quantized else ""),
             f"Tensors:          {self.tensor_count} ({types})",
-            f"Size:             {self.size_bytes / 1e6:.1f} MB",
+            f"Size:             {format_bytes(self.size_bytes)}",
             f"Context length:   {self.context_length if self.context_length is not None else 'unknown'}",
             f"Vocabulary:       {self.vocab_size if self.vocab_size is not None else 'unknown'} tokens"
             + (f" ({self.tokenizer_model})" if self.tokenizer_model else ""),
@@ -85,35 +83,6 @@ class ModelInfo:
         lines += [f"Note: {n}" for n in self.notes]
         lines += [f"WARNING: {w}" for w in self.warnings]
         return lines
-
-
-def model_header(path: Path) -> GGUFHeader:
-    """The header, by the quick reader; a file it cannot follow goes through open_gguf, which explains what is
-    wrong with it (or, where the file is fine after all, reads it the slow way)."""
-    try:
-        header = read_header(path)
-    except (HeaderError, OSError):
-        return _from_reader(open_gguf(path), path)
-    general_type = header.fields.get("general.type")
-    check_model_header(path, [(t.name, t.data_offset, t.n_bytes) for t in header.tensors], header.file_size,
-                       general_type=general_type if isinstance(general_type, str) else None,
-                       has_architecture="general.architecture" in header.fields)
-    return header
-
-
-def _from_reader(reader: GGUFReader, path: Path) -> GGUFHeader:
-    fields: dict[str, Any] = {}
-    for key, f in reader.fields.items():
-        if key.startswith("GGUF.") or not f.types:
-            continue
-        try:
-            fields[key] = f.contents()
-        except (ValueError, IndexError, UnicodeDecodeError):
-            continue
-    version = reader.fields["GGUF.version"].contents() if "GGUF.version" in reader.fields else 0
-    tensors = [TensorInfo(t.name, tuple(int(x) for x in t.shape), int(t.tensor_type), int(t.data_offset))
-               for t in reader.tensors]
-    return GGUFHeader(int(version or 0), fields, tensors, int(reader.data_offset), path.stat().st_size)
 
 
 def _int(v: Any) -> int | None:
@@ -193,11 +162,9 @@ def inspect_model(path: Path | str) -> ModelInfo:
         warnings.append(
             f"This model is already quantized ({file_type}). Quantizing it again stacks a second rounding "
             "on the first and loses quality; use the F16 or BF16 original as the input if you have it.")
-    problem: str | None = None
-    if has_template:
-        from medcal_gui.chat.chat_template import check_template
+    from medcal_gui.chat.chat_template import embedded_template_problem
 
-        problem = check_template(str(template), source=f"the chat template embedded in {path.name}")
+    problem = embedded_template_problem(fields, path.name)
     if problem:
         warnings.append(problem)
     elif has_template:
@@ -216,7 +183,7 @@ def inspect_model(path: Path | str) -> ModelInfo:
         tensor_types=dict(sorted(tensor_types.items())),
         size_bytes=path.stat().st_size,
         gguf_version=header.version,
-        context_length=_int(_value(f"{arch}.context_length")),
+        context_length=header.context_length,
         vocab_size=len(tokens) if tokens is not None else None,
         tokenizer_model=_value("tokenizer.ggml.model"),
         bos_id=bos_id,

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medcal_gui.core.errors import MedcalError, ModelError
-from medcal_gui.modelfile.limits import (
+from medcal_gui.budget.limits import (
     LimitError,
     chat_needs,
     check,
@@ -23,6 +22,8 @@ from medcal_gui.modelfile.limits import (
     model_shape,
     quantize_needs,
 )
+from medcal_gui.core.errors import MedcalError, ModelError
+from medcal_gui.core.units import format_bytes
 
 TEXT = ("<start_of_turn>user\nThe patient has chest pain and atrial fibrillation.<end_of_turn>\n"
         "<start_of_turn>model\nECG, troponin, anticoagulation per CHA2DS2-VASc.<end_of_turn>\n") * 60
@@ -76,7 +77,7 @@ def test_a_models_shape_is_read_once_per_file_version(tiny_model: Path, tmp_path
     """The shape is remembered per file version in the user's cache (walking a 262k-token vocabulary took
     45 ms of every quantize): a later process reads the memo, a changed file is read again, a broken memo
     only means reading again."""
-    from medcal_gui.modelfile import limits
+    from medcal_gui.budget import limits
 
     monkeypatch.setenv("MEDCAL_CACHE", str(tmp_path / "cache"))
     m = tmp_path / "m.gguf"
@@ -113,12 +114,12 @@ def test_missing_model_is_a_model_error(tmp_path: Path) -> None:
         model_shape(bad)
 
 
-def test_estimates_cover_the_demo_models_weights_and_logits(demo_model: Path) -> None:
+def test_estimates_cover_the_demo_models_weights_and_logits(demo_model: Path, tmp_path: Path) -> None:
     size = demo_model.stat().st_size
     im = imatrix_needs(demo_model, 512)
     logits = 512 * 262_144 * 4
     assert size + logits < im.memory < size + 4 * logits
-    ev = eval_needs(demo_model, [demo_model], 512, TEXT, None)
+    ev = eval_needs(demo_model, [demo_model], 512, TEXT, None, cache_folder=tmp_path)
     assert ev.memory > im.memory  # two logits copies and the log-probabilities
     assert ev.disk > 0 and ev.folder is not None
     q = quantize_needs(demo_model, demo_model.with_name("x.gguf"), 4.5)
@@ -135,11 +136,11 @@ def test_message_says_what_is_needed_and_what_is_free(demo_model: Path, monkeypa
     with pytest.raises(LimitError) as info:
         check(needs)
     msg = info.value.message
-    assert msg.startswith(f"The importance matrix needs about {needs.memory / 1e9:.1f} GB of free memory")
-    assert "; 0.6 GB are free" in msg and "\n" not in msg
+    assert msg.startswith(f"The importance matrix needs about {format_bytes(needs.memory, rough=True)} of free memory")
+    assert "; 600 MB are free" in msg and "\n" not in msg
     assert isinstance(info.value, MedcalError) and info.value.exit_code == 2
     line = describe_needs(needs)
-    assert line.startswith(f"needs about {needs.memory / 1e9:.1f} GB of memory (0.6 GB free, too little)")
+    assert line.startswith(f"needs about {format_bytes(needs.memory, rough=True)} of memory (600 MB free, too little)")
     monkeypatch.setenv("MEDCAL_FAKE_FREE_MEM", "64G")
     assert check(needs) is needs
     assert "too little" not in describe_needs(needs)

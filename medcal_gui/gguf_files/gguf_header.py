@@ -71,6 +71,12 @@ class GGUFHeader:
     file_size: int
     kv_spans: dict[str, tuple[int, int]] = field(default_factory=dict)  # each key's bytes (key to value's end)
 
+    @property
+    def context_length(self) -> int | None:
+        """The context the model was trained for (`<architecture>.context_length`); None where it does not say."""
+        v = self.fields.get(f"{self.fields.get('general.architecture') or 'unknown'}.context_length")
+        return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
 
 @dataclass(frozen=True)
 class SkippedStrings:

@@ -9,18 +9,16 @@ from pathlib import Path
 import pytest
 
 from medcal_gui.dataset.holdout import split_records
-from medcal_gui.quantize.quant_types import get_quant_type
-from medcal_gui.workflows import verify_facts
-from medcal_gui.workflows.calibrate_quantize import imatrix_path_for
-from medcal_gui.workflows.quantize_facts import (
+from medcal_gui.presenters.quantize_facts import (
     cancel_message,
-    chunks_to_run,
     estimate_bytes,
     imatrix_notes,
     output_path,
     size_note,
 )
-from medcal_gui.workflows.verify_facts import held_out_count, is_demo_model, kld_band, kld_reading
+from medcal_gui.presenters.verify_facts import held_out_count, is_demo_model
+from medcal_gui.quantize.quant_types import get_quant_type
+from medcal_gui.workflows.calibrate_quantize import imatrix_path_for
 
 
 def test_output_path_names_the_type_next_to_the_model_or_in_the_folder(tmp_path: Path) -> None:
@@ -38,18 +36,13 @@ def test_imatrix_notes_follow_the_type_and_mode() -> None:
     assert imatrix_notes(iq2, "compute", dry) == ["3 tensors use a fallback type"]
 
 
-@pytest.mark.parametrize(("n_chunks", "limit", "runs"), [(7, 0, 7), (7, 3, 3), (2, 5, 2)])
-def test_chunks_to_run_honours_the_limit(n_chunks: int, limit: int, runs: int) -> None:
-    assert chunks_to_run(n_chunks, limit) == runs
-
-
 def test_size_note_explains_a_dry_run_well_above_the_estimate() -> None:
     qt = get_quant_type("Q4_K_M")
     params = 268_098_176  # Gemma 3 270M
     est = estimate_bytes(qt, params)
     assert size_note(qt, params, int(est * 1.02)) == ""
     note = size_note(qt, params, 253_000_000)
-    assert "253 MB" in note and f"{est / 1e6:,.0f} MB" in note and "token embeddings" in note
+    assert "253 MB" in note and f"({est / 1e6:,.0f} MB, " in note and "token embeddings" in note
     assert size_note(qt, params, None) == ""
 
 
@@ -72,36 +65,8 @@ def test_held_out_count_is_the_split_step_3_makes(n: int) -> None:
     assert held_out_count(n) == len(split_records(list(range(n)))[1])  # type: ignore[arg-type]
 
 
-def test_kld_reading_uses_the_bands_in_the_data_file() -> None:
-    bands = verify_facts.kld_bands()
-    assert [b.kind for b in bands] == ["ok", "warn", "bad"]
-    low, high = bands[0].below, bands[1].below
-    assert (low, high) == (0.01, 0.1)
-    assert kld_band(low / 2).kind == "ok" and kld_band(low).kind == "warn" and kld_band(high * 3).kind == "bad"
-    text = kld_reading(0.004)
-    assert "usually indistinguishable from the base" in text
-    assert "Lower is better; below 0.01 is usually indistinguishable, above 0.1 noticeable" in text
-
-
-def test_a_broken_kld_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from medcal_gui.core.errors import InputError
-    from medcal_gui.core.resources import resources_dir
-
-    fake = tmp_path / "res"
-    fake.mkdir()
-    (fake / "variants").symlink_to(resources_dir() / "variants")
-    (fake / "kld_reading.toml").write_text("[[band]]\nbelow = 0.1\nreading = 'x'\n", encoding="utf-8")
-    monkeypatch.setenv("MEDCAL_RESOURCES", str(fake))
-    verify_facts.kld_bands.cache_clear()
-    try:
-        with pytest.raises(InputError, match="last one must be `below = inf`"):
-            verify_facts.kld_bands()
-    finally:
-        verify_facts.kld_bands.cache_clear()
-
-
 def test_the_demo_model_and_its_quants_are_recognised(tmp_path: Path) -> None:
-    from medcal_gui.modelfile.demo_model import demo_model_path
+    from medcal_gui.gguf_files.demo_model import demo_model_path
 
     demo = demo_model_path()
     assert is_demo_model(demo) and is_demo_model(tmp_path / f"{demo.stem}-Q4_K_M.gguf")
@@ -109,7 +74,7 @@ def test_the_demo_model_and_its_quants_are_recognised(tmp_path: Path) -> None:
 
 
 def test_run_blocker_says_what_is_missing(tmp_path: Path) -> None:
-    from medcal_gui.workflows.quantize_facts import run_blocker
+    from medcal_gui.presenters.quantize_facts import run_blocker
 
     q4, q8, iq2 = get_quant_type("Q4_K_M"), get_quant_type("Q8_0"), get_quant_type("IQ2_XXS")
     assert "Load narratives" in run_blocker(q4, "compute", has_records=False, n_chunks=None, imatrix_file="")
@@ -123,7 +88,7 @@ def test_run_blocker_says_what_is_missing(tmp_path: Path) -> None:
 
 
 def test_output_line_names_the_files_and_a_replacement(tmp_path: Path) -> None:
-    from medcal_gui.workflows.quantize_facts import output_line
+    from medcal_gui.presenters.quantize_facts import output_line
 
     out = tmp_path / "m-Q4_K_M.gguf"
     line = output_line(out, get_quant_type("Q4_K_M"), "compute")
@@ -135,7 +100,7 @@ def test_output_line_names_the_files_and_a_replacement(tmp_path: Path) -> None:
 
 def test_heldout_split_is_the_records_step_3_keeps_out(sample_file: Path) -> None:
     from medcal_gui.dataset.reading.loader import LoadOptions, load_dataset
-    from medcal_gui.workflows.verify_facts import heldout_split
+    from medcal_gui.presenters.verify_facts import heldout_split
 
     records = load_dataset([sample_file], LoadOptions()).records
     text, what = heldout_split(records, "no_such_variant", "")
@@ -145,10 +110,10 @@ def test_heldout_split_is_the_records_step_3_keeps_out(sample_file: Path) -> Non
 
 
 def test_run_needs_takes_the_larger_memory_and_both_disks(tiny_model: Path, tmp_path: Path) -> None:
-    from medcal_gui.modelfile.limits import imatrix_needs, model_shape, quantize_needs
+    from medcal_gui.budget.limits import imatrix_needs, model_shape, quantize_needs
+    from medcal_gui.presenters.quantize_facts import run_needs
     from medcal_gui.quantize.quant_types import get_quant_type
     from medcal_gui.workflows.calibrate_quantize import imatrix_path_for
-    from medcal_gui.workflows.quantize_facts import run_needs
 
     shape, qt, out = model_shape(tiny_model), get_quant_type("Q4_K_M"), tmp_path / "q.gguf"
     im = imatrix_needs(shape, 256, imatrix_path_for(out))

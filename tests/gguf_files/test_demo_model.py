@@ -13,14 +13,14 @@ from gguf.quants import dequantize
 from medcal_gui.core.errors import Cancelled
 from medcal_gui.core.fsutil import TMP_PREFIX
 from medcal_gui.core.jobs import CancelToken, Progress
-from medcal_gui.modelfile.demo_model import (
+from medcal_gui.gguf_files.demo_model import (
     DEMO_MODEL_FILENAME,
     demo_model_path,
     demo_model_ready,
     demo_source_path,
     prepare_demo_model,
 )
-from medcal_gui.modelfile.gguf_check import open_gguf
+from medcal_gui.gguf_files.gguf_check import open_gguf
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,9 @@ from medcal_gui.core.errors import Cancelled, InputError
 from medcal_gui.core.jobs import CancelToken, Progress
 from medcal_gui.evaluate.evaluate import evaluate
 from medcal_gui.evaluate.speed import mean_sd, measure_speed
-from medcal_gui.workflows.ladder import Constraints, Rung, run_ladder
-from medcal_gui.workflows.ladder_report import mark_pareto, recommend
+from medcal_gui.workflows.ladder.ladder import run_ladder
+from medcal_gui.workflows.ladder.ladder_report import mark_pareto, recommend
+from medcal_gui.workflows.ladder.results import Constraints, Rung
 
 TYPES = ["Q8_0", "Q4_K_M", "IQ3_XXS"]
 FIELDS = ("kld_mean", "kld_median", "kld_p99", "same_top_pct", "rms_dp_pct", "ppl_ratio")

@@ -11,9 +11,9 @@ from pathlib import Path
 import gguf
 import pytest
 
-from medcal_gui.modelfile import gguf_header
-from medcal_gui.modelfile.gguf_check import open_gguf
-from medcal_gui.modelfile.gguf_header import HeaderError, read_header
+from medcal_gui.gguf_files import gguf_header
+from medcal_gui.gguf_files.gguf_check import open_gguf
+from medcal_gui.gguf_files.gguf_header import HeaderError, read_header
 
 
 def _same_as_reader(path: Path) -> None:
@@ -70,7 +70,7 @@ def test_what_it_cannot_follow_is_a_header_error(tiny_model: Path, tmp_path: Pat
 def test_the_model_shape_from_the_header_is_llamas(tiny_model: Path, demo_model: Path) -> None:
     """limits reads a model's shape from the header (vocabulary counted, not decoded): the same figures
     llama.cpp's own vocab-only load gives."""
-    from medcal_gui.modelfile import limits
+    from medcal_gui.budget import limits
 
     for p in (tiny_model, demo_model):
         size = p.stat().st_size
@@ -90,7 +90,7 @@ def test_the_model_shape_from_the_header_is_llamas(tiny_model: Path, demo_model:
 def test_shapes_alone_need_no_gguf_py(tiny_model: Path, tmp_path: Path) -> None:
     """check_types=False (the quantize command's model shape and imatrix) reads shapes without importing
     gguf-py (30 ms); with it, an unknown tensor type is a HeaderError."""
-    code = ("import sys\nfrom medcal_gui.modelfile.gguf_header import read_header\n"
+    code = ("import sys\nfrom medcal_gui.gguf_files.gguf_header import read_header\n"
             f"h = read_header({str(tiny_model)!r}, decode_strings=False, check_types=False)\n"
             "print('gguf' in sys.modules, len(h.tensors), sum(t.n_elements for t in h.tensors))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

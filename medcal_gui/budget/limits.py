@@ -26,11 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from medcal_gui.core.errors import InputError, MedcalError, ModelError
-from medcal_gui.core.units import parse_size
+from medcal_gui.core.units import MiB, format_bytes, parse_size
 from medcal_gui.core.version_memo import VersionMemo
 
-GB = 1e9
-MiB = 1024 * 1024
 # A process running Python, numpy and llama.cpp with no model loaded (measured: about 150-250 MB).
 BASE_PROCESS = 300 * MiB
 # Streaming conversion keeps one slice of rows (4M values) in flight plus the writer's buffers.
@@ -169,7 +167,7 @@ def _shape_cached(path: str, size: int, mtime: int) -> ModelShape:
 
 
 def _shape_read(path: str, size: int) -> ModelShape:
-    from medcal_gui.modelfile.gguf_header import HeaderError, SkippedStrings, read_header
+    from medcal_gui.gguf_files.gguf_header import HeaderError, SkippedStrings, read_header
 
     try:  # the quick reader, the vocabulary counted, not decoded
         header = read_header(path, decode_strings=False, check_types=False)
@@ -200,7 +198,7 @@ def _shape_read(path: str, size: int) -> ModelShape:
 def _shape_by_llama(path: str, size: int) -> ModelShape:
     import llama_cpp
 
-    from medcal_gui.llama.context import ensure_backend
+    from medcal_gui.llama.context import ensure_backend, model_meta
     from medcal_gui.llama.cpu_quirks import model_params
 
     ensure_backend()
@@ -212,9 +210,7 @@ def _shape_by_llama(path: str, size: int) -> ModelShape:
                          "GGUF model (run `medcal inspect` on it).")
     try:
         def meta(key: str) -> str | None:
-            buf = (llama_cpp.ctypes.c_char * 256)()
-            n = llama_cpp.llama_model_meta_val_str(model, key.encode(), buf, 256)
-            return buf.value.decode("utf-8", "replace") if n >= 0 else None
+            return model_meta(model, key)
 
         arch = meta("general.architecture") or ""
 
@@ -296,21 +292,18 @@ def quantize_needs(model: Path | str | ModelShape, out: Path | str, bpw: float, 
     return needs
 
 
-def eval_cache_bytes(n_scored: int, n_vocab: int) -> int:
-    """Disk for the base pass's cache: the eval cache's own bound per scored token when it declares one,
-    else llama-perplexity's figure of 2 bytes per vocabulary entry (plus the per-token fields)."""
-    from medcal_gui.evaluate import eval_cache
-
-    per_token = getattr(eval_cache, "MAX_BYTES_PER_TOKEN", None)
-    if not isinstance(per_token, int):
-        per_token = 2 * n_vocab + 64
-    return n_scored * per_token
+def eval_cache_bytes(n_scored: int, n_vocab: int, per_token: int | None = None) -> int:
+    """Disk for the base pass's cache: the eval cache's own bound per scored token when the evaluation passes
+    one, else llama-perplexity's figure of 2 bytes per vocabulary entry (plus the per-token fields)."""
+    return n_scored * (per_token if per_token else 2 * n_vocab + 64)
 
 
 def eval_needs(base: Path | str | ModelShape, models: Sequence[Path | str | ModelShape], n_ctx: int,
-               text: str | None = None, n_chunks: int | None = None, cache_folder: Path | None = None) -> Needs:
+               text: str | None = None, n_chunks: int | None = None, cache_folder: Path | None = None,
+               cache_bytes_per_token: int | None = None) -> Needs:
     """The base and each model load one after another, never together: the largest one sizes the memory.
-    Disk: the base pass's cache for `text` (about one token per 3 characters, at most `n_chunks` chunks)."""
+    Disk: the base pass's cache for `text` (about one token per 3 characters, at most `n_chunks` chunks) in
+    `cache_folder`; the evaluation passes its cache's folder (and bound per token, if it has one) down."""
     n_tokens: int | None = None
     if text is not None:
         n_tokens = len(text) // 3
@@ -322,11 +315,10 @@ def eval_needs(base: Path | str | ModelShape, models: Sequence[Path | str | Mode
     _loaded_model(needs, big, n_ctx, min(n_ctx, 512), n_ctx, label="largest model", logits_copies=2)
     # log-softmax of the scored half of a chunk, in float64
     needs.add_memory("log-probabilities", (n_ctx // 2) * big.n_vocab * 8)
-    if n_tokens is not None:
-        from medcal_gui.evaluate.eval_cache import eval_cache_dir
-
-        needs.folder = cache_folder or eval_cache_dir()
-        needs.add_disk("evaluation cache (base pass)", eval_cache_bytes(n_tokens // 2, big.n_vocab))
+    if n_tokens is not None and cache_folder is not None:
+        needs.folder = cache_folder
+        needs.add_disk("evaluation cache (base pass)",
+                       eval_cache_bytes(n_tokens // 2, big.n_vocab, cache_bytes_per_token))
     return needs
 
 
@@ -351,7 +343,7 @@ def convert_needs(out: Path | str, output_bytes: int, mmproj_bytes: int = 0,
 # ---------------------------------------------------------------- check and describe
 
 def _gb(n: float) -> str:
-    return f"{n / GB:.1f} GB" if n >= 0.095 * GB else f"{n / 1e6:.0f} MB"
+    return format_bytes(n, rough=True)
 
 
 def _parts(parts: list[tuple[str, int]]) -> str:

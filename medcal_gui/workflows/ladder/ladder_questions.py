@@ -3,14 +3,12 @@ questions it lost and gained against the base with the exact McNemar p (issue 15
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from medcal_gui.behaviour.mcq import Question, flips_between, load_questions, score_model
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, no_progress
-
-if TYPE_CHECKING:
-    from medcal_gui.workflows.ladder import LadderResult
+from medcal_gui.workflows.ladder.results import LadderResult
 
 
 def score_ladder_questions(res: LadderResult, questions: Path, *, threads: int = 1, n_ctx: int = 2048,
@@ -24,8 +22,7 @@ def score_ladder_questions(res: LadderResult, questions: Path, *, threads: int =
     scored = []
     for i, path in enumerate(models):
         def tag(p: Progress, i: int = i, name: str = path.name) -> None:
-            progress(Progress(f"questions {i + 1}/{len(models)} ({name})", p.done, p.total, p.message,
-                              unit=p.unit))
+            progress(replace(p, stage=f"questions {i + 1}/{len(models)} ({name})"))
 
         scored.append(score_model(path, qs, n_ctx=n_ctx, threads=threads, progress=tag, cancel=cancel,
                                   label=path.name))

@@ -7,9 +7,9 @@ import pytest
 
 from medcal_gui.cli.main import main
 from medcal_gui.core.errors import ModelError
-from medcal_gui.modelfile.demo_model import demo_source_path
-from medcal_gui.modelfile.gguf_check import check_gguf
-from medcal_gui.modelfile.model_info import inspect_model
+from medcal_gui.gguf_files.demo_model import demo_source_path
+from medcal_gui.gguf_files.gguf_check import check_gguf
+from medcal_gui.inspection.model_info import inspect_model
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def tiny_bytes(tiny_model: Path) -> bytes:
 
 
 def _data_offset(path: Path) -> int:
-    from medcal_gui.modelfile.gguf_check import open_gguf
+    from medcal_gui.gguf_files.gguf_check import open_gguf
 
     return int(open_gguf(path).data_offset)
 

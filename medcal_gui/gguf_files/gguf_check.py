@@ -18,6 +18,7 @@ from gguf import GGUFReader
 from gguf.constants import GGUF_MAGIC
 
 from medcal_gui.core.errors import ModelError
+from medcal_gui.gguf_files.gguf_header import GGUFHeader, HeaderError, TensorInfo, read_header
 
 LOG = logging.getLogger(__name__)
 
@@ -178,3 +179,32 @@ def check_gguf(path: Path | str) -> None:
     """Refuse a model file llama.cpp could not load: missing, empty, not GGUF, unknown version, absurd counts,
     truncated header or data. Raises ModelError in plain words naming the file."""
     open_gguf(path)
+
+
+def model_header(path: Path) -> GGUFHeader:
+    """The header, by the quick reader; a file it cannot follow goes through open_gguf, which explains what is
+    wrong with it (or, where the file is fine after all, reads it the slow way)."""
+    try:
+        header = read_header(path)
+    except (HeaderError, OSError):
+        return _from_reader(open_gguf(path), path)
+    general_type = header.fields.get("general.type")
+    check_model_header(path, [(t.name, t.data_offset, t.n_bytes) for t in header.tensors], header.file_size,
+                       general_type=general_type if isinstance(general_type, str) else None,
+                       has_architecture="general.architecture" in header.fields)
+    return header
+
+
+def _from_reader(reader: GGUFReader, path: Path) -> GGUFHeader:
+    fields: dict[str, Any] = {}
+    for key, f in reader.fields.items():
+        if key.startswith("GGUF.") or not f.types:
+            continue
+        try:
+            fields[key] = f.contents()
+        except (ValueError, IndexError, UnicodeDecodeError):
+            continue
+    version = reader.fields["GGUF.version"].contents() if "GGUF.version" in reader.fields else 0
+    tensors = [TensorInfo(t.name, tuple(int(x) for x in t.shape), int(t.tensor_type), int(t.data_offset))
+               for t in reader.tensors]
+    return GGUFHeader(int(version or 0), fields, tensors, int(reader.data_offset), path.stat().st_size)

@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from medcal_gui.budget.limits import ModelShape, Needs, describe_needs, imatrix_needs, quantize_needs
 from medcal_gui.calibrate.tokens import TokenReport
-from medcal_gui.modelfile.limits import ModelShape, Needs, describe_needs, imatrix_needs, quantize_needs
+from medcal_gui.core.units import format_bytes
+from medcal_gui.llama.chunks import ChunkPlan
 from medcal_gui.quantize.quant_types import QuantType, imatrix_advice
 from medcal_gui.workflows.calibrate_quantize import imatrix_path_for, quant_path_for
 
@@ -35,17 +37,14 @@ def imatrix_notes(qt: QuantType, mode: str, dry_notes: Sequence[str]) -> list[st
     return [n for n in notes if n]
 
 
-def chunks_to_run(n_chunks: int, limit: int) -> int:
-    """Chunks a run processes: all of them (`limit` 0), or at most `limit`."""
-    return n_chunks if not limit else min(n_chunks, limit)
-
-
 def token_summary(rep: TokenReport, records: int, variant: str, layout: str, held_out: int, limit: int) -> str:
-    """One line on the calibration text (HTML, figures in bold) ending with the chunks the run will do."""
+    """One line on the calibration text (HTML, figures in bold) ending with the chunks the run will do (`limit`
+    0: all of them, as the pane passes no limit then)."""
     held = f"; {held_out} held out" if held_out else ""
+    runs = ChunkPlan(rep.tokens, rep.n_ctx, limit or None).n_chunks
     return (f"<b>{rep.tokens:,}</b> tokens from {records} records ({variant}, {layout} layout{held}) → "
             f"<b>{rep.n_chunks}</b> chunks of {rep.n_ctx}, <b>{rep.tokens_dropped:,}</b> tokens dropped at the "
-            f"end; {chunks_to_run(rep.n_chunks, limit)} chunk(s) will run.")
+            f"end; {runs} chunk(s) will run.")
 
 
 def estimate_bytes(qt: QuantType, parameters: int) -> int:
@@ -60,9 +59,10 @@ def size_note(qt: QuantType, parameters: int, dry_run_bytes: int | None) -> str:
     est = estimate_bytes(qt, parameters)
     if dry_run_bytes < est * SIZE_NOTE_RATIO:
         return ""
-    return (f"llama.cpp's dry run ({dry_run_bytes / 1e6:,.0f} MB) is above the ≈ estimate ({est / 1e6:,.0f} MB, "
-            f"{qt.bpw:g} bits × every weight): llama.cpp keeps the token embeddings and the output layer at a "
-            "higher-precision type and norms in F32; with a large vocabulary that is a big share of a small model.")
+    return (f"llama.cpp's dry run ({format_bytes(dry_run_bytes, rough=True)}) is above the ≈ estimate "
+            f"({format_bytes(est, rough=True)}, {qt.bpw:g} bits × every weight): llama.cpp keeps the token "
+            "embeddings and the output layer at a higher-precision type and norms in F32; with a large vocabulary "
+            "that is a big share of a small model.")
 
 
 def cancel_message(out: Path, computes_imatrix: bool, started_at: float) -> str:

@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from medcal_gui.evaluate.speed import REPS, SpeedResult, measure_speed
 from medcal_gui.quantize.quant_advice import default_ladder_types
 from medcal_gui.quantize.quant_types import get_quant_type
 from medcal_gui.quantize.quantize_process import warm_children
+from medcal_gui.workflows.ladder.results import Constraints, LadderResult, Rung
 from medcal_gui.workflows.preflight import (
     check_count,
     check_ctx,
@@ -49,80 +50,9 @@ RUNGS_KIND = "ladder rungs"  # the ownership marker of OUTDIR/rungs
 MAX_REPS = 1000  # speed repetitions: more is hours of timing, not a better figure
 
 
-@dataclass
-class Constraints:
-    max_kld: float | None = None
-    max_size: int | None = None  # bytes
-    min_tg: float | None = None  # tokens/s
-
-    def to_json(self) -> dict[str, Any]:
-        return {"max_kld": self.max_kld, "max_size": self.max_size, "min_tg": self.min_tg}
-
-
-@dataclass
-class Rung:
-    type: str
-    file: Path
-    bytes: int
-    bpw: float
-    sha256: str
-    kld_mean: float
-    kld_median: float
-    kld_p99: float
-    same_top_pct: float
-    rms_dp_pct: float
-    ppl_ratio: float
-    ppl_model: float
-    pp_tokens_per_s: float
-    pp_sd: float
-    tg_tokens_per_s: float
-    tg_sd: float
-    speedup_tg: float = 0.0
-    speedup_pp: float = 0.0
-    pareto: bool = False
-    reused: bool = False
-    seconds: dict[str, float] = field(default_factory=dict)
-    # with a question file (--questions): accuracy, and the questions lost/gained against the base
-    mcq_accuracy_pct: float | None = None
-    mcq_lost: int | None = None
-    mcq_gained: int | None = None
-    mcq_p: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["file"] = str(self.file)
-        return d
-
-
-@dataclass
-class LadderResult:
-    base: dict[str, Any]
-    heldout: Path
-    imatrix: dict[str, Any] | None
-    rungs: list[Rung]  # largest first
-    constraints: Constraints
-    threads: int
-    reps: int
-    n_ctx: int
-    chunks: int
-    tokens_scored: int
-    seconds: float
-    recommendation: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"base": self.base, "heldout": str(self.heldout), "imatrix": self.imatrix,
-                "rungs": [r.to_json() for r in self.rungs], "constraints": self.constraints.to_json(),
-                "recommendation": self.recommendation, "threads": self.threads, "reps": self.reps,
-                "n_ctx": self.n_ctx, "chunks": self.chunks, "tokens_scored": self.tokens_scored,
-                "seconds": self.seconds, "outputs": self.outputs, "warnings": self.warnings}
-
-
 def _tag(progress: ProgressCallback, row: int, label: str) -> ProgressCallback:
     def inner(p: Progress) -> None:
-        progress(Progress(p.stage, p.done, p.total, f"{label}: {p.message}".rstrip(": "), p.unit, p.rate,
-                          p.rate_unit, p.eta_s, {**p.extra, "rung": float(row)}))
+        progress(replace(p, message=f"{label}: {p.message}".rstrip(": "), extra={**p.extra, "rung": float(row)}))
 
     return inner
 
@@ -165,7 +95,7 @@ def _earlier_rung(prev: dict[str, Any] | None, key: dict[str, Any], out: Path) -
 
 
 def _parameters(path: Path) -> int:
-    from medcal_gui.modelfile.model_info import inspect_model
+    from medcal_gui.inspection.model_info import inspect_model
 
     return int(inspect_model(path).parameter_count)
 
@@ -319,7 +249,7 @@ def _run(base: Path, heldout: Path, content: str, imatrix: Path | None, calibrat
          questions: Path | None, qs: Any, progress: ProgressCallback, cancel: CancelToken,
          t0: float) -> LadderResult:
     from medcal_gui.quantize.quantize import quantize_model
-    from medcal_gui.workflows.ladder_report import finish
+    from medcal_gui.workflows.ladder.ladder_report import finish
 
     shared = _tag(progress, SHARED, "shared")
 
@@ -396,7 +326,7 @@ def _run(base: Path, heldout: Path, content: str, imatrix: Path | None, calibrat
     if not base_info["ppl"]:
         base_info["ppl"] = _base_ppl(out_dir, rungs)
     if questions is not None:
-        from medcal_gui.workflows.ladder_questions import score_ladder_questions
+        from medcal_gui.workflows.ladder.ladder_questions import score_ladder_questions
 
         score_ladder_questions(res, questions, threads=threads or 1, progress=progress, cancel=cancel,
                                loaded=qs)
