@@ -15,7 +15,7 @@ from typing import Any
 
 from medcal_gui.core.errors import InputError
 from medcal_gui.core.fsutil import file_windows
-from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter
+from medcal_gui.core.jobs import BackgroundCall, CancelToken, Progress, ProgressCallback, RateMeter
 
 STAGE = "hash input"
 
@@ -32,9 +32,7 @@ class InputHasher:
         self._cancel = cancel
         self._stop = threading.Event()
         self._rows: list[dict[str, Any]] = []
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="medcal-hash-inputs", daemon=True)
-        self._thread.start()
+        self._call = BackgroundCall(self._run, name="medcal-hash-inputs")
 
     def _run(self) -> None:
         f = self.root
@@ -49,26 +47,21 @@ class InputHasher:
                         self.done += len(chunk)
                 self._rows.append({"name": str(f.relative_to(self.root)), "sha256": h.hexdigest(),
                                    "bytes": f.stat().st_size})
-        except OSError as exc:
-            self._error = InputError(f"The input file {f} cannot be read: {exc.strerror or exc}.")
-        except BaseException as exc:  # handed to the caller by result()
-            self._error = exc
+        except OSError as exc:  # any other error reaches the caller as it is, through result()
+            raise InputError(f"The input file {f} cannot be read: {exc.strerror or exc}.") from None
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        self._call.join()
 
     def result(self, progress: ProgressCallback) -> tuple[str, list[dict[str, Any]]]:
         """Wait for the last file, showing the bytes hashed; raises the thread's error or the caller's cancel."""
         meter = RateMeter()
-        while self._thread.is_alive():
-            self._cancel.check()
-            progress(Progress(STAGE, self.done, self.total, unit="bytes", rate=meter.rate(self.done), rate_unit="B",
-                              eta_s=meter.eta(self.done, self.total), message="the input files"))
-            self._thread.join(0.2)
+        self._call.wait(self._cancel, 0.2, lambda: progress(Progress(
+            STAGE, self.done, self.total, unit="bytes", rate=meter.rate(self.done), rate_unit="B",
+            eta_s=meter.eta(self.done, self.total), message="the input files")))
         self._cancel.check()
-        if self._error is not None:
-            raise self._error
+        self._call.outcome()
         # one digest for the folder: sha256 of its sha256sum listing
         listing = "".join(f"{r['sha256']}  {r['name']}\n" for r in self._rows)
         return hashlib.sha256(listing.encode("utf-8")).hexdigest(), list(self._rows)

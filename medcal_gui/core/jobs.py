@@ -11,8 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar, cast
 
 from medcal_gui.core.errors import Cancelled
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,39 @@ class RateMeter:
             return None
         dt = self.elapsed()
         return dt * (total - done) / done
+
+
+class BackgroundCall(Generic[T]):
+    """`fn()` run on a daemon thread of its own, a small future: `wait()` joins it while checking the caller's
+    cancel (and calling `tick` each poll, to show progress), `outcome()` returns what `fn` returned or raises
+    what it raised. `fn` stops early through a token of its own, which the owner sets before `join()`."""
+
+    def __init__(self, fn: Callable[[], T], name: str) -> None:
+        self._fn = fn
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # re-raised by outcome()
+            self._error = exc
+
+    def wait(self, cancel: CancelToken, poll: float, tick: Callable[[], None] | None = None) -> None:
+        """Until the thread ends: `cancel.check()`, `tick()`, then a join of `poll` seconds."""
+        while self._thread.is_alive():
+            cancel.check()
+            if tick is not None:
+                tick()
+            self._thread.join(poll)
+
+    def outcome(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._value)  # set by _run, unless fn raised
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)

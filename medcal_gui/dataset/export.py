@@ -23,9 +23,11 @@ from medcal_gui.core.errors import MedcalError
 from medcal_gui.core.fsutil import check_free_space, check_output_path, ensure_dir, make_temp, sha256_file
 from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.dataset.formatting import DEFAULT_OUTPUT, ORIGINAL_OUTPUT, format_original, format_record
+from medcal_gui.dataset.reading.encoding import EncodingInfo
 from medcal_gui.dataset.reading.load_issues import LoadIssue
 from medcal_gui.dataset.reading.loader import LoadOptions, encoding_warnings, iter_records, open_sources
 from medcal_gui.dataset.readme import render_readme
+from medcal_gui.dataset.records import Record
 from medcal_gui.dataset.validation.checks import finish_checks
 from medcal_gui.dataset.validation.results import ValidationReport
 from medcal_gui.dataset.validation.validate import narrative_digest, validate_chat_lines
@@ -103,18 +105,23 @@ class ExportResult:
                 "validation": {k: v for k, v in self.validation.to_json().items() if k != "per_record"}}
 
 
-def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, dest_dir: Path | None = None,
-                   all_variants: bool = False, variant: Variant, layout: str = "seed",
-                   options: LoadOptions | None = None, latin1_copy: bool = False,
-                   progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> ExportResult:
-    """Format `inputs` into `out` (one file) or, with `all_variants`, the seed's set in `dest_dir`."""
-    options = options or LoadOptions()
-    cancel = cancel or CancelToken()
-    meter = RateMeter()
-    sources = open_sources(inputs, options)
-    in_paths = [p for p, _, _ in sources]
-    input_bytes = sum(p.stat().st_size for p in in_paths)
+_Sources = list[tuple[Path, EncodingInfo, str]]
 
+
+@dataclass
+class _Targets:
+    """Where an export writes: the primary file, the folder, the seed's variants and every output path."""
+
+    primary: Path
+    folder: Path
+    variants: list[Variant]
+    variant_problems: list[str]
+    paths: list[Path]  # primary first; the latin-1 copy, when asked for, last
+
+
+def _plan_targets(in_paths: list[Path], input_bytes: int, out: Path | None, dest_dir: Path | None,
+                  all_variants: bool, latin1_copy: bool) -> _Targets:
+    """Every output path, checked before any work (never over an input, a folder or a FIFO), and the room."""
     if all_variants:
         folder = Path(dest_dir or ".")
         primary = folder / DEFAULT_OUTPUT
@@ -143,70 +150,116 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
     ensure_dir(folder)
     # Formatting adds roughly 330 bytes a record; budget three times the input per output file.
     check_free_space(folder, 3 * input_bytes * (len(variants) + 2) + (1 << 20), "the formatted files")
+    return _Targets(primary, folder, variants, variant_problems, targets)
 
+
+class _RecordWriter:
+    """Writes every record to every staged output and keeps what the validator, the log and the result need:
+    the count, the populations, the narratives' digests, the ids, the log entries and the latin-1 note."""
+
+    def __init__(self, stage: _Stage, targets: _Targets, variant: Variant, layout: str, all_variants: bool,
+                 latin1_copy: bool, sources: _Sources) -> None:
+        self.stage = stage
+        self.variant = variant
+        self.layout = layout
+        self.all_variants = all_variants
+        self.fh_primary = stage.open(targets.primary)
+        self.fh_variants = [(v, stage.open(targets.folder / v.output_name)) for v in targets.variants]
+        self.fh_original = stage.open(targets.folder / ORIGINAL_OUTPUT) if all_variants else None
+        self.fh_latin = (stage.open(targets.paths[-1], encoding="latin-1") if latin1_copy else None)
+        self.latin_note = ""
+        self.entries = tempfile.TemporaryFile("w+", encoding="utf-8")  # log entries, streamed
+        self.digests: list[bytes] = []
+        self.ids: list[str] = []  # so validation messages name the records, not the staged temp file
+        self.populations: dict[str, int] = {}
+        self.enc_of = {str(p): info for p, info, _ in sources}
+        self.load_issues: list[LoadIssue] = []
+        self.n = 0
+
+    def lines(self, sources: _Sources, options: LoadOptions, progress: ProgressCallback, cancel: CancelToken,
+              meter: RateMeter) -> Iterator[tuple[int, str]]:
+        """Write every output record by record, yielding the primary's lines to the validator."""
+        lineno = 0
+        for rec in iter_records(sources, options, self.load_issues):
+            text = self._write(rec)
+            if self.n % 500 == 0:
+                cancel.check()
+                progress(Progress("format", self.n, None, unit="records", rate=meter.rate(self.n),
+                                  rate_unit="records"))
+            body = text[:-1] if text.endswith("\n") else text
+            for line in body.split("\n"):
+                lineno += 1
+                yield lineno, line
+
+    def _write(self, rec: Record) -> str:
+        """One record in every output; returns its primary text."""
+        self.n += 1
+        text = format_record(rec.text, self.variant, self.layout)
+        self.fh_primary.write(text)
+        for v, fh in self.fh_variants:
+            fh.write(format_record(rec.text, v, self.layout))
+        if self.fh_original is not None:
+            self.fh_original.write(format_original(rec))
+        if self.fh_latin is not None:
+            try:
+                self.fh_latin.write(text)
+            except UnicodeEncodeError as exc:
+                bad = exc.object[exc.start:exc.end]
+                self.latin_note = (f"No latin-1 copy: record {rec.id} ({rec.source}, line {rec.line}) "
+                                   f"has {bad!r} (U+{ord(bad[0]):04X}), which latin-1 cannot hold.")
+                self.stage.drop(self.fh_latin)
+                self.fh_latin = None
+        self.digests.append(narrative_digest(rec.text))
+        self.ids.append(rec.id)
+        pop = rec.population
+        self.populations[pop] = self.populations.get(pop, 0) + 1
+        if self.all_variants:
+            self.entries.write(json.dumps({
+                "id": rec.id, "source": rec.source, "line": rec.line,
+                "encoding": self.enc_of[rec.source].encoding, "population": pop, "topic": rec.topic,
+                "chars": rec.chars, "bytes": len(rec.text.encode("utf-8")),
+                "tokens_est": rec.tokens_est, "sha256": rec.sha256}, ensure_ascii=False) + "\n")
+        return text
+
+
+def _write_log_and_readme(stage: _Stage, targets: _Targets, w: _RecordWriter, report: ValidationReport,
+                          files: list[dict[str, Any]]) -> None:
+    """The seed set's log (every record's entry) and README (sizes and digests of the staged outputs)."""
+    meta = {"medcal_version": __version__, "created": datetime.now(UTC).isoformat(),
+            "variant": w.variant.name, "layout": w.layout, "record_count": w.n,
+            "population_statistics": w.populations, "source_files": files,
+            "token_estimate_total": report.tokens_total_est}
+    with stage.open(targets.folder / LOG_NAME) as log:
+        _write_log(log, meta, w.entries)
+    outs = [(t, stage.tmp_of(t)) for t in targets.paths if t.name not in (README_NAME, LOG_NAME)
+            and any(f == t for _, f, _ in stage.items)]
+    sizes = {t.name: (tmp.stat().st_size, sha256_file(tmp)) for t, tmp in outs}
+    with stage.open(targets.folder / README_NAME) as md:
+        md.write(render_readme(meta, sizes, report, w.variant, targets.variants))
+
+
+def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, dest_dir: Path | None = None,
+                   all_variants: bool = False, variant: Variant, layout: str = "seed",
+                   options: LoadOptions | None = None, latin1_copy: bool = False,
+                   progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> ExportResult:
+    """Format `inputs` into `out` (one file) or, with `all_variants`, the seed's set in `dest_dir`."""
+    options = options or LoadOptions()
+    cancel = cancel or CancelToken()
+    meter = RateMeter()
+    sources = open_sources(inputs, options)
+    in_paths = [p for p, _, _ in sources]
+    targets = _plan_targets(in_paths, sum(p.stat().st_size for p in in_paths), out, dest_dir, all_variants,
+                            latin1_copy)
     stage = _Stage()
     try:
-        fh_primary = stage.open(primary)
-        fh_variants = [(v, stage.open(folder / v.output_name)) for v in variants]
-        fh_original = stage.open(folder / ORIGINAL_OUTPUT) if all_variants else None
-        fh_latin = (stage.open(targets[-1], encoding="latin-1") if latin1_copy else None)
-        latin_note = ""
-        entries = tempfile.TemporaryFile("w+", encoding="utf-8")  # log entries, streamed
-        digests: list[bytes] = []
-        ids: list[str] = []  # so validation messages name the records, not the staged temp file
-        populations: dict[str, int] = {}
-        enc_of = {str(p): info for p, info, _ in sources}
-        load_issues: list[LoadIssue] = []
-        counter = {"n": 0}
-
-        def formatted_lines() -> Iterator[tuple[int, str]]:
-            """Write every output record by record, yielding the primary's lines to the validator."""
-            nonlocal fh_latin, latin_note
-            lineno = 0
-            for rec in iter_records(sources, options, load_issues):
-                counter["n"] += 1
-                n = counter["n"]
-                text = format_record(rec.text, variant, layout)
-                fh_primary.write(text)
-                for v, fh in fh_variants:
-                    fh.write(format_record(rec.text, v, layout))
-                if fh_original is not None:
-                    fh_original.write(format_original(rec))
-                if fh_latin is not None:
-                    try:
-                        fh_latin.write(text)
-                    except UnicodeEncodeError as exc:
-                        bad = exc.object[exc.start:exc.end]
-                        latin_note = (f"No latin-1 copy: record {rec.id} ({rec.source}, line {rec.line}) "
-                                      f"has {bad!r} (U+{ord(bad[0]):04X}), which latin-1 cannot hold.")
-                        stage.drop(fh_latin)
-                        fh_latin = None
-                digests.append(narrative_digest(rec.text))
-                ids.append(rec.id)
-                pop = rec.population
-                populations[pop] = populations.get(pop, 0) + 1
-                if all_variants:
-                    entries.write(json.dumps({
-                        "id": rec.id, "source": rec.source, "line": rec.line,
-                        "encoding": enc_of[rec.source].encoding, "population": pop, "topic": rec.topic,
-                        "chars": rec.chars, "bytes": len(rec.text.encode("utf-8")),
-                        "tokens_est": rec.tokens_est, "sha256": rec.sha256}, ensure_ascii=False) + "\n")
-                if n % 500 == 0:
-                    cancel.check()
-                    progress(Progress("format", n, None, unit="records", rate=meter.rate(n),
-                                      rate_unit="records"))
-                body = text[:-1] if text.endswith("\n") else text
-                for line in body.split("\n"):
-                    lineno += 1
-                    yield lineno, line
-
+        w = _RecordWriter(stage, targets, variant, layout, all_variants, latin1_copy, sources)
         # The validator drives the writer: one pass, and the primary file is checked as it is written.
-        report = ValidationReport(source=str(primary))
-        validate_chat_lines(formatted_lines(), report, digests, ids, variant.marker or None)
-        n = counter["n"]
+        report = ValidationReport(source=str(targets.primary))
+        validate_chat_lines(w.lines(sources, options, progress, cancel, meter), report, w.digests, w.ids,
+                            variant.marker or None)
         cancel.check()
         stage.close_all()
-        report.file_size = stage.tmp_of(primary).stat().st_size
+        report.file_size = stage.tmp_of(targets.primary).stat().st_size
         finish_checks(report)  # the checklist (README, GUI) shows the written size
         if report.errors:
             raise MedcalError("The formatted output failed validation, so nothing was written: "
@@ -214,29 +267,19 @@ def export_dataset(inputs: Sequence[Path | str], *, out: Path | None = None, des
         cancel.check()
         files = [{"path": str(p), "encoding": info.encoding, "encoding_method": info.method,
                   "chardet_confidence": info.confidence, "note": info.note} for p, info, _ in sources]
-        warnings = (encoding_warnings([i for _, i, _ in sources], in_paths) + [i.message for i in load_issues]
-                    + report.warnings + variant_problems)
-        notes = [latin_note] if latin_note else []
+        warnings = (encoding_warnings([i for _, i, _ in sources], in_paths) + [i.message for i in w.load_issues]
+                    + report.warnings + targets.variant_problems)
+        notes = [w.latin_note] if w.latin_note else []
         if all_variants:
-            meta = {"medcal_version": __version__, "created": datetime.now(UTC).isoformat(),
-                    "variant": variant.name, "layout": layout, "record_count": n,
-                    "population_statistics": populations, "source_files": files,
-                    "token_estimate_total": report.tokens_total_est}
-            with stage.open(folder / LOG_NAME) as log:
-                _write_log(log, meta, entries)
-            outs = [(t, stage.tmp_of(t)) for t in targets if t.name not in (README_NAME, LOG_NAME)
-                    and any(f == t for _, f, _ in stage.items)]
-            sizes = {t.name: (tmp.stat().st_size, sha256_file(tmp)) for t, tmp in outs}
-            with stage.open(folder / README_NAME) as md:
-                md.write(render_readme(meta, sizes, report, variant, variants))
-        entries.close()
+            _write_log_and_readme(stage, targets, w, report, files)
+        w.entries.close()
         outputs = stage.commit()
     except BaseException:
         stage.abort()
         raise
-    progress(Progress("validate", n, n, unit="records"))
-    return ExportResult(outputs, n, populations, files, report, variant.name, layout, warnings, notes,
-                        time.monotonic() - meter.start, load_issues)
+    progress(Progress("validate", w.n, w.n, unit="records"))
+    return ExportResult(outputs, w.n, w.populations, files, report, variant.name, layout, warnings, notes,
+                        time.monotonic() - meter.start, w.load_issues)
 
 
 def _write_log(log: IO[str], meta: dict[str, Any], entries: IO[str]) -> None:

@@ -18,7 +18,6 @@ import datetime as _dt
 import json
 import logging
 import subprocess
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,7 +39,7 @@ from medcal_gui.core.fsutil import (
     sha256_file,
     write_text_atomic,
 )
-from medcal_gui.core.jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from medcal_gui.core.jobs import BackgroundCall, CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from medcal_gui.core.units import MiB
 from medcal_gui.llama.versions import manifest_versions
 from medcal_gui.quantize.output_hash import OutputHash
@@ -124,37 +123,30 @@ def _clip(s: str) -> str:
 
 
 class _BackgroundHash:
-    """sha256 of a file, computed on a thread unless an earlier run remembered it; `result()` waits for it,
-    `stop()` abandons it."""
+    """sha256 of a file, computed on a thread (core.jobs.BackgroundCall) unless an earlier run remembered it;
+    `result()` waits for it, `stop()` abandons it."""
 
     def __init__(self, path: Path, cancel: CancelToken) -> None:
         self._stop = CancelToken()
-        self._value: str | None = known_sha256(path)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(path,), name="medcal-hash", daemon=True)
-        if self._value is None:  # a thread that only looked the digest up held the GIL while the job was sent
-            self._thread.start()
+        self._known: str | None = known_sha256(path)
         self._cancel = cancel
+        # a thread that only looked the digest up held the GIL while the job was sent
+        self._call = None if self._known is not None else BackgroundCall(lambda: self._hash(path), name="medcal-hash")
 
-    def _run(self, path: Path) -> None:
-        try:
-            self._value = file_sha256(path, lambda p: _sha256(p, self._stop, no_progress, "hash input"))
-        except BaseException as exc:  # re-raised in result()
-            self._error = exc
+    def _hash(self, path: Path) -> str:
+        return file_sha256(path, lambda p: _sha256(p, self._stop, no_progress, "hash input"))
 
     def result(self) -> str:
-        while self._thread.is_alive():
-            self._cancel.check()
-            self._thread.join(0.1)
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None
-        return self._value
+        if self._call is None:
+            assert self._known is not None
+            return self._known
+        self._call.wait(self._cancel, 0.1)
+        return self._call.outcome()
 
     def stop(self) -> None:
         self._stop.cancel()
-        if self._thread.is_alive():
-            self._thread.join(5)
+        if self._call is not None:
+            self._call.join(5)
 
 
 def _coverage_warnings(model: Path, matrices: list[str], data: ImatrixData, label: str) -> list[str]:
@@ -209,6 +201,98 @@ def _log_verdict(watch: LogWatch, model: Path, qt: QuantType, data: ImatrixData 
     return warnings
 
 
+class _Children:
+    """The quantize children (quantize_process) a quantize_model call holds. `discard()` is its one clean-up, run
+    on every way out: a child that run_child took is gone already, any other is ended."""
+
+    def __init__(self, main: subprocess.Popen[bytes] | None) -> None:
+        self.main = main  # the real run's child
+        self.dry: subprocess.Popen[bytes] | None = None  # the dry run's, until run_child takes it
+
+    def discard(self) -> None:
+        for proc in (self.dry, self.main):
+            if proc is not None:
+                discard_child(proc)
+        self.dry = self.main = None
+
+
+def _check_inputs(model: Path, out: Path, imatrix: Path | ImatrixData | None, output_tensor_type: str | None,
+                  token_embedding_type: str | None, dry_run: bool) -> tuple[int | None, int | None, list[str]]:
+    """The checks before any work: the input files, the type names and, for a real run, every output path (the
+    partial files an interrupted run left are removed). Returns the two override type ids and the notes."""
+    warnings: list[str] = []
+    # a FIFO would block the reader and /dev/zero be read without end: refused before anything opens them
+    check_input_file(model, "model file", error=ModelError)
+    if isinstance(imatrix, (str, Path)):
+        check_input_file(Path(imatrix), "importance matrix")
+    out_type = ggml_type_id(output_tensor_type) if output_tensor_type else None
+    emb_type = ggml_type_id(token_embedding_type, "--token-embedding-type") if token_embedding_type else None
+    if not dry_run:  # every output path is checked before any work
+        inputs = [model] + ([Path(imatrix)] if isinstance(imatrix, (str, Path)) else [])
+        check_output_path(out, inputs, sidecars=SIDECARS, what="quantized model")
+        for note in remove_stale_partials(out.parent, out.suffix + ".tmp"):
+            log.warning("%s", note)
+            warnings.append(note)
+    return out_type, emb_type, warnings
+
+
+def _load_imatrix(imatrix: Path | ImatrixData | None) -> tuple[ImatrixData | None, str | None, Path | None]:
+    """The importance matrix (data, label, path), refused when llama-quantize would refuse it or it is empty."""
+    data: ImatrixData | None = None
+    imatrix_label: str | None = None
+    imatrix_path = Path(imatrix) if isinstance(imatrix, (str, Path)) else None
+    if imatrix_path is not None:
+        data = ImatrixData.load(imatrix_path)
+        imatrix_label = str(imatrix_path)
+        if not data.is_legacy and not data.has_metadata:
+            raise InputError(f"The importance matrix {imatrix_path} lacks its imatrix.* metadata; "
+                             "llama-quantize refuses such a file. Recompute it with `medcal imatrix`.")
+    elif isinstance(imatrix, ImatrixData):
+        data = imatrix
+        imatrix_label = "(in memory)"
+    if data is not None and not data.entries:
+        raise InputError(f"The importance matrix {imatrix_label} holds no entries.")
+    return data, imatrix_label, imatrix_path
+
+
+def _kv_overrides(data: ImatrixData | None, imatrix_label: str | None,
+                  provenance: Mapping[str, object] | None) -> list[tuple[str, int | str]]:
+    """The metadata keys the output gets: llama-quantize's quantize.imatrix.*, medcal.version and `provenance`."""
+    kv: list[tuple[str, int | str]] = []
+    if data is not None:
+        kv.append(("quantize.imatrix.file", _clip(imatrix_label or "")))
+        if data.datasets:
+            kv.append(("quantize.imatrix.dataset", _clip(data.datasets[0])))
+        kv.append(("quantize.imatrix.entries_count", len(data.entries)))
+        if data.chunk_count > 0:
+            kv.append(("quantize.imatrix.chunks_count", int(data.chunk_count)))
+    kv.append(("medcal.version", __version__))
+    for k, v in (provenance or {}).items():
+        key = k if k.startswith("medcal.") else "medcal." + k
+        val = _kv_value(v)
+        kv.append((key, _clip(val) if isinstance(val, str) else val))
+    return kv
+
+
+def _run_dry(job: QuantizeJob, children: _Children, model: Path, dry_run: bool,
+             tensor_types: Sequence[TensorTypeRule], progress: ProgressCallback, cancel: CancelToken) -> LogWatch:
+    """llama.cpp's own size estimate: a dry run reads only metadata (quick enough to run here). A real run skips
+    it where the disk has room even for every tensor as F32."""
+    dry = LogWatch(progress, "quantize (size estimate)" if not dry_run else "quantize")
+    if tensor_types:
+        # llama.cpp matches the rules with std::regex, which nothing interrupts: in a child, which a cancel ends
+        # at once (the real run's child starts meanwhile)
+        children.dry, children.main = (children.main if children.main is not None else start_child()), None
+        children.main = None if dry_run else take_child()
+        proc, children.dry = children.dry, None
+        rc = run_child(job, dry, cancel, proc)
+    else:
+        rc = run_quantize(job, dry)
+    if rc != 0:
+        raise ModelError(dry.explain(f"Cannot quantize {model}"))
+    return dry
+
+
 def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | ImatrixData | None = None,
                    threads: int | None = None, dry_run: bool = False, output_tensor_type: str | None = None,
                    token_embedding_type: str | None = None, pure: bool = False,
@@ -227,49 +311,20 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
     """
     cancel = cancel or CancelToken()
     t0 = time.monotonic()
-    warnings: list[str] = []
+    children = _Children(child)
     try:
         qt: QuantType = get_quant_type(qtype)
         model, out = Path(model), Path(out)
-        # a FIFO would block the reader and /dev/zero be read without end: refused before anything opens them
-        check_input_file(model, "model file", error=ModelError)
-        if isinstance(imatrix, (str, Path)):
-            check_input_file(Path(imatrix), "importance matrix")
-        out_type = ggml_type_id(output_tensor_type) if output_tensor_type else None
-        emb_type = ggml_type_id(token_embedding_type, "--token-embedding-type") if token_embedding_type else None
-        if not dry_run:  # every output path is checked before any work
-            inputs = [model] + ([Path(imatrix)] if isinstance(imatrix, (str, Path)) else [])
-            check_output_path(out, inputs, sidecars=SIDECARS, what="quantized model")
-            for note in remove_stale_partials(out.parent, out.suffix + ".tmp"):
-                log.warning("%s", note)
-                warnings.append(note)
-    except BaseException:
-        if child is not None:
-            discard_child(child)
-        raise
-    if dry_run and child is not None:
-        discard_child(child)
-        child = None
-    # The child starts now (unless it was started earlier, or a warm_children block has one ready) and loads
-    # llama.cpp while this process reads the imatrix and checks the limits.
-    if not dry_run and child is None:
-        child = take_child()
-    try:
-        data: ImatrixData | None = None
-        imatrix_label: str | None = None
+        out_type, emb_type, warnings = _check_inputs(model, out, imatrix, output_tensor_type, token_embedding_type,
+                                                     dry_run)
+        if dry_run:
+            children.discard()
+        # The child starts now (unless it was started earlier, or a warm_children block has one ready) and loads
+        # llama.cpp while this process reads the imatrix and checks the limits.
+        if not dry_run and children.main is None:
+            children.main = take_child()
+        data, imatrix_label, imatrix_path = _load_imatrix(imatrix)
         imatrix_sha: str | None = None
-        imatrix_path = Path(imatrix) if isinstance(imatrix, (str, Path)) else None
-        if imatrix_path is not None:
-            data = ImatrixData.load(imatrix_path)
-            imatrix_label = str(imatrix_path)
-            if not data.is_legacy and not data.has_metadata:
-                raise InputError(f"The importance matrix {imatrix_path} lacks its imatrix.* metadata; "
-                                 "llama-quantize refuses such a file. Recompute it with `medcal imatrix`.")
-        elif isinstance(imatrix, ImatrixData):
-            data = imatrix
-            imatrix_label = "(in memory)"
-        if data is not None and not data.entries:
-            raise InputError(f"The importance matrix {imatrix_label} holds no entries.")
         prune = sorted(set(prune_layers))
         matches, notes = override_checks(model, tensor_types, prune, qt.is_float, token_embedding_type,
                                          output_tensor_type, cancel=cancel)
@@ -284,22 +339,9 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
         if not dry_run:
             ensure_dir(out.parent)
 
-        kv: list[tuple[str, int | str]] = []
+        kv = _kv_overrides(data, imatrix_label, provenance)
         importance = None if data is None else {  # as bytes: the child has no numpy to unpickle arrays with
             name: values.astype("<f4", copy=False).tobytes() for name, values in data.importance().items()}
-        if data is not None:
-            kv.append(("quantize.imatrix.file", _clip(imatrix_label or "")))
-            if data.datasets:
-                kv.append(("quantize.imatrix.dataset", _clip(data.datasets[0])))
-            kv.append(("quantize.imatrix.entries_count", len(data.entries)))
-            if data.chunk_count > 0:
-                kv.append(("quantize.imatrix.chunks_count", int(data.chunk_count)))
-        kv.append(("medcal.version", __version__))
-        for k, v in (provenance or {}).items():
-            key = k if k.startswith("medcal.") else "medcal." + k
-            val = _kv_value(v)
-            kv.append((key, _clip(val) if isinstance(val, str) else val))
-
         job = QuantizeJob(model=str(model), out=str(out), ftype=qt.ftype, nthread=threads or 0,
                           allow_requantize=allow_requantize, pure=pure, dry_run=True,
                           output_tensor_type=out_type, token_embedding_type=emb_type, imatrix=importance,
@@ -310,23 +352,7 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
         dry_ran = estimate is None
         dry_lines: list[str] | None = None  # the dry run's tensor lines, when one ran
         if estimate is None:
-            # llama.cpp's own size estimate: a dry run reads only metadata (quick enough to run here). A real
-            # run skips it where the disk has room even for every tensor as F32.
-            dry = LogWatch(progress, "quantize (size estimate)" if not dry_run else "quantize")
-            if tensor_types:
-                # llama.cpp matches the rules with std::regex, which nothing interrupts: in a child, which a
-                # cancel ends at once (the real run's child starts meanwhile)
-                dry_child, child = (child if child is not None else start_child()), None
-                try:
-                    child = None if dry_run else take_child()
-                except BaseException:
-                    discard_child(dry_child)
-                    raise
-                rc = run_child(job, dry, cancel, dry_child)
-            else:
-                rc = run_quantize(job, dry)
-            if rc != 0:
-                raise ModelError(dry.explain(f"Cannot quantize {model}"))
+            dry = _run_dry(job, children, model, dry_run, tensor_types, progress, cancel)
             dry_lines = dry.tensor_lines
             warnings += _log_verdict(dry, model, qt, data, imatrix_label, advice, tensor_types)
             est = int(dry.sizes.get("quant", 0.0) * MiB)
@@ -343,41 +369,37 @@ def quantize_model(model: Path, out: Path, qtype: str, *, imatrix: Path | Imatri
         check(quantize_needs(model, out, qt.bpw, output_bytes=estimate))  # memory, and disk with what it holds
         if imatrix_path is not None:
             imatrix_sha = _sha256(imatrix_path, cancel, no_progress, "hash imatrix")
-    except BaseException:
-        if child is not None:
-            discard_child(child)
-        raise
 
-    watch = LogWatch(progress, "quantize", has_imatrix=data is not None)
-    t_q = time.monotonic()
-    # The input is hashed while the child quantizes (hashlib releases the GIL): it costs no wall time. So is the
-    # output, as llama.cpp writes it (output_hash), once the child has its job.
-    input_hash = _BackgroundHash(model, cancel)
-    output_hash: list[OutputHash] = []
-    try:
-        with atomic_path(out) as tmp:
-            job.out = str(tmp)
-            job.dry_run = False
-            rc = run_child(job, watch, cancel, child,
-                           on_sent=lambda: output_hash.append(OutputHash(job, tmp, cancel, dry_lines)))
-            if rc != 0:
-                if watch.needs_imatrix and data is None:
-                    _log_verdict(watch, model, qt, data, imatrix_label, advice, tensor_types)  # raises
-                raise ModelError(watch.explain(f"Quantizing {model} to {qt.name} failed", out))
-            if not dry_ran:
-                warnings += _log_verdict(watch, model, qt, data, imatrix_label, advice, tensor_types)
-            quantize_s = time.monotonic() - t_q
-            cancel.check()
-            out_sha = (output_hash[0].finish() if output_hash else None) or _sha256(tmp, cancel, progress,
-                                                                                   "hash output")
-            out_bytes = tmp.stat().st_size
-            model_sha = input_hash.result()
+        watch = LogWatch(progress, "quantize", has_imatrix=data is not None)
+        t_q = time.monotonic()
+        # The input is hashed while the child quantizes (hashlib releases the GIL): it costs no wall time. So is
+        # the output, as llama.cpp writes it (output_hash), once the child has its job.
+        input_hash = _BackgroundHash(model, cancel)
+        output_hash: list[OutputHash] = []
+        try:
+            with atomic_path(out) as tmp:
+                job.out = str(tmp)
+                job.dry_run = False
+                rc = run_child(job, watch, cancel, children.main,
+                               on_sent=lambda: output_hash.append(OutputHash(job, tmp, cancel, dry_lines)))
+                if rc != 0:
+                    if watch.needs_imatrix and data is None:
+                        _log_verdict(watch, model, qt, data, imatrix_label, advice, tensor_types)  # raises
+                    raise ModelError(watch.explain(f"Quantizing {model} to {qt.name} failed", out))
+                if not dry_ran:
+                    warnings += _log_verdict(watch, model, qt, data, imatrix_label, advice, tensor_types)
+                quantize_s = time.monotonic() - t_q
+                cancel.check()
+                out_sha = (output_hash[0].finish() if output_hash else None) or _sha256(tmp, cancel, progress,
+                                                                                       "hash output")
+                out_bytes = tmp.stat().st_size
+                model_sha = input_hash.result()
+        finally:
+            input_hash.stop()
+            for h in output_hash:
+                h.stop()
     finally:
-        input_hash.stop()
-        for h in output_hash:
-            h.stop()
-        if child is not None:
-            discard_child(child)  # gone already unless something failed before it got its job
+        children.discard()  # the real run's child is gone already unless something failed before it got its job
     # Sidecars are written after the model is in place: a cancel before this point leaves nothing.
     sha_file = out.with_name(out.name + ".sha256")
     write_text_atomic(sha_file, f"{out_sha}  {out.name}\n")
