@@ -122,10 +122,17 @@ def predict_meta(model: Path, plan: Sequence[tuple[str, list[int], str]], ftype:
     return bytes(meta), len(meta) + offset
 
 
+# Whether the thread lowers itself. The window turns this off while it runs (ui/jobs/gil_policy.py): the thread
+# takes the GIL, and a thread at nice 19 that the kernel preempts holding it leaves the GUI thread waiting for it
+# behind all the machine's other work (priority inversion; seen under load: the GUI thread stalled 65 ms while
+# this thread, holding the GIL, sat 72-136 ms in the run queue).
+LOWER_PRIORITY = True
+
+
 def _yield_to_others() -> None:
     """This thread runs at the lowest priority (Linux: a thread's own nice value), so that its work (the dry run,
     the hash) fills the moments llama.cpp leaves a core idle instead of taking one from its threads."""
-    if sys.platform.startswith("linux"):
+    if LOWER_PRIORITY and sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 

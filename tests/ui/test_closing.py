@@ -12,13 +12,19 @@ from PySide6.QtWidgets import QMessageBox
 from medcal_gui.core.jobs import CancelToken, ProgressCallback
 
 
-def _slow_to_stop(started: threading.Event, stopped: threading.Event, linger_s: float = 0.6):  # type: ignore[no-untyped-def]
+def _slow_to_stop(started: threading.Event, stopped: threading.Event,  # type: ignore[no-untyped-def]
+                  linger: float | threading.Event = 0.6):
+    """A job that takes a while to return after the cancel (C code): `linger` seconds, or until the event is
+    set (at most 10 s)."""
     def job(progress: ProgressCallback, cancel: CancelToken) -> None:
         started.set()
         try:
             while not cancel.cancelled:
                 cancel.wait(0.01)
-            time.sleep(linger_s)  # C code that takes a while to return after the cancel
+            if isinstance(linger, threading.Event):
+                linger.wait(10)
+            else:
+                time.sleep(linger)
         finally:
             stopped.set()
         cancel.check()
@@ -28,15 +34,26 @@ def _slow_to_stop(started: threading.Event, stopped: threading.Event, linger_s: 
 
 def test_close_during_a_job_asks_cancels_shows_stopping_and_closes_cleanly(qtbot, window) -> None:  # type: ignore[no-untyped-def]
     started, stopped = threading.Event(), threading.Event()
+    # The job returns once the GUI thread's timer has ticked 10 times after the Yes: it stops only if the event
+    # loop runs while the window waits for it (a wait that blocked the GUI thread would hold it, then fail
+    # below). Counted against a fixed 0.6 s of linger instead, the test asked the machine to run the GUI thread
+    # 10 times in 0.6 s: a timing bet a loaded host can lose.
+    ticked = threading.Event()
     window.show()
-    assert window.bench.start_job(_slow_to_stop(started, stopped), "Quantizing")
+    assert window.bench.start_job(_slow_to_stop(started, stopped, ticked), "Quantizing")
     assert started.wait(5)
     assert not window.close()  # not yet: the question is open
     box = window.closer.question
     assert box is not None and box.isVisible() and "“Quantizing” is still running" in box.text()
     ticks: list[int] = []
+
+    def tick() -> None:
+        ticks.append(1)
+        if len(ticks) >= 10 and window.closer.stopping:
+            ticked.set()
+
     timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(1))
+    timer.timeout.connect(tick)
     timer.start(20)
     box.button(QMessageBox.StandardButton.Yes).click()
     assert window.closer.stopping and window.isVisible()
@@ -49,7 +66,7 @@ def test_close_during_a_job_asks_cancels_shows_stopping_and_closes_cleanly(qtbot
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=10000)
     timer.stop()
     assert stopped.is_set() and window.bench.stopped()  # no worker thread left
-    assert len(ticks) >= 10  # the event loop kept running while the job stopped (~0.6 s)
+    assert ticked.is_set() and len(ticks) >= 10  # the event loop kept running while the job stopped
     assert not window.bench.start_job(lambda progress, cancel: None, "too late")  # closing: nothing starts
 
 
@@ -134,7 +151,14 @@ def test_a_model_changed_during_a_reply_is_freed_when_the_reply_ends(qtbot, wind
     pane.set_models(tiny_model, None)
     pane.params.set("max_tokens", 400)
     assert pane.send("Tell me a long story")
-    qtbot.waitUntil(lambda: str(tiny_model) in pane.sessions, timeout=20000)
+    # Wait for the worker to load the model without running the event loop: the reply's end cannot be handled
+    # meanwhile, so it is still running for the pane whatever the worker has done. (Waited for with the event loop
+    # running, a reply that ends within a few tokens, as 3 of 300 random seeds do on the tiny model, could be over
+    # before the model changed: the old model was then freed at once, and the test failed.)
+    deadline = time.monotonic() + 20
+    while str(tiny_model) not in pane.sessions:
+        assert time.monotonic() < deadline, "the chat model did not load within 20 s"
+        time.sleep(0.01)
     llm = pane.sessions[str(tiny_model)].llm
     pane.set_models(other, None)  # while the reply runs: the model cannot be freed yet
     assert str(tiny_model) in pane.sessions
